@@ -1,0 +1,48 @@
+//! What a broker operation can refuse.
+
+use crate::storage::StoreError;
+
+/// Why a broker operation did not happen. Every variant leaves state unchanged.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BrokerError {
+    /// No job with that id exists (or it was purged).
+    #[error("no job with that id")]
+    JobNotFound,
+    /// No queue with that name exists.
+    #[error("no queue with that name")]
+    QueueNotFound,
+    /// The queue name is outside `[A-Za-z0-9._-]{1,128}`.
+    #[error("queue names are 1-128 characters of A-Z, a-z, 0-9, '.', '_' and '-'")]
+    InvalidQueueName,
+    /// The job is not leased, so there is no lease to ack, nack or extend.
+    #[error("the job is not leased (it is {state})")]
+    NotLeased {
+        /// Its current state.
+        state: &'static str,
+    },
+    /// The token belongs to another delivery of this job (or to no delivery at all).
+    #[error("the lease token is not the job's current lease (it was delivered again, or the token is wrong)")]
+    StaleLease,
+    /// The token is the current one, but its deadline has passed.
+    #[error("the lease expired; the job will be retried")]
+    LeaseExpired,
+    /// Cancel of a leased job: ack or nack it, or wait for the lease to expire.
+    #[error("the job is leased; it can be cancelled once it is acked, nacked or its lease expires")]
+    JobLeased,
+    /// Cancel of a job that already succeeded.
+    #[error("the job already finished ({state})")]
+    JobFinished {
+        /// Its state.
+        state: &'static str,
+    },
+    /// The job's enqueue is still being applied; retry.
+    #[error("the job is being enqueued; retry")]
+    JobBusy,
+    /// The broker is shutting down.
+    #[error("the broker is shutting down")]
+    ShuttingDown,
+    /// The store failed.
+    #[error(transparent)]
+    Storage(#[from] StoreError),
+}

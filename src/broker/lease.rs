@@ -1,0 +1,306 @@
+//! Poll, ack, nack and extend: everything that hands out or settles a lease.
+
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+use super::state::{Phase, Slot, State};
+use super::{AckItem, Broker, BrokerError, Delivery, NackRequest, PollRequest, Prepared, committed, stored_state};
+use crate::clock::Millis;
+use crate::job::{JobId, JobState, LeaseToken, valid_queue_name};
+use crate::storage::{JobChange, StoredState, WriteOp};
+
+/// Why a presented lease token does not settle the job.
+enum LeaseCheck {
+    /// The job is not live in memory: finished, purged, or unknown (the store decides which).
+    Missing,
+    Refused(BrokerError),
+}
+
+/// Checks `token` against the job's current lease at time `now`.
+fn check_lease(slot: Option<&Slot>, token: LeaseToken, now: Millis) -> Result<(), LeaseCheck> {
+    let slot = slot.ok_or(LeaseCheck::Missing)?;
+    let Phase::Leased { nonce, deadline } = slot.phase else {
+        return Err(LeaseCheck::Refused(BrokerError::NotLeased { state: slot.phase.state().as_str() }));
+    };
+    if token.attempt != slot.attempts || token.nonce != nonce {
+        return Err(LeaseCheck::Refused(BrokerError::StaleLease));
+    }
+    if deadline <= now {
+        return Err(LeaseCheck::Refused(BrokerError::LeaseExpired));
+    }
+    Ok(())
+}
+
+impl Broker {
+    /// Delivers up to `request.max` ready jobs of `queue`, waiting up to `request.wait_ms` for
+    /// the first one. Each delivery's lease is stored before it is returned.
+    pub async fn poll(&self, queue: &str, request: PollRequest) -> Result<Vec<Delivery>, BrokerError> {
+        if !valid_queue_name(queue) {
+            return Err(BrokerError::InvalidQueueName);
+        }
+        let until = tokio::time::Instant::now() + Duration::from_millis(request.wait_ms);
+        let notify = self.waiter(queue);
+        let result = async {
+            loop {
+                // Register interest before looking, so a job made ready in between still wakes us.
+                let mut notified = pin!(notify.notified());
+                notified.as_mut().enable();
+                if self.is_shutting_down() {
+                    return Ok(Vec::new());
+                }
+                let deliveries = self.lease_ready(queue, request).await?;
+                if !deliveries.is_empty() || request.wait_ms == 0 {
+                    return Ok(deliveries);
+                }
+                if tokio::time::timeout_at(until, notified).await.is_err() {
+                    return Ok(Vec::new());
+                }
+            }
+        }
+        .await;
+        self.release_waiter(queue, notify);
+        result
+    }
+
+    fn waiter(&self, queue: &str) -> Arc<Notify> {
+        let mut state = self.state.lock();
+        if let Some(notify) = state.waiters.get(queue) {
+            return notify.clone();
+        }
+        let notify = Arc::new(Notify::new());
+        state.waiters.insert(Arc::from(queue), notify.clone());
+        notify
+    }
+
+    /// Forgets a queue's waiter entry once nobody waits on it, so polling many names does not
+    /// grow memory.
+    fn release_waiter(&self, queue: &str, notify: Arc<Notify>) {
+        let mut state = self.state.lock();
+        drop(notify);
+        if state.waiters.get(queue).is_some_and(|n| Arc::strong_count(n) == 1) {
+            state.waiters.remove(queue);
+        }
+    }
+
+    async fn lease_ready(&self, queue: &str, request: PollRequest) -> Result<Vec<Delivery>, BrokerError> {
+        let admission = self.store.admit().await?;
+        let now = self.now();
+        let mut leased = Vec::new();
+        let pending = {
+            let mut state = self.state.lock();
+            let Some(q) = state.queues.get(queue) else { return Ok(Vec::new()) };
+            if q.config.paused {
+                return Ok(Vec::new());
+            }
+            let default_lease = q.config.lease_ms;
+            let ids: Vec<u64> = q.ready.iter().take(request.max).map(|&(_, id)| id).collect();
+            let mut prepared = Prepared::default();
+            for id in ids {
+                let Some(mut slot) = state.unplace(id) else { continue };
+                slot.attempts += 1;
+                let nonce = state.rng.next_u64();
+                let lease_ms = request.lease_ms.or(slot.lease_ms).unwrap_or(default_lease);
+                let deadline = now.saturating_add(lease_ms);
+                slot.phase = Phase::Leased { nonce, deadline };
+                let token = LeaseToken { attempt: slot.attempts, nonce };
+                prepared.ops.push(WriteOp::Update {
+                    id,
+                    change: JobChange {
+                        state: StoredState::Leased { nonce, deadline },
+                        attempts: slot.attempts,
+                        last_error: None,
+                        result: None,
+                        at: now,
+                    },
+                });
+                prepared.fetch.push(id);
+                leased.push((id, token, deadline, slot.priority));
+                state.place(id, slot, now);
+                self.deadline_added(deadline);
+            }
+            if let Some(q) = state.queues.get_mut(queue) {
+                q.counters.delivered += leased.len() as u64;
+            }
+            self.submit(admission, prepared)
+        };
+        let rows = committed(pending).await?;
+        Ok(leased
+            .into_iter()
+            .zip(rows)
+            .filter_map(|((id, lease, lease_expires_at, priority), row)| {
+                let row = row?;
+                Some(Delivery {
+                    id: JobId(id),
+                    queue: row.record.queue,
+                    payload: row.body.payload,
+                    priority,
+                    attempt: lease.attempt,
+                    lease,
+                    lease_expires_at,
+                    headers: row.body.headers,
+                    enqueued_at: row.record.enqueued_at,
+                })
+            })
+            .collect())
+    }
+
+    /// Acks one job.
+    pub async fn ack(&self, item: AckItem) -> Result<(), BrokerError> {
+        let mut outcomes = self.ack_many(vec![item]).await?;
+        outcomes.pop().unwrap_or(Err(BrokerError::JobNotFound))
+    }
+
+    /// Acks many jobs in one durable write; one outcome per item, in order. Items that fail
+    /// change nothing; the others succeed.
+    pub async fn ack_many(&self, items: Vec<AckItem>) -> Result<Vec<Result<(), BrokerError>>, BrokerError> {
+        let admission = self.store.admit().await?;
+        let now = self.now();
+        let mut outcomes: Vec<Option<Result<(), BrokerError>>> = Vec::with_capacity(items.len());
+        let pending = {
+            let mut state = self.state.lock();
+            let mut prepared = Prepared::default();
+            for item in &items {
+                let id = item.id.0;
+                match check_lease(state.jobs.get(&id), item.lease, now) {
+                    Ok(()) => {
+                        let Some(slot) = state.unplace(id) else { continue };
+                        state.count_finished(&slot.queue, JobState::Succeeded);
+                        if let Some(q) = state.queues.get_mut(&slot.queue) {
+                            q.counters.acked += 1;
+                        }
+                        prepared.ops.push(WriteOp::Update {
+                            id,
+                            change: JobChange {
+                                state: StoredState::Succeeded { finished_at: now },
+                                attempts: slot.attempts,
+                                last_error: None,
+                                result: item.result.clone(),
+                                at: now,
+                            },
+                        });
+                        outcomes.push(Some(Ok(())));
+                    }
+                    Err(LeaseCheck::Missing) => outcomes.push(None),
+                    Err(LeaseCheck::Refused(error)) => outcomes.push(Some(Err(error))),
+                }
+            }
+            self.submit(admission, prepared)
+        };
+        committed(pending).await?;
+        let mut resolved = Vec::with_capacity(outcomes.len());
+        for (item, outcome) in items.iter().zip(outcomes) {
+            resolved.push(match outcome {
+                Some(outcome) => outcome,
+                None => Err(self.missing_job_error(item.id.0).await),
+            });
+        }
+        Ok(resolved)
+    }
+
+    /// Fails the current attempt: retry after `delay_ms` or the backoff, or dead when asked or
+    /// out of attempts. Returns the job's new state.
+    pub async fn nack(&self, id: JobId, lease: LeaseToken, request: NackRequest) -> Result<JobState, BrokerError> {
+        let admission = self.store.admit().await?;
+        let now = self.now();
+        let outcome = {
+            let mut state = self.state.lock();
+            check_lease(state.jobs.get(&id.0), lease, now).map(|()| {
+                let slot = state.unplace(id.0)?;
+                if let Some(q) = state.queues.get_mut(&slot.queue) {
+                    q.counters.nacked += 1;
+                }
+                let error = request.error.unwrap_or_default();
+                let (op, new_state) = self.fail_attempt(&mut state, id.0, slot, error, request.delay_ms, request.dead, now);
+                Some((self.submit(admission, Prepared { ops: vec![op], fetch: Vec::new() }), new_state))
+            })
+        };
+        let (pending, new_state) = match outcome {
+            Ok(Some(settled)) => settled,
+            Ok(None) => return Err(BrokerError::JobNotFound),
+            Err(LeaseCheck::Refused(error)) => return Err(error),
+            Err(LeaseCheck::Missing) => return Err(self.missing_job_error(id.0).await),
+        };
+        committed(pending).await?;
+        Ok(new_state)
+    }
+
+    /// Moves the lease deadline to `now + lease_ms` (default: the job's lease length, else the
+    /// queue's); returns the new deadline.
+    pub async fn extend(&self, id: JobId, lease: LeaseToken, lease_ms: Option<u64>) -> Result<Millis, BrokerError> {
+        let admission = self.store.admit().await?;
+        let now = self.now();
+        let outcome = {
+            let mut state = self.state.lock();
+            check_lease(state.jobs.get(&id.0), lease, now).map(|()| {
+                let mut slot = state.unplace(id.0)?;
+                let queue_lease = state.queues.get(&slot.queue).map_or(30_000, |q| q.config.lease_ms);
+                let deadline = now.saturating_add(lease_ms.or(slot.lease_ms).unwrap_or(queue_lease));
+                slot.phase = Phase::Leased { nonce: lease.nonce, deadline };
+                let change = JobChange {
+                    state: StoredState::Leased { nonce: lease.nonce, deadline },
+                    attempts: slot.attempts,
+                    last_error: None,
+                    result: None,
+                    at: now,
+                };
+                state.place(id.0, slot, now);
+                self.deadline_added(deadline);
+                let ops = vec![WriteOp::Update { id: id.0, change }];
+                Some((self.submit(admission, Prepared { ops, fetch: Vec::new() }), deadline))
+            })
+        };
+        let (pending, deadline) = match outcome {
+            Ok(Some(settled)) => settled,
+            Ok(None) => return Err(BrokerError::JobNotFound),
+            Err(LeaseCheck::Refused(error)) => return Err(error),
+            Err(LeaseCheck::Missing) => return Err(self.missing_job_error(id.0).await),
+        };
+        committed(pending).await?;
+        Ok(deadline)
+    }
+
+    /// The one rule for a failed attempt (nack or expired lease), applied to a slot already
+    /// taken out of the indexes: dead if asked or out of attempts, else scheduled after
+    /// `delay_ms` or the queue's backoff. Places the slot back and returns the write.
+    pub(super) fn fail_attempt(
+        &self,
+        state: &mut State,
+        id: u64,
+        mut slot: Slot,
+        error: String,
+        delay_ms: Option<u64>,
+        dead: bool,
+        now: Millis,
+    ) -> (WriteOp, JobState) {
+        let backoff = state.queues.get(&slot.queue).map(|q| q.config.backoff).unwrap_or_default();
+        if dead || slot.attempts >= slot.max_attempts {
+            slot.phase = Phase::Dead;
+            if let Some(q) = state.queues.get_mut(&slot.queue) {
+                q.counters.dead_lettered += 1;
+            }
+        } else {
+            let delay = delay_ms.unwrap_or_else(|| backoff.delay_ms(slot.attempts, state.rng.next_u64()));
+            let run_at = now.saturating_add(delay);
+            slot.phase = Phase::Scheduled { run_at };
+            self.deadline_added(run_at);
+        }
+        let change = JobChange {
+            state: stored_state(slot.phase, now),
+            attempts: slot.attempts,
+            last_error: Some(error),
+            result: None,
+            at: now,
+        };
+        let queue = slot.queue.clone();
+        let new_state = if state.place(id, slot, now) {
+            state.wake(&queue);
+            JobState::Ready
+        } else {
+            state.jobs.get(&id).map_or(JobState::Dead, |s| s.phase.state())
+        };
+        (WriteOp::Update { id, change }, new_state)
+    }
+}

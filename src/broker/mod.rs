@@ -1,0 +1,204 @@
+//! The broker: every life-cycle rule lives here.
+//!
+//! # Life cycle
+//!
+//! A job is **enqueued** into a queue (created on first use). It is stored first; only once that
+//! write is durable does it enter memory, as **scheduled** (its `run_at` is in the future) or
+//! **ready**. The timer moves scheduled jobs to ready when they fall due; no write is needed for
+//! that, because the stored state `Queued { run_at }` already says when it becomes ready.
+//!
+//! A **poll** takes ready jobs in order (priority descending, then enqueue sequence), gives each
+//! a **lease**: a token made of the attempt number and a random nonce, and a deadline. The lease
+//! is stored before the delivery is answered, so after a restart a leased job stays leased until
+//! its deadline and its token stays valid.
+//!
+//! The consumer then **acks** (the job **succeeded**; an optional result is stored), **nacks**
+//! (a failed attempt), or **extends** the lease. Every one of these must present the current,
+//! unexpired token, or it is refused (409) and changes nothing: a token from an earlier delivery
+//! can never touch a later one.
+//!
+//! A **failed attempt** (nack, or a lease that expired, which the timer notices) is retried after
+//! an exponential backoff with jitter (scheduled again), unless the job has used all its
+//! attempts or was nacked with `dead`: then it is **dead**. Dead jobs can be listed and
+//! **replayed** (ready again, attempts reset). Any job that is not leased can be **cancelled**;
+//! a queue's waiting and dead jobs can be **purged**.
+//!
+//! # Concurrency
+//!
+//! One mutex guards the in-memory [`State`]. It is held only for in-memory work and for handing
+//! the resulting writes to the store (which never blocks), never across I/O or an `.await`.
+//! Handing writes over under the lock makes the store apply them in exactly the order the
+//! changes were decided, so disk never disagrees with memory. Replies wait for the commit.
+
+mod admin;
+mod config;
+mod enqueue;
+mod error;
+mod lease;
+mod recovery;
+mod rng;
+mod state;
+mod timer;
+mod views;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+pub use config::{Backoff, QueueConfig};
+pub use error::BrokerError;
+pub use state::Counters;
+pub use views::{AckItem, Delivery, Enqueued, JobView, NackRequest, NewJob, PollRequest, QueuePatch, QueueView};
+
+use crate::clock::{Clock, Millis};
+use crate::storage::{Admission, Pending, Store, StoreError, StoreOptions, StoredJob, StoredState, WriteOp};
+use state::{Phase, State};
+
+/// How the broker runs.
+#[derive(Debug, Clone)]
+pub struct BrokerOptions {
+    /// The store's options.
+    pub store: StoreOptions,
+    /// Defaults for queues created on first use.
+    pub queue_defaults: QueueConfig,
+    /// Seed for jitter and lease nonces; `None` seeds from the clock (tests fix it).
+    pub seed: Option<u64>,
+}
+
+/// What recovery found at start-up.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RecoveryStats {
+    /// Job records scanned.
+    pub jobs: u64,
+    /// Queues loaded.
+    pub queues: u64,
+    /// How long the open and scan took.
+    pub elapsed: Duration,
+}
+
+/// The broker core, shared by every request handler and the timer.
+pub struct Broker {
+    state: Mutex<State>,
+    store: Store,
+    clock: Clock,
+    queue_defaults: QueueConfig,
+    next_id: AtomicU64,
+    /// Woken when a deadline earlier than the timer's current one appears.
+    timer_wake: Notify,
+    /// The deadline the timer sleeps until (`u64::MAX`: none).
+    timer_target: AtomicU64,
+    shutting_down: AtomicBool,
+    shutdown_signal: Notify,
+    recovery: RecoveryStats,
+}
+
+impl Broker {
+    /// The clock every deadline is measured on.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// Now, on the broker's clock.
+    pub fn now(&self) -> Millis {
+        self.clock.now()
+    }
+
+    /// Defaults of queues created on first use.
+    pub fn queue_defaults(&self) -> QueueConfig {
+        self.queue_defaults
+    }
+
+    /// What recovery found at start-up.
+    pub fn recovery_stats(&self) -> RecoveryStats {
+        self.recovery
+    }
+
+    /// Whether the store still accepts writes.
+    pub fn is_healthy(&self) -> bool {
+        !self.store.is_poisoned()
+    }
+
+    /// Stops long-polls and the timer. Writes in flight still complete; call [`Broker::close`]
+    /// after the HTTP server has drained to flush and stop the writer.
+    pub fn begin_shutdown(&self) {
+        self.shutting_down.store(true, Ordering::SeqCst);
+        self.shutdown_signal.notify_waiters();
+        self.timer_wake.notify_one();
+        let state = self.state.lock();
+        for notify in state.waiters.values() {
+            notify.notify_waiters();
+        }
+    }
+
+    /// Whether [`Broker::begin_shutdown`] was called.
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::SeqCst)
+    }
+
+    /// Finishes queued writes, fsyncs, and stops the writer thread.
+    pub fn close(&self) {
+        self.begin_shutdown();
+        self.store.close();
+    }
+
+    /// Hands prepared writes to the store. Call it under the state lock (see the module docs
+    /// for why); it never blocks. `None` when there is nothing to write.
+    fn submit(&self, admission: Admission, prepared: Prepared) -> Option<Pending> {
+        let Prepared { ops, fetch } = prepared;
+        if ops.is_empty() && fetch.is_empty() {
+            return None;
+        }
+        Some(self.store.submit(admission, ops, fetch))
+    }
+
+    /// Reads one stored job off the async runtime.
+    async fn read_stored(&self, id: u64) -> Result<Option<StoredJob>, BrokerError> {
+        let store = &self.store;
+        // A read may touch the disk: on the multi-threaded runtime, tell tokio so it moves other
+        // tasks off this worker meanwhile. (block_in_place is not allowed on a current-thread
+        // runtime, where the read simply runs inline.)
+        let read = || store.read_job(id);
+        let flavor = tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor());
+        Ok(match flavor {
+            Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(read),
+            _ => read(),
+        }?)
+    }
+
+    /// The 404/409 for an ack, nack, extend or cancel of a job that is not live in memory.
+    async fn missing_job_error(&self, id: u64) -> BrokerError {
+        match self.read_stored(id).await {
+            Ok(Some(job)) => BrokerError::NotLeased { state: views::stored_state_name(&job.record.state, self.now()) },
+            Ok(None) => BrokerError::JobNotFound,
+            Err(error) => error,
+        }
+    }
+}
+
+/// Waits for a submitted write to commit; returns the rows it was asked to fetch.
+async fn committed(pending: Option<Pending>) -> Result<Vec<Option<StoredJob>>, BrokerError> {
+    let Some(pending) = pending else { return Ok(Vec::new()) };
+    match pending.await {
+        Ok(result) => Ok(result?),
+        Err(_) => Err(StoreError::Closed.into()),
+    }
+}
+
+/// Writes decided under the lock, to hand to the store.
+#[derive(Default)]
+struct Prepared {
+    ops: Vec<WriteOp>,
+    fetch: Vec<u64>,
+}
+
+/// The stored form of an in-memory phase.
+fn stored_state(phase: Phase, now: Millis) -> StoredState {
+    match phase {
+        Phase::Scheduled { run_at } => StoredState::Queued { run_at },
+        Phase::Ready => StoredState::Queued { run_at: now },
+        Phase::Leased { nonce, deadline } => StoredState::Leased { nonce, deadline },
+        Phase::Dead => StoredState::Dead { died_at: now },
+    }
+}

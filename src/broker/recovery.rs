@@ -1,0 +1,69 @@
+//! Start-up: open the store and rebuild the in-memory indexes from it.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::time::Instant;
+
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+use super::rng::Rng;
+use super::state::{Phase, Slot, State};
+use super::{Broker, BrokerError, BrokerOptions, QueueConfig, RecoveryStats};
+use crate::clock::Clock;
+use crate::job::JobState;
+use crate::storage::{Store, StoredState};
+
+impl Broker {
+    /// Opens the store, rebuilds memory from it, and returns the broker ready to serve.
+    ///
+    /// Recovery rules: a queued job is scheduled or ready by its `run_at`; a leased job stays
+    /// leased with its stored token until its stored deadline (then the timer retries it as an
+    /// expired lease); dead jobs are dead; succeeded and cancelled jobs are only counted.
+    pub fn open(options: &BrokerOptions, clock: Clock) -> Result<Arc<Broker>, BrokerError> {
+        let started = Instant::now();
+        let store = Store::open(&options.store)?;
+        let rng = options.seed.map_or_else(Rng::from_entropy, Rng::new);
+        let mut state = State::new(rng);
+        let queues = store.queues()?;
+        let queue_count = queues.len() as u64;
+        for (name, record) in queues {
+            state.queue_or_create(&name, QueueConfig::from(record));
+        }
+        let now = clock.now();
+        let mut jobs = 0u64;
+        store.scan_jobs(|id, record| {
+            jobs += 1;
+            let (queue, _) = state.queue_or_create(&record.queue, options.queue_defaults);
+            let phase = match record.state {
+                StoredState::Queued { run_at } => Phase::Scheduled { run_at },
+                StoredState::Leased { nonce, deadline } => Phase::Leased { nonce, deadline },
+                StoredState::Dead { .. } => Phase::Dead,
+                StoredState::Succeeded { .. } => return state.count_finished(&queue, JobState::Succeeded),
+                StoredState::Cancelled { .. } => return state.count_finished(&queue, JobState::Cancelled),
+            };
+            let slot = Slot {
+                queue,
+                priority: record.priority,
+                phase,
+                attempts: record.attempts,
+                max_attempts: record.max_attempts,
+                lease_ms: record.lease_ms,
+            };
+            state.place(id, slot, now);
+        })?;
+        let next_id = store.next_job_id()?;
+        Ok(Arc::new(Broker {
+            state: Mutex::new(state),
+            store,
+            clock,
+            queue_defaults: options.queue_defaults,
+            next_id: AtomicU64::new(next_id),
+            timer_wake: Notify::new(),
+            timer_target: AtomicU64::new(0),
+            shutting_down: AtomicBool::new(false),
+            shutdown_signal: Notify::new(),
+            recovery: RecoveryStats { jobs, queues: queue_count, elapsed: started.elapsed() },
+        }))
+    }
+}

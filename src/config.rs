@@ -1,0 +1,196 @@
+//! Server configuration: a TOML file, then `WHARF_*` environment variables, then flags.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::broker::{BrokerOptions, QueueConfig};
+use crate::storage::StoreOptions;
+
+/// When an acknowledged write is on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// Every commit is fsynced before any reply that depends on it. A `kill -9` or power loss
+    /// loses nothing that was acknowledged.
+    Sync,
+    /// Commits are written without fsync and fsynced every `fsync_interval_ms`. Replies come
+    /// sooner, but a crash (`kill -9` included) loses writes acknowledged in the last interval:
+    /// enqueued jobs vanish, acked jobs are delivered again.
+    Async,
+}
+
+/// Everything the server reads at start-up. Every field has a documented default.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where the data file lives. Default: `./wharf-data`.
+    pub data_dir: PathBuf,
+    /// Address the HTTP API listens on. Default: `127.0.0.1:7070`.
+    pub listen: SocketAddr,
+    /// Durability mode. Default: `sync`.
+    pub durability: Durability,
+    /// In `async` mode, the longest an acknowledged write stays unsynced. Default: 50.
+    pub fsync_interval_ms: u64,
+    /// Storage page cache. Default: 64 (MiB).
+    pub cache_mb: usize,
+    /// Largest request body. Default: 8388608 (8 MiB).
+    pub max_body_bytes: usize,
+    /// Largest job payload or ack result (JSON text). Default: 1048576 (1 MiB).
+    pub max_payload_bytes: usize,
+    /// Most jobs in one enqueue or acks in one batch ack. Default: 1000.
+    pub max_batch: usize,
+    /// Most write requests in one commit group. Default: 1024.
+    pub max_commit_group: usize,
+    /// Most write requests waiting for the writer before new ones wait. Default: 8192.
+    pub max_pending_writes: usize,
+    /// Outbox entries kept (oldest dropped first). Default: 1000000.
+    pub outbox_max_entries: u64,
+    /// On SIGINT/SIGTERM, how long in-flight requests may take to finish. Default: 10000.
+    pub shutdown_grace_ms: u64,
+    /// Defaults of queues created on first use.
+    pub queue_defaults: QueueConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("./wharf-data"),
+            listen: SocketAddr::from(([127, 0, 0, 1], 7070)),
+            durability: Durability::Sync,
+            fsync_interval_ms: 50,
+            cache_mb: 64,
+            max_body_bytes: 8 << 20,
+            max_payload_bytes: 1 << 20,
+            max_batch: 1000,
+            max_commit_group: 1024,
+            max_pending_writes: 8192,
+            outbox_max_entries: 1_000_000,
+            shutdown_grace_ms: 10_000,
+            queue_defaults: QueueConfig::default(),
+        }
+    }
+}
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this schema.
+    #[error("invalid config file {path}: {source}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        source: Box<toml::de::Error>,
+    },
+    /// A value is out of range or contradicts another.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// Most a lease can last (12 h, as in SQS); longer would hide dead consumers.
+pub const MAX_LEASE_MS: u64 = 12 * 3600 * 1000;
+/// Most attempts a job may have.
+pub const MAX_ATTEMPTS: u32 = 1000;
+/// Longest backoff or delay (365 days).
+pub const MAX_DELAY_MS: u64 = 365 * 24 * 3600 * 1000;
+
+impl Config {
+    /// Reads a TOML file (every key optional).
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse { path: path.into(), source: Box::new(source) })
+    }
+
+    /// Rejects values that cannot work, with a message that says which and why.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |m: &str| Err(ConfigError::Invalid(m.to_owned()));
+        if self.max_payload_bytes == 0 || self.max_payload_bytes > self.max_body_bytes {
+            return invalid("max_payload_bytes must be between 1 and max_body_bytes");
+        }
+        if self.max_batch == 0 {
+            return invalid("max_batch must be at least 1");
+        }
+        if self.durability == Durability::Async && !(1..=10_000).contains(&self.fsync_interval_ms) {
+            return invalid("fsync_interval_ms must be between 1 and 10000 in async mode");
+        }
+        validate_queue_config(&self.queue_defaults).map_err(|m| ConfigError::Invalid(format!("queue_defaults: {m}")))
+    }
+
+    /// The broker's options derived from this configuration.
+    pub fn broker_options(&self) -> BrokerOptions {
+        BrokerOptions {
+            store: StoreOptions {
+                data_dir: self.data_dir.clone(),
+                async_flush: match self.durability {
+                    Durability::Sync => None,
+                    Durability::Async => Some(Duration::from_millis(self.fsync_interval_ms)),
+                },
+                cache_bytes: self.cache_mb << 20,
+                max_group: self.max_commit_group,
+                max_pending: self.max_pending_writes,
+                outbox_max_entries: self.outbox_max_entries,
+            },
+            queue_defaults: self.queue_defaults,
+            seed: None,
+        }
+    }
+}
+
+/// Checks a queue's defaults; the message names the field.
+pub fn validate_queue_config(c: &QueueConfig) -> Result<(), String> {
+    if !(1..=MAX_LEASE_MS).contains(&c.lease_ms) {
+        return Err(format!("lease_ms must be between 1 and {MAX_LEASE_MS}"));
+    }
+    if !(1..=MAX_ATTEMPTS).contains(&c.max_attempts) {
+        return Err(format!("max_attempts must be between 1 and {MAX_ATTEMPTS}"));
+    }
+    if c.backoff.base_ms > MAX_DELAY_MS || c.backoff.cap_ms > MAX_DELAY_MS {
+        return Err(format!("backoff base_ms and cap_ms must be at most {MAX_DELAY_MS}"));
+    }
+    if c.backoff.base_ms > c.backoff.cap_ms {
+        return Err("backoff base_ms must not exceed cap_ms".into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_match_the_docs() {
+        let c = Config::default();
+        c.validate().unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:7070");
+        assert_eq!(c.durability, Durability::Sync);
+    }
+
+    #[test]
+    fn file_keys_are_optional_and_typos_are_rejected() {
+        let c: Config = toml::from_str("durability = \"async\"\n[queue_defaults]\nlease_ms = 5000").unwrap();
+        assert_eq!(c.durability, Durability::Async);
+        assert_eq!(c.queue_defaults.lease_ms, 5000);
+        assert_eq!(c.queue_defaults.max_attempts, 5);
+        assert!(toml::from_str::<Config>("durabilty = \"sync\"").is_err());
+    }
+
+    #[test]
+    fn contradictions_are_rejected_with_the_field_named() {
+        let mut c = Config::default();
+        c.queue_defaults.backoff.base_ms = c.queue_defaults.backoff.cap_ms + 1;
+        assert!(c.validate().unwrap_err().to_string().contains("base_ms"));
+        let c = Config { max_payload_bytes: 10 << 20, ..Config::default() };
+        assert!(c.validate().unwrap_err().to_string().contains("max_payload_bytes"));
+    }
+}

@@ -1,0 +1,80 @@
+//! Request bodies and path parameters: parsed strictly, every failure a JSON 4xx.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequestParts, Path};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use super::error::ApiError;
+use crate::job::{JobId, valid_queue_name};
+
+/// Parses a JSON body. Empty or malformed JSON (including invalid UTF-8) is 400; valid JSON with
+/// wrong types, missing or unknown fields is 422.
+pub fn parse_json<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::bad_request("empty_body", "the request body is empty; send a JSON object"));
+    }
+    serde_json::from_slice(bytes).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => ApiError::invalid(e.to_string()),
+        _ => ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}")),
+    })
+}
+
+/// Like [`parse_json`], but an empty body means `T::default()` (for bodies whose every field
+/// is optional).
+pub fn parse_json_or_default<T: DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) { Ok(T::default()) } else { parse_json(bytes) }
+}
+
+/// Maps a failure to read the body (over the size limit, or the connection failed).
+pub fn body_bytes(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+    body.map_err(|rejection| match rejection.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::too_large("body_too_large", "the request body is over the server's max_body_bytes")
+        }
+        status => ApiError::new(status, "bad_body", rejection.body_text()),
+    })
+}
+
+/// A valid queue name from the path.
+pub struct QueueName(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for QueueName {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let name = first_param(parts, state).await?;
+        if !valid_queue_name(&name) {
+            return Err(crate::broker::BrokerError::InvalidQueueName.into());
+        }
+        Ok(QueueName(name))
+    }
+}
+
+/// A job id from the path; anything that is not a job id is 404, as no such job exists.
+pub struct JobIdParam(pub JobId);
+
+impl<S: Send + Sync> FromRequestParts<S> for JobIdParam {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let text = first_param(parts, state).await?;
+        text.parse()
+            .map(JobIdParam)
+            .map_err(|_| ApiError::new(StatusCode::NOT_FOUND, "job_not_found", format!("no job with id {text:?}")))
+    }
+}
+
+async fn first_param<S: Send + Sync>(parts: &mut Parts, state: &S) -> Result<String, ApiError> {
+    let Path(params) = Path::<Vec<(String, String)>>::from_request_parts(parts, state)
+        .await
+        .map_err(|e| ApiError::bad_request("invalid_path", e.body_text()))?;
+    params
+        .into_iter()
+        .next()
+        .map(|(_, v)| v)
+        .ok_or_else(|| ApiError::bad_request("invalid_path", "missing path parameter"))
+}

@@ -1,0 +1,77 @@
+//! The HTTP API (v1, JSON): parse and validate, call one broker operation, render.
+//!
+//! - [`body`]: strict body and path parsing.
+//! - [`wire`]: JSON shapes and their validation.
+//! - [`error`]: every error's status and machine code.
+//! - [`jobs`], [`queues`], [`health`]: the handlers, one file per resource.
+
+mod body;
+mod error;
+mod health;
+mod jobs;
+mod queues;
+mod wire;
+
+use std::sync::{Arc, OnceLock};
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+
+pub use error::ApiError;
+pub use wire::Limits;
+
+use crate::broker::Broker;
+
+/// What every handler shares. The broker is set once recovery finishes; until then the API
+/// answers 503 `recovering` (and `/healthz` already answers 200).
+#[derive(Clone)]
+pub struct AppState {
+    broker: Arc<OnceLock<Arc<Broker>>>,
+    limits: Limits,
+}
+
+impl AppState {
+    /// A state whose broker is not there yet.
+    pub fn new(limits: Limits) -> AppState {
+        AppState { broker: Arc::new(OnceLock::new()), limits }
+    }
+
+    /// Makes the recovered broker available to handlers.
+    pub fn set_broker(&self, broker: Arc<Broker>) {
+        let _ = self.broker.set(broker);
+    }
+
+    fn broker(&self) -> Result<&Arc<Broker>, ApiError> {
+        self.broker
+            .get()
+            .ok_or_else(|| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "recovering", "the broker is recovering its data; retry shortly"))
+    }
+}
+
+/// The v1 router.
+pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+    Router::new()
+        .route("/v1/queues", get(queues::list))
+        .route("/v1/queues/{queue}", get(queues::get).patch(queues::patch))
+        .route("/v1/queues/{queue}/jobs", post(jobs::enqueue).get(queues::list_jobs).delete(queues::purge))
+        .route("/v1/queues/{queue}/poll", post(queues::poll))
+        .route("/v1/queues/{queue}/pause", post(queues::pause))
+        .route("/v1/queues/{queue}/resume", post(queues::resume))
+        .route("/v1/queues/{queue}/replay", post(queues::replay))
+        .route("/v1/jobs/{id}", get(jobs::get).delete(jobs::cancel))
+        .route("/v1/jobs/{id}/ack", post(jobs::ack))
+        .route("/v1/jobs/{id}/nack", post(jobs::nack))
+        .route("/v1/jobs/{id}/extend", post(jobs::extend))
+        .route("/v1/ack", post(jobs::ack_batch))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route; see docs/api.md") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this route does not take that method; see docs/api.md")
+        })
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .with_state(state)
+}

@@ -1,0 +1,229 @@
+//! JSON shapes of the v1 API and their validation into broker requests.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use super::error::ApiError;
+use crate::broker::{JobView, NewJob, QueueConfig, QueueView};
+use crate::clock::{Millis, parse_rfc3339, rfc3339};
+use crate::config::{MAX_ATTEMPTS, MAX_DELAY_MS, MAX_LEASE_MS};
+use crate::job::{JobState, LeaseToken, Priority};
+use crate::storage::StoredState;
+
+/// Most headers a job may carry, and their sizes.
+pub const MAX_HEADERS: usize = 32;
+/// Longest header name.
+pub const MAX_HEADER_NAME: usize = 128;
+/// Longest header value.
+pub const MAX_HEADER_VALUE: usize = 4096;
+/// Longest nack error text.
+pub const MAX_ERROR_TEXT: usize = 16 * 1024;
+/// Longest long-poll wait.
+pub const MAX_WAIT_MS: u64 = 30_000;
+/// Most jobs one poll may deliver, and most jobs a listing page shows.
+pub const MAX_POLL: usize = 1000;
+
+/// A priority: an integer 0–255 or a level name.
+#[derive(Debug, Clone, Copy)]
+pub struct PriorityInput(pub Priority);
+
+impl<'de> Deserialize<'de> for PriorityInput {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        const EXPECTED: &str = "an integer 0-255 or one of \"low\", \"normal\", \"high\", \"critical\"";
+        impl Visitor<'_> for V {
+            type Value = PriorityInput;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str(EXPECTED)
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<PriorityInput, E> {
+                u8::try_from(v).map(|p| PriorityInput(Priority(p))).map_err(|_| E::custom(format!("priority {v} is out of range: expected {EXPECTED}")))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<PriorityInput, E> {
+                Err(E::custom(format!("priority {v} is out of range: expected {EXPECTED}")))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<PriorityInput, E> {
+                Priority::from_name(v).map(PriorityInput).ok_or_else(|| E::custom(format!("unknown priority {v:?}: expected {EXPECTED}")))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// One job as a client sends it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobInput {
+    payload: Box<RawValue>,
+    priority: Option<PriorityInput>,
+    delay_ms: Option<u64>,
+    run_at: Option<String>,
+    max_attempts: Option<u32>,
+    lease_ms: Option<u64>,
+    headers: Option<BTreeMap<String, String>>,
+}
+
+/// The limits enqueue validation applies.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest payload or result, in bytes of JSON text.
+    pub max_payload_bytes: usize,
+    /// Most jobs or acks in one batch.
+    pub max_batch: usize,
+}
+
+impl JobInput {
+    /// Validates the job; `index` names it in messages when it is part of a batch.
+    pub fn validate(self, now: Millis, limits: Limits, index: Option<usize>) -> Result<NewJob, ApiError> {
+        let at = |field: &str| index.map_or_else(|| field.to_owned(), |i| format!("jobs[{i}].{field}"));
+        let payload = self.payload.get();
+        if payload.len() > limits.max_payload_bytes {
+            return Err(ApiError::too_large(
+                "payload_too_large",
+                format!("{} is {} bytes; the limit is {} (max_payload_bytes)", at("payload"), payload.len(), limits.max_payload_bytes),
+            ));
+        }
+        let run_at = match (self.delay_ms, self.run_at) {
+            (Some(_), Some(_)) => return Err(ApiError::invalid(format!("give {} or {}, not both", at("delay_ms"), at("run_at")))),
+            (Some(delay), None) if delay > MAX_DELAY_MS => {
+                return Err(ApiError::invalid(format!("{} must be at most {MAX_DELAY_MS} (365 days)", at("delay_ms"))));
+            }
+            (Some(delay), None) => Some(now + delay),
+            (None, Some(text)) => match parse_rfc3339(&text) {
+                Some(ms) if ms <= now + MAX_DELAY_MS => Some(ms),
+                Some(_) => return Err(ApiError::invalid(format!("{} must be within 365 days", at("run_at")))),
+                None => return Err(ApiError::invalid(format!("{} must be an RFC 3339 timestamp such as 2026-01-02T03:04:05Z, got {text:?}", at("run_at")))),
+            },
+            (None, None) => None,
+        };
+        if let Some(n) = self.max_attempts
+            && !(1..=MAX_ATTEMPTS).contains(&n)
+        {
+            return Err(ApiError::invalid(format!("{} must be between 1 and {MAX_ATTEMPTS}", at("max_attempts"))));
+        }
+        check_lease_ms(self.lease_ms, &at("lease_ms"))?;
+        let headers: Vec<(String, String)> = self.headers.unwrap_or_default().into_iter().collect();
+        if headers.len() > MAX_HEADERS {
+            return Err(ApiError::invalid(format!("{} has {} entries; at most {MAX_HEADERS}", at("headers"), headers.len())));
+        }
+        for (name, value) in &headers {
+            if name.is_empty() || name.len() > MAX_HEADER_NAME || value.len() > MAX_HEADER_VALUE {
+                return Err(ApiError::invalid(format!(
+                    "{} names must be 1-{MAX_HEADER_NAME} bytes and values at most {MAX_HEADER_VALUE} bytes",
+                    at("headers")
+                )));
+            }
+        }
+        Ok(NewJob {
+            payload: payload.to_owned(),
+            priority: self.priority.map_or(Priority::NORMAL, |p| p.0).0,
+            run_at,
+            max_attempts: self.max_attempts,
+            lease_ms: self.lease_ms,
+            headers,
+        })
+    }
+}
+
+/// Checks an optional lease length.
+pub fn check_lease_ms(lease_ms: Option<u64>, field: &str) -> Result<(), ApiError> {
+    match lease_ms {
+        Some(ms) if !(1..=MAX_LEASE_MS).contains(&ms) => Err(ApiError::invalid(format!("{field} must be between 1 and {MAX_LEASE_MS} (12 h)"))),
+        _ => Ok(()),
+    }
+}
+
+/// A lease token from a request; a malformed one is kept as a token that matches no delivery,
+/// so it gets the same 404/409 answers as any other wrong token.
+pub fn lease_token(text: &str) -> LeaseToken {
+    text.parse().unwrap_or(LeaseToken { attempt: 0, nonce: 0 })
+}
+
+/// `{"id", "state"}` of an enqueued job.
+#[derive(Debug, Serialize)]
+pub struct EnqueuedOut {
+    /// The job id.
+    pub id: String,
+    /// `scheduled` or `ready`.
+    pub state: &'static str,
+}
+
+/// A queue as rendered by the queue routes.
+#[derive(Debug, Serialize)]
+pub struct QueueOut {
+    name: String,
+    #[serde(flatten)]
+    config: QueueConfig,
+    counts: BTreeMap<&'static str, u64>,
+}
+
+impl From<QueueView> for QueueOut {
+    fn from(v: QueueView) -> QueueOut {
+        let counts = JobState::ALL.iter().map(|s| (s.as_str(), v.counts[s.index()])).collect();
+        QueueOut { name: v.name, config: v.config, counts }
+    }
+}
+
+/// A job as rendered by `GET /v1/jobs/{id}` and listings.
+#[derive(Debug, Serialize)]
+pub struct JobOut {
+    id: String,
+    queue: String,
+    state: &'static str,
+    priority: u8,
+    attempts: u32,
+    max_attempts: u32,
+    payload: Box<RawValue>,
+    headers: BTreeMap<String, String>,
+    last_error: Option<String>,
+    result: Option<Box<RawValue>>,
+    enqueued_at: String,
+    updated_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    run_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lease_expires_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    finished_at: Option<String>,
+}
+
+/// Re-wraps stored JSON text (validated when it was accepted) for output.
+pub fn raw(text: String) -> Box<RawValue> {
+    RawValue::from_string(text).unwrap_or_else(|_| {
+        tracing::error!("stored JSON does not parse; rendered as null");
+        RawValue::NULL.to_owned()
+    })
+}
+
+impl From<JobView> for JobOut {
+    fn from(v: JobView) -> JobOut {
+        let r = v.stored.record;
+        let (run_at, lease_expires_at, finished_at) = match r.state {
+            StoredState::Queued { run_at } => (Some(run_at), None, None),
+            StoredState::Leased { deadline, .. } => (None, Some(deadline), None),
+            StoredState::Succeeded { finished_at } | StoredState::Cancelled { finished_at } => (None, None, Some(finished_at)),
+            StoredState::Dead { died_at } => (None, None, Some(died_at)),
+        };
+        JobOut {
+            id: v.id.to_string(),
+            queue: r.queue,
+            state: v.state.as_str(),
+            priority: r.priority,
+            attempts: r.attempts,
+            max_attempts: r.max_attempts,
+            payload: raw(v.stored.body.payload),
+            headers: v.stored.body.headers.into_iter().collect(),
+            last_error: r.last_error,
+            result: v.stored.result.map(raw),
+            enqueued_at: rfc3339(r.enqueued_at),
+            updated_at: rfc3339(r.updated_at),
+            run_at: run_at.map(rfc3339),
+            lease_expires_at: lease_expires_at.map(rfc3339),
+            finished_at: finished_at.map(rfc3339),
+        }
+    }
+}

@@ -1,0 +1,26 @@
+//! wharf: a single-node, durable job broker with an HTTP API.
+//!
+//! # Module map
+//!
+//! - [`job`]: the vocabulary: job ids, priorities, states, lease tokens, queue names.
+//! - [`clock`]: the one source of time (system, or manual for tests).
+//! - [`config`]: server configuration (file, env, flags) and its validation.
+//! - [`storage`]: the embedded store (redb): record format, group-commit writer, reads and
+//!   recovery scans. Nothing else knows the engine.
+//! - [`broker`]: every life-cycle rule: enqueue, poll and leases, ack/nack/extend, retries with
+//!   backoff, dead jobs and replay, the timer, recovery of in-memory indexes.
+//! - [`http`]: the v1 JSON API: parse, call one broker operation, render.
+//! - [`server`]: binds, recovers, serves, shuts down gracefully.
+//! - [`metrics`]: counters and histograms for `/metrics`.
+//!
+//! Requests flow `http` → `broker` → `storage`; see `docs/design.md` for the record format,
+//! the commit path and the invariants.
+
+pub mod broker;
+pub mod clock;
+pub mod config;
+pub mod http;
+pub mod job;
+pub mod metrics;
+pub mod server;
+pub mod storage;

@@ -1,0 +1,115 @@
+//! The `wharf` binary: parse the command line, load configuration, run.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use wharf::clock::Clock;
+use wharf::config::{Config, Durability};
+use wharf::server::Server;
+
+/// wharf: a single-node, durable job broker with an HTTP API.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the broker. Settings come from the config file, then WHARF_* environment variables,
+    /// then these flags (each later source wins).
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// TOML config file (every key optional; see docs/design.md) [default: none]
+    #[arg(long, env = "WHARF_CONFIG")]
+    config: Option<PathBuf>,
+    /// Directory of the data file [default: ./wharf-data]
+    #[arg(long, env = "WHARF_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Address for the HTTP API [default: 127.0.0.1:7070]
+    #[arg(long, env = "WHARF_LISTEN")]
+    listen: Option<std::net::SocketAddr>,
+    /// sync: fsync before every reply (nothing acknowledged is ever lost). async: fsync every
+    /// fsync_interval_ms (a crash loses that last interval) [default: sync]
+    #[arg(long, env = "WHARF_DURABILITY", value_enum)]
+    durability: Option<Durability>,
+}
+
+impl ServeArgs {
+    fn config(&self) -> anyhow::Result<Config> {
+        let mut config = match &self.config {
+            Some(path) => Config::from_file(path)?,
+            None => Config::default(),
+        };
+        if let Some(v) = &self.data_dir {
+            config.data_dir = v.clone();
+        }
+        if let Some(v) = self.listen {
+            config.listen = v;
+        }
+        if let Some(v) = self.durability {
+            config.durability = v;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("WHARF_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error:#}");
+            eprintln!("wharf: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("wharf-worker").build()?;
+    match cli.command {
+        Command::Serve(args) => {
+            let config = args.config()?;
+            runtime.block_on(async {
+                let server = Server::start(&config, Clock::System).await?;
+                server.run_until(shutdown_signal()).await;
+                anyhow::Ok(())
+            })
+        }
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(term) => term,
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM; only SIGINT stops wharf");
+                let _ = interrupt.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}

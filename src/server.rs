@@ -1,0 +1,111 @@
+//! Running the broker behind its HTTP API: bind, recover, serve, shut down gracefully.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+use crate::broker::{Broker, BrokerError, BrokerOptions};
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::http::{self, AppState, Limits};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// Opening or recovering the store failed.
+    #[error("cannot open the data directory: {0}")]
+    Open(#[from] BrokerError),
+    /// Recovery panicked or was cancelled.
+    #[error("recovery did not complete")]
+    Recovery,
+}
+
+/// A running server.
+pub struct Server {
+    addr: SocketAddr,
+    broker: Arc<Broker>,
+    stop: Arc<Notify>,
+    http: JoinHandle<()>,
+    timer: JoinHandle<()>,
+    grace: Duration,
+}
+
+impl Server {
+    /// Binds, starts answering `/healthz`, recovers the store, then serves the whole API.
+    /// Returns once the broker is ready.
+    pub async fn start(config: &Config, clock: Clock) -> Result<Server, ServeError> {
+        Self::start_with(config, config.broker_options(), clock).await
+    }
+
+    /// Like [`Server::start`], with explicit broker options (tests fix the random seed).
+    pub async fn start_with(config: &Config, options: BrokerOptions, clock: Clock) -> Result<Server, ServeError> {
+        let listener = TcpListener::bind(config.listen).await.map_err(|source| ServeError::Bind { addr: config.listen, source })?;
+        let addr = listener.local_addr().map_err(|source| ServeError::Bind { addr: config.listen, source })?;
+        tracing::info!(%addr, data_dir = %config.data_dir.display(), durability = ?config.durability, "wharf listening on http://{addr}");
+
+        let limits = Limits { max_payload_bytes: config.max_payload_bytes, max_batch: config.max_batch };
+        let app = AppState::new(limits);
+        let router = http::router(app.clone(), config.max_body_bytes);
+        let stop = Arc::new(Notify::new());
+        let stopped = stop.clone();
+        let http = tokio::spawn(async move {
+            let serve = axum::serve(listener, router).with_graceful_shutdown(async move { stopped.notified().await });
+            if let Err(error) = serve.await {
+                tracing::error!(%error, "HTTP server failed");
+            }
+        });
+
+        let broker = tokio::task::spawn_blocking(move || Broker::open(&options, clock)).await.map_err(|_| ServeError::Recovery)??;
+        let stats = broker.recovery_stats();
+        tracing::info!(jobs = stats.jobs, queues = stats.queues, elapsed_ms = stats.elapsed.as_millis() as u64, "recovered {} jobs in {:?}", stats.jobs, stats.elapsed);
+        app.set_broker(broker.clone());
+        let timer = tokio::spawn(broker.clone().run_timer());
+        Ok(Server { addr, broker, stop, http, timer, grace: Duration::from_millis(config.shutdown_grace_ms) })
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The broker it serves.
+    pub fn broker(&self) -> &Arc<Broker> {
+        &self.broker
+    }
+
+    /// Stops accepting connections, ends long-polls, lets in-flight requests finish within the
+    /// grace period, then drains the writer (one last fsync) and joins it.
+    pub async fn shutdown(self) {
+        self.stop.notify_one();
+        self.broker.begin_shutdown();
+        let mut http = self.http;
+        if tokio::time::timeout(self.grace, &mut http).await.is_err() {
+            tracing::warn!(grace_ms = self.grace.as_millis() as u64, "requests still running after the grace period; dropping them");
+            http.abort();
+        }
+        let _ = self.timer.await;
+        let broker = self.broker;
+        let _ = tokio::task::spawn_blocking(move || broker.close()).await;
+        tracing::info!("wharf stopped");
+    }
+
+    /// Runs until `signal` completes, then shuts down.
+    pub async fn run_until(self, signal: impl Future<Output = ()>) {
+        signal.await;
+        tracing::info!("shutting down");
+        self.shutdown().await;
+    }
+}

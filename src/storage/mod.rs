@@ -1,0 +1,324 @@
+//! The embedded store: the only module that knows redb.
+//!
+//! - [`records`]: persisted types and their versioned codec.
+//! - [`tables`]: the table layout.
+//! - [`writer`]: the `wharf-storage` thread and its group commit.
+//!
+//! Reads (job lookups, the recovery scan) use redb read transactions directly; they run
+//! concurrently with the writer and see the last commit.
+
+mod records;
+mod tables;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Sender, channel};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use redb::{Database, ReadableDatabase, ReadableTable};
+use tokio::sync::{Semaphore, oneshot};
+
+pub use records::{DecodeError, FORMAT_VERSION, JobBody, JobRecord, OutboxEntry, QueueRecord, StoredState, decode, encode};
+pub use writer::{JobChange, WriteOp};
+
+use crate::metrics::Histogram;
+use tables::{BODIES, JOBS, META, META_FORMAT, META_NEXT_JOB_ID, OUTBOX, QUEUES, RESULTS};
+use writer::{Message, WriteRequest, Writer, WriterOptions};
+
+/// The database file inside the data directory.
+pub const DATA_FILE: &str = "wharf.redb";
+
+/// Storage failures.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The engine reported an error (I/O, corruption, a full disk).
+    #[error("storage engine: {0}")]
+    Engine(#[from] redb::Error),
+    /// A stored value does not decode.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// An earlier commit or fsync failed; writes are refused until restart.
+    #[error("storage failed earlier and refuses writes; check the disk and the log, then restart wharf")]
+    Poisoned,
+    /// The store is shutting down.
+    #[error("storage is shutting down")]
+    Closed,
+    /// The data directory could not be created or used.
+    #[error("data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The file was written by an incompatible format.
+    #[error("data file format version {found} is not supported (this build reads {FORMAT_VERSION})")]
+    Format {
+        /// The version found in the file.
+        found: u64,
+    },
+}
+
+macro_rules! engine_errors {
+    ($($ty:ty),*) => {$(
+        impl From<$ty> for StoreError {
+            fn from(e: $ty) -> Self {
+                StoreError::Engine(e.into())
+            }
+        }
+    )*};
+}
+engine_errors!(
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError,
+    redb::SetDurabilityError
+);
+
+/// Commit metrics, exported at `/metrics`.
+#[derive(Debug)]
+pub struct StoreMetrics {
+    /// Requests per commit.
+    pub group_size: Histogram,
+    /// Duration of durable commits (each one fsync).
+    pub fsync_seconds: Histogram,
+}
+
+/// A job as stored: record, body and, once acked with one, its result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredJob {
+    /// State and scheduling fields.
+    pub record: JobRecord,
+    /// Payload and headers.
+    pub body: JobBody,
+    /// The ack result (raw JSON), when read with [`Store::read_job`].
+    pub result: Option<String>,
+}
+
+/// How to open the store.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Where the data file lives.
+    pub data_dir: PathBuf,
+    /// `None`: fsync every commit. `Some(d)`: fsync at most `d` after an unsynced commit.
+    pub async_flush: Option<Duration>,
+    /// Page cache size in bytes.
+    pub cache_bytes: usize,
+    /// Most write requests in one commit.
+    pub max_group: usize,
+    /// Most write requests queued for the writer before submitters wait.
+    pub max_pending: usize,
+    /// The outbox keeps at most this many entries.
+    pub outbox_max_entries: u64,
+}
+
+/// The handle to the store and its writer thread.
+pub struct Store {
+    db: Arc<Database>,
+    tx: Sender<Message>,
+    admission: Arc<Semaphore>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    poisoned: Arc<AtomicBool>,
+    metrics: Arc<StoreMetrics>,
+}
+
+/// A place in the writer's bounded queue, taken before the broker locks its state.
+pub type Admission = tokio::sync::OwnedSemaphorePermit;
+
+/// The answer to a submitted request: rows for the ids asked to fetch, once committed.
+pub type Pending = oneshot::Receiver<Result<Vec<Option<StoredJob>>, StoreError>>;
+
+impl Store {
+    /// Opens (or creates) the data file and starts the writer thread.
+    pub fn open(options: &StoreOptions) -> Result<Store, StoreError> {
+        let dir = &options.data_dir;
+        std::fs::create_dir_all(dir)
+            .map_err(|source| StoreError::DataDir { path: dir.clone(), source })?;
+        let db = Database::builder()
+            .set_cache_size(options.cache_bytes)
+            .create(dir.join(DATA_FILE))?;
+        let (outbox_first, outbox_next, next_job_id) = init(&db)?;
+        let db = Arc::new(db);
+        let metrics = Arc::new(StoreMetrics {
+            group_size: Histogram::new(&[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0], 1.0),
+            fsync_seconds: Histogram::new(
+                &[0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0],
+                1e6,
+            ),
+        });
+        let poisoned = Arc::new(AtomicBool::new(false));
+        let (tx, rx) = channel();
+        let writer = Writer {
+            db: db.clone(),
+            rx,
+            options: WriterOptions {
+                async_flush: options.async_flush,
+                max_group: options.max_group.max(1),
+                outbox_max_entries: options.outbox_max_entries.max(1),
+            },
+            metrics: metrics.clone(),
+            poisoned: poisoned.clone(),
+            outbox_first,
+            outbox_next,
+            next_job_id,
+        };
+        let thread = std::thread::Builder::new()
+            .name("wharf-storage".into())
+            .spawn(move || writer.run())
+            .map_err(|source| StoreError::DataDir { path: dir.clone(), source })?;
+        Ok(Store {
+            db,
+            tx,
+            admission: Arc::new(Semaphore::new(options.max_pending.max(1))),
+            thread: Mutex::new(Some(thread)),
+            poisoned,
+            metrics,
+        })
+    }
+
+    /// Waits for a place in the writer's queue. Take it *before* locking anything.
+    pub async fn admit(&self) -> Result<Admission, StoreError> {
+        if self.is_poisoned() {
+            return Err(StoreError::Poisoned);
+        }
+        self.admission.clone().acquire_owned().await.map_err(|_| StoreError::Closed)
+    }
+
+    /// Queues `ops` (applied atomically) and reads `fetch` back after them. Never blocks, so it
+    /// may be called under the broker's state lock, which is what keeps the write order equal to
+    /// the order changes were decided in.
+    pub fn submit(&self, admission: Admission, ops: Vec<WriteOp>, fetch: Vec<u64>) -> Pending {
+        let (reply, pending) = oneshot::channel();
+        let request = WriteRequest { ops, fetch, reply, _permit: admission };
+        if let Err(std::sync::mpsc::SendError(Message::Write(request))) = self.tx.send(Message::Write(request)) {
+            let _ = request.reply.send(Err(StoreError::Closed));
+        }
+        pending
+    }
+
+    /// Whether a failed commit has stopped the writer.
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned.load(Ordering::Acquire)
+    }
+
+    /// Commit metrics.
+    pub fn metrics(&self) -> &StoreMetrics {
+        &self.metrics
+    }
+
+    /// Finishes queued writes, fsyncs, and joins the writer thread. Idempotent.
+    pub fn close(&self) {
+        let _ = self.tx.send(Message::Shutdown);
+        if let Some(thread) = self.thread.lock().take()
+            && thread.join().is_err()
+        {
+            tracing::error!("the storage writer thread panicked");
+        }
+    }
+
+    /// Reads one job with its body and result (blocking I/O: call off the async runtime).
+    pub fn read_job(&self, id: u64) -> Result<Option<StoredJob>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let Some(record) = txn.open_table(JOBS)?.get(id)? else { return Ok(None) };
+        let record: JobRecord = decode(record.value())?;
+        let body = match txn.open_table(BODIES)?.get(id)? {
+            Some(body) => decode(body.value())?,
+            None => JobBody { payload: "null".into(), headers: Vec::new() },
+        };
+        let result = txn.open_table(RESULTS)?.get(id)?.map(|r| r.value().to_owned());
+        Ok(Some(StoredJob { record, body, result }))
+    }
+
+    /// Every stored queue (for recovery).
+    pub fn queues(&self) -> Result<Vec<(String, QueueRecord)>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(QUEUES)?;
+        let mut queues = Vec::new();
+        for row in table.iter()? {
+            let (name, value) = row?;
+            queues.push((name.value().to_owned(), decode(value.value())?));
+        }
+        Ok(queues)
+    }
+
+    /// Calls `visit` for every stored job record in id order (for recovery).
+    pub fn scan_jobs(&self, mut visit: impl FnMut(u64, JobRecord)) -> Result<(), StoreError> {
+        let txn = self.db.begin_read()?;
+        for row in txn.open_table(JOBS)?.iter()? {
+            let (id, value) = row?;
+            visit(id.value(), decode(value.value())?);
+        }
+        Ok(())
+    }
+
+    /// The next job id to allocate (ids are never reused).
+    pub fn next_job_id(&self) -> Result<u64, StoreError> {
+        let txn = self.db.begin_read()?;
+        Ok(txn.open_table(META)?.get(META_NEXT_JOB_ID)?.map_or(1, |v| v.value()))
+    }
+
+    /// The outbox entries from `after` (exclusive), at most `limit`.
+    pub fn outbox_after(&self, after: u64, limit: usize) -> Result<Vec<(u64, OutboxEntry)>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(OUTBOX)?;
+        let mut entries = Vec::new();
+        for row in table.range(after.saturating_add(1)..)?.take(limit) {
+            let (seq, value) = row?;
+            entries.push((seq.value(), decode(value.value())?));
+        }
+        Ok(entries)
+    }
+
+    /// The path of the data file in `dir`.
+    pub fn data_file(dir: &Path) -> PathBuf {
+        dir.join(DATA_FILE)
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// Creates the tables, checks the format version, and reads the writer's sequences:
+/// (first outbox seq, next outbox seq, next job id).
+fn init(db: &Database) -> Result<(u64, u64, u64), StoreError> {
+    let txn = db.begin_write()?;
+    {
+        let mut meta = txn.open_table(META)?;
+        let found = meta.get(META_FORMAT)?.map(|v| v.value());
+        match found {
+            None => {
+                meta.insert(META_FORMAT, u64::from(FORMAT_VERSION))?;
+            }
+            Some(v) if v == u64::from(FORMAT_VERSION) => {}
+            Some(found) => return Err(StoreError::Format { found }),
+        }
+        txn.open_table(JOBS)?;
+        txn.open_table(BODIES)?;
+        txn.open_table(RESULTS)?;
+        txn.open_table(QUEUES)?;
+    }
+    let (first, next) = {
+        let outbox = txn.open_table(OUTBOX)?;
+        let first = outbox.first()?.map_or(1, |(k, _)| k.value());
+        let next = outbox.last()?.map_or(1, |(k, _)| k.value() + 1);
+        (first, next)
+    };
+    let next_job_id = {
+        let meta = txn.open_table(META)?;
+        let stored = meta.get(META_NEXT_JOB_ID)?.map_or(1, |v| v.value());
+        let jobs = txn.open_table(JOBS)?;
+        let after_last = jobs.last()?.map_or(1, |(k, _)| k.value() + 1);
+        stored.max(after_last)
+    };
+    txn.commit()?;
+    Ok((first, next, next_job_id))
+}

@@ -1,0 +1,22 @@
+//! The redb tables. Keys are big-endian-ordered u64s or strings; values are
+//! [`records`](super::records)-encoded bytes.
+
+use redb::TableDefinition;
+
+/// job id → [`JobRecord`](super::JobRecord).
+pub const JOBS: TableDefinition<u64, &[u8]> = TableDefinition::new("jobs");
+/// job id → [`JobBody`](super::JobBody).
+pub const BODIES: TableDefinition<u64, &[u8]> = TableDefinition::new("bodies");
+/// job id → the ack result (raw JSON text).
+pub const RESULTS: TableDefinition<u64, &str> = TableDefinition::new("results");
+/// queue name → [`QueueRecord`](super::QueueRecord).
+pub const QUEUES: TableDefinition<&str, &[u8]> = TableDefinition::new("queues");
+/// outbox sequence → [`OutboxEntry`](super::OutboxEntry).
+pub const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
+/// name → u64 (see the `META_*` keys).
+pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+
+/// The record format version the file was written with.
+pub const META_FORMAT: &str = "format_version";
+/// The next job id to allocate; ids are never reused, even after a purge.
+pub const META_NEXT_JOB_ID: &str = "next_job_id";

@@ -1,0 +1,332 @@
+//! The single writer thread (`wharf-storage`): group commit.
+//!
+//! Requests arrive on a channel. The thread takes what is queued (up to `max_group` requests),
+//! applies them in arrival order inside one write transaction, commits once (in `sync` mode one
+//! fsync), and only then answers every waiter. Arrival order is the order the broker decided the
+//! changes in (it submits while holding its state lock), so disk and memory agree.
+//!
+//! A failed commit poisons the store: every waiter of that group and every later request gets
+//! [`StoreError::Poisoned`]. Retrying an fsync that failed is unsafe (the kernel may have dropped
+//! the dirty pages), so the only way on is a restart, which recovers from the last good commit.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use redb::{Database, Durability, ReadableTable, WriteTransaction};
+use tokio::sync::{OwnedSemaphorePermit, oneshot};
+
+use super::records::{JobBody, JobRecord, OutboxEntry, QueueRecord, StoredState, decode, encode};
+use super::tables::{BODIES, JOBS, META, META_NEXT_JOB_ID, OUTBOX, QUEUES, RESULTS};
+use super::{StoreError, StoreMetrics, StoredJob};
+
+/// One change, applied atomically with the rest of its request.
+#[derive(Debug)]
+pub enum WriteOp {
+    /// Create or replace a queue's defaults.
+    PutQueue {
+        /// Queue name.
+        name: String,
+        /// Its defaults.
+        record: QueueRecord,
+    },
+    /// Store a new job.
+    Insert {
+        /// Its id.
+        id: u64,
+        /// State and scheduling fields.
+        record: JobRecord,
+        /// Payload and headers.
+        body: JobBody,
+    },
+    /// Apply a life-cycle transition the broker decided.
+    Update {
+        /// The job.
+        id: u64,
+        /// What changes.
+        change: JobChange,
+    },
+    /// Remove a job and everything stored for it (purge).
+    Delete {
+        /// The job.
+        id: u64,
+    },
+}
+
+/// The fields a transition sets; everything else in the record is kept.
+#[derive(Debug, Clone)]
+pub struct JobChange {
+    /// The new state.
+    pub state: StoredState,
+    /// The new attempt count.
+    pub attempts: u32,
+    /// Replaces the last error when `Some`.
+    pub last_error: Option<String>,
+    /// Stores an ack result when `Some`.
+    pub result: Option<String>,
+    /// When the change happened (epoch ms).
+    pub at: u64,
+}
+
+/// A batch of ops to apply atomically, plus jobs to read back after them.
+pub(super) struct WriteRequest {
+    pub ops: Vec<WriteOp>,
+    pub fetch: Vec<u64>,
+    pub reply: oneshot::Sender<Result<Vec<Option<StoredJob>>, StoreError>>,
+    /// Holds a place in the bounded admission queue until the request is answered.
+    pub _permit: OwnedSemaphorePermit,
+}
+
+/// Messages to the writer thread.
+pub(super) enum Message {
+    Write(WriteRequest),
+    /// Finish what is queued, make everything durable, and exit.
+    Shutdown,
+}
+
+/// How the writer makes commits durable.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct WriterOptions {
+    /// `None`: fsync every commit. `Some(interval)`: commit without fsync, fsync at most this
+    /// long after the first unsynced commit.
+    pub async_flush: Option<Duration>,
+    pub max_group: usize,
+    pub outbox_max_entries: u64,
+}
+
+pub(super) struct Writer {
+    pub db: Arc<Database>,
+    pub rx: Receiver<Message>,
+    pub options: WriterOptions,
+    pub metrics: Arc<StoreMetrics>,
+    pub poisoned: Arc<AtomicBool>,
+    /// Outbox sequence range currently stored: `[first, next)`.
+    pub outbox_first: u64,
+    pub outbox_next: u64,
+    pub next_job_id: u64,
+}
+
+impl Writer {
+    pub fn run(mut self) {
+        let mut unsynced_since: Option<Instant> = None;
+        loop {
+            let first = match (self.options.async_flush, unsynced_since) {
+                (Some(interval), Some(since)) => {
+                    match self.rx.recv_timeout(interval.saturating_sub(since.elapsed())) {
+                        Ok(message) => message,
+                        Err(RecvTimeoutError::Timeout) => {
+                            self.flush(&mut unsynced_since);
+                            continue;
+                        }
+                        Err(RecvTimeoutError::Disconnected) => Message::Shutdown,
+                    }
+                }
+                _ => self.rx.recv().unwrap_or(Message::Shutdown),
+            };
+            let mut group = Vec::new();
+            let mut shutdown = false;
+            match first {
+                Message::Write(request) => group.push(request),
+                Message::Shutdown => shutdown = true,
+            }
+            while !shutdown && group.len() < self.options.max_group {
+                match self.rx.try_recv() {
+                    Ok(Message::Write(request)) => group.push(request),
+                    Ok(Message::Shutdown) => shutdown = true,
+                    Err(_) => break,
+                }
+            }
+            if !group.is_empty() {
+                self.commit_group(group, &mut unsynced_since);
+            }
+            if let Some(since) = unsynced_since
+                && self.options.async_flush.is_some_and(|i| since.elapsed() >= i)
+            {
+                self.flush(&mut unsynced_since);
+            }
+            if shutdown {
+                self.flush(&mut unsynced_since);
+                // Answer whatever raced in behind the shutdown message.
+                while let Ok(Message::Write(request)) = self.rx.try_recv() {
+                    let _ = request.reply.send(Err(StoreError::Closed));
+                }
+                return;
+            }
+        }
+    }
+
+    fn commit_group(&mut self, group: Vec<WriteRequest>, unsynced_since: &mut Option<Instant>) {
+        if self.poisoned.load(Ordering::Acquire) {
+            for request in group {
+                let _ = request.reply.send(Err(StoreError::Poisoned));
+            }
+            return;
+        }
+        let durable = self.options.async_flush.is_none();
+        let started = Instant::now();
+        let outbox_next = self.outbox_next;
+        let next_job_id = self.next_job_id;
+        let result = self.write_group(&group, durable);
+        match result {
+            Ok(mut fetched) => {
+                if durable {
+                    self.metrics.fsync_seconds.observe(started.elapsed().as_secs_f64());
+                } else if unsynced_since.is_none() {
+                    *unsynced_since = Some(Instant::now());
+                }
+                self.metrics.group_size.observe(group.len() as f64);
+                for (request, rows) in group.into_iter().zip(fetched.drain(..)) {
+                    let _ = request.reply.send(Ok(rows));
+                }
+            }
+            Err(error) => {
+                tracing::error!(%error, "commit failed; storage is poisoned and refuses writes until restart");
+                self.poisoned.store(true, Ordering::Release);
+                self.outbox_next = outbox_next;
+                self.next_job_id = next_job_id;
+                for request in group {
+                    let _ = request.reply.send(Err(StoreError::Poisoned));
+                }
+            }
+        }
+    }
+
+    /// Applies a whole group in one transaction and commits it.
+    fn write_group(
+        &mut self,
+        group: &[WriteRequest],
+        durable: bool,
+    ) -> Result<Vec<Vec<Option<StoredJob>>>, StoreError> {
+        let mut txn = self.db.begin_write()?;
+        if !durable {
+            txn.set_durability(Durability::None)?;
+        }
+        let mut fetched = Vec::with_capacity(group.len());
+        for request in group {
+            for op in &request.ops {
+                self.apply(&txn, op)?;
+            }
+            fetched.push(fetch(&txn, &request.fetch)?);
+        }
+        self.trim_outbox(&txn)?;
+        txn.open_table(META)?.insert(META_NEXT_JOB_ID, self.next_job_id)?;
+        txn.commit()?;
+        Ok(fetched)
+    }
+
+    fn apply(&mut self, txn: &WriteTransaction, op: &WriteOp) -> Result<(), StoreError> {
+        let mut jobs = txn.open_table(JOBS)?;
+        match op {
+            WriteOp::PutQueue { name, record } => {
+                txn.open_table(QUEUES)?.insert(name.as_str(), encode(record).as_slice())?;
+            }
+            WriteOp::Insert { id, record, body } => {
+                jobs.insert(id, encode(record).as_slice())?;
+                txn.open_table(BODIES)?.insert(id, encode(body).as_slice())?;
+                self.next_job_id = self.next_job_id.max(id + 1);
+                self.append_outbox(txn, *id, record, Some(record.state), record.updated_at)?;
+            }
+            WriteOp::Update { id, change } => {
+                let Some(bytes) = jobs.get(id)? else {
+                    // Memory and disk disagree: a bug, but not worth losing the group over.
+                    tracing::error!(job = id, "update of a job that is not stored; skipped");
+                    return Ok(());
+                };
+                let mut record: JobRecord = decode(bytes.value())?;
+                drop(bytes);
+                record.state = change.state;
+                record.attempts = change.attempts;
+                if let Some(error) = &change.last_error {
+                    record.last_error = Some(error.clone());
+                }
+                record.updated_at = change.at;
+                record.version += 1;
+                jobs.insert(id, encode(&record).as_slice())?;
+                if let Some(result) = &change.result {
+                    txn.open_table(RESULTS)?.insert(id, result.as_str())?;
+                }
+                self.append_outbox(txn, *id, &record, Some(record.state), change.at)?;
+            }
+            WriteOp::Delete { id } => {
+                let Some(bytes) = jobs.remove(id)? else { return Ok(()) };
+                let mut record: JobRecord = decode(bytes.value())?;
+                drop(bytes);
+                txn.open_table(BODIES)?.remove(id)?;
+                txn.open_table(RESULTS)?.remove(id)?;
+                record.version += 1;
+                let at = record.updated_at;
+                self.append_outbox(txn, *id, &record, None, at)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn append_outbox(
+        &mut self,
+        txn: &WriteTransaction,
+        job_id: u64,
+        record: &JobRecord,
+        state: Option<StoredState>,
+        at: u64,
+    ) -> Result<(), StoreError> {
+        let entry = OutboxEntry {
+            job_id,
+            queue: record.queue.clone(),
+            state,
+            attempts: record.attempts,
+            version: record.version,
+            at,
+        };
+        txn.open_table(OUTBOX)?.insert(self.outbox_next, encode(&entry).as_slice())?;
+        self.outbox_next += 1;
+        Ok(())
+    }
+
+    /// Keeps the outbox at most `outbox_max_entries` long by dropping its oldest entries.
+    fn trim_outbox(&mut self, txn: &WriteTransaction) -> Result<(), StoreError> {
+        let mut outbox = txn.open_table(OUTBOX)?;
+        let excess = (self.outbox_next - self.outbox_first).saturating_sub(self.options.outbox_max_entries);
+        if excess > 0 {
+            let end = self.outbox_first + excess;
+            outbox.retain_in(self.outbox_first..end, |_, _| false)?;
+            self.outbox_first = end;
+        }
+        Ok(())
+    }
+
+    /// Makes every earlier non-durable commit durable with one empty durable commit.
+    fn flush(&mut self, unsynced_since: &mut Option<Instant>) {
+        if unsynced_since.take().is_none() || self.poisoned.load(Ordering::Acquire) {
+            return;
+        }
+        let started = Instant::now();
+        let result = self.db.begin_write().map_err(StoreError::from).and_then(|txn| Ok(txn.commit()?));
+        match result {
+            Ok(()) => self.metrics.fsync_seconds.observe(started.elapsed().as_secs_f64()),
+            Err(error) => {
+                tracing::error!(%error, "fsync failed; storage is poisoned and refuses writes until restart");
+                self.poisoned.store(true, Ordering::Release);
+            }
+        }
+    }
+}
+
+fn fetch(txn: &WriteTransaction, ids: &[u64]) -> Result<Vec<Option<StoredJob>>, StoreError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let jobs = txn.open_table(JOBS)?;
+    let bodies = txn.open_table(BODIES)?;
+    ids.iter()
+        .map(|id| {
+            let Some(record) = jobs.get(id)? else { return Ok(None) };
+            let record: JobRecord = decode(record.value())?;
+            let body: JobBody = match bodies.get(id)? {
+                Some(body) => decode(body.value())?,
+                None => return Ok(None),
+            };
+            Ok(Some(StoredJob { record, body, result: None }))
+        })
+        .collect()
+}

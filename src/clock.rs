@@ -77,7 +77,10 @@ mod tests {
         let text = rfc3339(1_700_000_000_123);
         assert_eq!(text, "2023-11-14T22:13:20.123Z");
         assert_eq!(parse_rfc3339(&text), Some(1_700_000_000_123));
-        assert_eq!(parse_rfc3339("2023-11-14T23:13:20.123+01:00"), Some(1_700_000_000_123));
+        assert_eq!(
+            parse_rfc3339("2023-11-14T23:13:20.123+01:00"),
+            Some(1_700_000_000_123)
+        );
         assert_eq!(parse_rfc3339("tomorrow"), None);
         assert_eq!(parse_rfc3339("1969-12-31T23:59:59Z"), None);
     }

@@ -108,8 +108,14 @@ pub const MAX_DELAY_MS: u64 = 365 * 24 * 3600 * 1000;
 impl Config {
     /// Reads a TOML file (every key optional).
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
-        toml::from_str(&text).map_err(|source| ConfigError::Parse { path: path.into(), source: Box::new(source) })
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.into(),
+            source: Box::new(source),
+        })
     }
 
     /// Rejects values that cannot work, with a message that says which and why.
@@ -124,7 +130,8 @@ impl Config {
         if self.durability == Durability::Async && !(1..=10_000).contains(&self.fsync_interval_ms) {
             return invalid("fsync_interval_ms must be between 1 and 10000 in async mode");
         }
-        validate_queue_config(&self.queue_defaults).map_err(|m| ConfigError::Invalid(format!("queue_defaults: {m}")))
+        validate_queue_config(&self.queue_defaults)
+            .map_err(|m| ConfigError::Invalid(format!("queue_defaults: {m}")))
     }
 
     /// The broker's options derived from this configuration.
@@ -156,7 +163,9 @@ pub fn validate_queue_config(c: &QueueConfig) -> Result<(), String> {
         return Err(format!("max_attempts must be between 1 and {MAX_ATTEMPTS}"));
     }
     if c.backoff.base_ms > MAX_DELAY_MS || c.backoff.cap_ms > MAX_DELAY_MS {
-        return Err(format!("backoff base_ms and cap_ms must be at most {MAX_DELAY_MS}"));
+        return Err(format!(
+            "backoff base_ms and cap_ms must be at most {MAX_DELAY_MS}"
+        ));
     }
     if c.backoff.base_ms > c.backoff.cap_ms {
         return Err("backoff base_ms must not exceed cap_ms".into());
@@ -178,7 +187,8 @@ mod tests {
 
     #[test]
     fn file_keys_are_optional_and_typos_are_rejected() {
-        let c: Config = toml::from_str("durability = \"async\"\n[queue_defaults]\nlease_ms = 5000").unwrap();
+        let c: Config =
+            toml::from_str("durability = \"async\"\n[queue_defaults]\nlease_ms = 5000").unwrap();
         assert_eq!(c.durability, Durability::Async);
         assert_eq!(c.queue_defaults.lease_ms, 5000);
         assert_eq!(c.queue_defaults.max_attempts, 5);
@@ -190,7 +200,15 @@ mod tests {
         let mut c = Config::default();
         c.queue_defaults.backoff.base_ms = c.queue_defaults.backoff.cap_ms + 1;
         assert!(c.validate().unwrap_err().to_string().contains("base_ms"));
-        let c = Config { max_payload_bytes: 10 << 20, ..Config::default() };
-        assert!(c.validate().unwrap_err().to_string().contains("max_payload_bytes"));
+        let c = Config {
+            max_payload_bytes: 10 << 20,
+            ..Config::default()
+        };
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("max_payload_bytes")
+        );
     }
 }

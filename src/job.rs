@@ -152,9 +152,19 @@ mod tests {
 
     #[test]
     fn lease_token_round_trips_and_rejects_garbage() {
-        let token = LeaseToken { attempt: 7, nonce: 0xdead_beef };
+        let token = LeaseToken {
+            attempt: 7,
+            nonce: 0xdead_beef,
+        };
         assert_eq!(token.to_string().parse::<LeaseToken>(), Ok(token));
-        for bad in ["", "7", "7.", "x.0000000000000001", "7.1", "7.00000000000000001"] {
+        for bad in [
+            "",
+            "7",
+            "7.",
+            "x.0000000000000001",
+            "7.1",
+            "7.00000000000000001",
+        ] {
             assert!(bad.parse::<LeaseToken>().is_err(), "{bad:?} parsed");
         }
     }

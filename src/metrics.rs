@@ -26,9 +26,14 @@ impl Histogram {
 
     /// Records one observation.
     pub fn observe(&self, value: f64) {
-        let bucket = self.bounds.iter().position(|&b| value <= b).unwrap_or(self.bounds.len());
+        let bucket = self
+            .bounds
+            .iter()
+            .position(|&b| value <= b)
+            .unwrap_or(self.bounds.len());
         self.counts[bucket].fetch_add(1, Ordering::Relaxed);
-        self.sum_micros.fetch_add((value * self.scale) as u64, Ordering::Relaxed);
+        self.sum_micros
+            .fetch_add((value * self.scale) as u64, Ordering::Relaxed);
     }
 
     /// How many observations so far.

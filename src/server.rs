@@ -51,29 +51,62 @@ impl Server {
     }
 
     /// Like [`Server::start`], with explicit broker options (tests fix the random seed).
-    pub async fn start_with(config: &Config, options: BrokerOptions, clock: Clock) -> Result<Server, ServeError> {
-        let listener = TcpListener::bind(config.listen).await.map_err(|source| ServeError::Bind { addr: config.listen, source })?;
-        let addr = listener.local_addr().map_err(|source| ServeError::Bind { addr: config.listen, source })?;
+    pub async fn start_with(
+        config: &Config,
+        options: BrokerOptions,
+        clock: Clock,
+    ) -> Result<Server, ServeError> {
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| ServeError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
+        let addr = listener.local_addr().map_err(|source| ServeError::Bind {
+            addr: config.listen,
+            source,
+        })?;
         tracing::info!(%addr, data_dir = %config.data_dir.display(), durability = ?config.durability, "wharf listening on http://{addr}");
 
-        let limits = Limits { max_payload_bytes: config.max_payload_bytes, max_batch: config.max_batch };
+        let limits = Limits {
+            max_payload_bytes: config.max_payload_bytes,
+            max_batch: config.max_batch,
+        };
         let app = AppState::new(limits);
         let router = http::router(app.clone(), config.max_body_bytes);
         let stop = Arc::new(Notify::new());
         let stopped = stop.clone();
         let http = tokio::spawn(async move {
-            let serve = axum::serve(listener, router).with_graceful_shutdown(async move { stopped.notified().await });
+            let serve = axum::serve(listener, router)
+                .with_graceful_shutdown(async move { stopped.notified().await });
             if let Err(error) = serve.await {
                 tracing::error!(%error, "HTTP server failed");
             }
         });
 
-        let broker = tokio::task::spawn_blocking(move || Broker::open(&options, clock)).await.map_err(|_| ServeError::Recovery)??;
+        let broker = tokio::task::spawn_blocking(move || Broker::open(&options, clock))
+            .await
+            .map_err(|_| ServeError::Recovery)??;
         let stats = broker.recovery_stats();
-        tracing::info!(jobs = stats.jobs, queues = stats.queues, elapsed_ms = stats.elapsed.as_millis() as u64, "recovered {} jobs in {:?}", stats.jobs, stats.elapsed);
+        tracing::info!(
+            jobs = stats.jobs,
+            queues = stats.queues,
+            elapsed_ms = stats.elapsed.as_millis() as u64,
+            "recovered {} jobs in {:?}",
+            stats.jobs,
+            stats.elapsed
+        );
         app.set_broker(broker.clone());
         let timer = tokio::spawn(broker.clone().run_timer());
-        Ok(Server { addr, broker, stop, http, timer, grace: Duration::from_millis(config.shutdown_grace_ms) })
+        Ok(Server {
+            addr,
+            broker,
+            stop,
+            http,
+            timer,
+            grace: Duration::from_millis(config.shutdown_grace_ms),
+        })
     }
 
     /// The address it listens on.
@@ -93,7 +126,10 @@ impl Server {
         self.broker.begin_shutdown();
         let mut http = self.http;
         if tokio::time::timeout(self.grace, &mut http).await.is_err() {
-            tracing::warn!(grace_ms = self.grace.as_millis() as u64, "requests still running after the grace period; dropping them");
+            tracing::warn!(
+                grace_ms = self.grace.as_millis() as u64,
+                "requests still running after the grace period; dropping them"
+            );
             http.abort();
         }
         let _ = self.timer.await;

@@ -26,7 +26,13 @@ impl Broker {
                         result: None,
                         at: now,
                     };
-                    self.submit(admission, Prepared { ops: vec![WriteOp::Update { id: id.0, change }], fetch: Vec::new() })
+                    self.submit(
+                        admission,
+                        Prepared {
+                            ops: vec![WriteOp::Update { id: id.0, change }],
+                            fetch: Vec::new(),
+                        },
+                    )
                 }),
             }
         };
@@ -36,7 +42,9 @@ impl Broker {
                 None => Err(BrokerError::JobNotFound),
                 Some(job) => match job.record.state {
                     StoredState::Cancelled { .. } => Ok(()),
-                    StoredState::Succeeded { .. } => Err(BrokerError::JobFinished { state: "succeeded" }),
+                    StoredState::Succeeded { .. } => {
+                        Err(BrokerError::JobFinished { state: "succeeded" })
+                    }
                     _ => Err(BrokerError::JobBusy),
                 },
             };
@@ -47,24 +55,35 @@ impl Broker {
 
     /// Makes dead jobs of `queue` ready again with their attempts reset: the given ids (others
     /// are skipped), or every dead job when `ids` is `None`. Returns the replayed ids.
-    pub async fn replay(&self, queue: &str, ids: Option<Vec<JobId>>) -> Result<Vec<JobId>, BrokerError> {
+    pub async fn replay(
+        &self,
+        queue: &str,
+        ids: Option<Vec<JobId>>,
+    ) -> Result<Vec<JobId>, BrokerError> {
         let admission = self.store.admit().await?;
         let now = self.now();
         let mut replayed = Vec::new();
         let pending = {
             let mut state = self.state.lock();
-            let Some(q) = state.queues.get(queue) else { return Err(BrokerError::QueueNotFound) };
+            let Some(q) = state.queues.get(queue) else {
+                return Err(BrokerError::QueueNotFound);
+            };
             let candidates: Vec<u64> = match ids {
                 Some(ids) => ids.into_iter().map(|id| id.0).collect(),
                 None => q.members[JobState::Dead.index()].iter().copied().collect(),
             };
             let mut prepared = Prepared::default();
             for id in candidates {
-                let is_dead_here = state.jobs.get(&id).is_some_and(|s| s.phase == Phase::Dead && &*s.queue == queue);
+                let is_dead_here = state
+                    .jobs
+                    .get(&id)
+                    .is_some_and(|s| s.phase == Phase::Dead && &*s.queue == queue);
                 if !is_dead_here {
                     continue;
                 }
-                let Some(mut slot) = state.unplace(id) else { continue };
+                let Some(mut slot) = state.unplace(id) else {
+                    continue;
+                };
                 slot.attempts = 0;
                 slot.phase = Phase::Ready;
                 prepared.ops.push(WriteOp::Update {
@@ -95,7 +114,9 @@ impl Broker {
         let admission = self.store.admit().await?;
         let (pending, purged) = {
             let mut state = self.state.lock();
-            let Some(q) = state.queues.get(queue) else { return Err(BrokerError::QueueNotFound) };
+            let Some(q) = state.queues.get(queue) else {
+                return Err(BrokerError::QueueNotFound);
+            };
             let ids: Vec<u64> = [JobState::Scheduled, JobState::Ready, JobState::Dead]
                 .iter()
                 .flat_map(|s| q.members[s.index()].iter().copied())
@@ -112,7 +133,11 @@ impl Broker {
     }
 
     /// Changes a queue's defaults (creating the queue if new) and returns its view.
-    pub async fn update_queue(&self, queue: &str, patch: QueuePatch) -> Result<QueueView, BrokerError> {
+    pub async fn update_queue(
+        &self,
+        queue: &str,
+        patch: QueuePatch,
+    ) -> Result<QueueView, BrokerError> {
         if !valid_queue_name(queue) {
             return Err(BrokerError::InvalidQueueName);
         }
@@ -120,14 +145,32 @@ impl Broker {
         let (pending, view) = {
             let mut state = self.state.lock();
             let (name, _) = state.queue_or_create(queue, self.queue_defaults);
-            let Some(q) = state.queues.get_mut(&name) else { return Err(BrokerError::QueueNotFound) };
+            let Some(q) = state.queues.get_mut(&name) else {
+                return Err(BrokerError::QueueNotFound);
+            };
             patch.apply(&mut q.config);
-            let view = QueueView { name: name.to_string(), config: q.config, counts: q.counts() };
-            let op = WriteOp::PutQueue { name: name.to_string(), record: QueueRecord::from(q.config) };
+            let view = QueueView {
+                name: name.to_string(),
+                config: q.config,
+                counts: q.counts(),
+            };
+            let op = WriteOp::PutQueue {
+                name: name.to_string(),
+                record: QueueRecord::from(q.config),
+            };
             if patch.paused == Some(false) {
                 state.wake(&name);
             }
-            (self.submit(admission, Prepared { ops: vec![op], fetch: Vec::new() }), view)
+            (
+                self.submit(
+                    admission,
+                    Prepared {
+                        ops: vec![op],
+                        fetch: Vec::new(),
+                    },
+                ),
+                view,
+            )
         };
         committed(pending).await?;
         Ok(view)
@@ -136,8 +179,15 @@ impl Broker {
     /// One queue's defaults and counts.
     pub fn queue(&self, queue: &str) -> Result<QueueView, BrokerError> {
         let state = self.state.lock();
-        let (name, q) = state.queues.get_key_value(queue).ok_or(BrokerError::QueueNotFound)?;
-        Ok(QueueView { name: name.to_string(), config: q.config, counts: q.counts() })
+        let (name, q) = state
+            .queues
+            .get_key_value(queue)
+            .ok_or(BrokerError::QueueNotFound)?;
+        Ok(QueueView {
+            name: name.to_string(),
+            config: q.config,
+            counts: q.counts(),
+        })
     }
 
     /// Every queue, sorted by name.
@@ -146,7 +196,11 @@ impl Broker {
         let mut views: Vec<QueueView> = state
             .queues
             .iter()
-            .map(|(name, q)| QueueView { name: name.to_string(), config: q.config, counts: q.counts() })
+            .map(|(name, q)| QueueView {
+                name: name.to_string(),
+                config: q.config,
+                counts: q.counts(),
+            })
             .collect();
         views.sort_by(|a, b| a.name.cmp(&b.name));
         views
@@ -155,7 +209,11 @@ impl Broker {
     /// Every queue's throughput counters, sorted by name.
     pub fn counters(&self) -> Vec<(String, [u64; 6], Counters)> {
         let state = self.state.lock();
-        let mut all: Vec<_> = state.queues.iter().map(|(n, q)| (n.to_string(), q.counts(), q.counters)).collect();
+        let mut all: Vec<_> = state
+            .queues
+            .iter()
+            .map(|(n, q)| (n.to_string(), q.counts(), q.counters))
+            .collect();
         all.sort_by(|a, b| a.0.cmp(&b.0));
         all
     }
@@ -167,18 +225,29 @@ impl Broker {
 
     /// Everything stored about one job.
     pub async fn job(&self, id: JobId) -> Result<JobView, BrokerError> {
-        let stored = self.read_stored(id.0).await?.ok_or(BrokerError::JobNotFound)?;
+        let stored = self
+            .read_stored(id.0)
+            .await?
+            .ok_or(BrokerError::JobNotFound)?;
         Ok(JobView::new(id.0, stored, self.now()))
     }
 
     /// A page of `queue`'s jobs in a live `state` (scheduled, ready, leased or dead), in id
     /// order, starting after `after`.
-    pub async fn list_jobs(&self, queue: &str, state: JobState, after: Option<JobId>, limit: usize) -> Result<Vec<JobView>, BrokerError> {
+    pub async fn list_jobs(
+        &self,
+        queue: &str,
+        state: JobState,
+        after: Option<JobId>,
+        limit: usize,
+    ) -> Result<Vec<JobView>, BrokerError> {
         let ids: Vec<u64> = {
             let guard = self.state.lock();
             let q = guard.queues.get(queue).ok_or(BrokerError::QueueNotFound)?;
             let start = after.map_or(0, |a| a.0.saturating_add(1));
-            q.members.get(state.index()).map_or_else(Vec::new, |m| m.range(start..).take(limit).copied().collect())
+            q.members.get(state.index()).map_or_else(Vec::new, |m| {
+                m.range(start..).take(limit).copied().collect()
+            })
         };
         let mut views = Vec::with_capacity(ids.len());
         for id in ids {
@@ -191,6 +260,10 @@ impl Broker {
 
     /// The state of a live job in memory (`None` if finished or unknown).
     pub fn live_state(&self, id: JobId) -> Option<JobState> {
-        self.state.lock().jobs.get(&id.0).map(|s: &Slot| s.phase.state())
+        self.state
+            .lock()
+            .jobs
+            .get(&id.0)
+            .map(|s: &Slot| s.phase.state())
     }
 }

@@ -20,7 +20,12 @@ pub struct QueueConfig {
 
 impl Default for QueueConfig {
     fn default() -> Self {
-        QueueConfig { lease_ms: 30_000, max_attempts: 5, backoff: Backoff::default(), paused: false }
+        QueueConfig {
+            lease_ms: 30_000,
+            max_attempts: 5,
+            backoff: Backoff::default(),
+            paused: false,
+        }
     }
 }
 
@@ -39,7 +44,11 @@ pub struct Backoff {
 
 impl Default for Backoff {
     fn default() -> Self {
-        Backoff { base_ms: 1_000, cap_ms: 600_000, jitter: true }
+        Backoff {
+            base_ms: 1_000,
+            cap_ms: 600_000,
+            jitter: true,
+        }
     }
 }
 
@@ -48,8 +57,15 @@ impl Backoff {
     /// `random` is a uniformly random u64, used only with jitter.
     pub fn delay_ms(&self, attempt: u32, random: u64) -> u64 {
         let exponent = attempt.saturating_sub(1).min(63);
-        let ceiling = self.base_ms.saturating_mul(1u64 << exponent).min(self.cap_ms);
-        if self.jitter && ceiling > 0 { random % (ceiling + 1) } else { ceiling }
+        let ceiling = self
+            .base_ms
+            .saturating_mul(1u64 << exponent)
+            .min(self.cap_ms);
+        if self.jitter && ceiling > 0 {
+            random % (ceiling + 1)
+        } else {
+            ceiling
+        }
     }
 }
 
@@ -71,7 +87,11 @@ impl From<QueueRecord> for QueueConfig {
         QueueConfig {
             lease_ms: r.lease_ms,
             max_attempts: r.max_attempts,
-            backoff: Backoff { base_ms: r.backoff_base_ms, cap_ms: r.backoff_cap_ms, jitter: r.backoff_jitter },
+            backoff: Backoff {
+                base_ms: r.backoff_base_ms,
+                cap_ms: r.backoff_cap_ms,
+                jitter: r.backoff_jitter,
+            },
             paused: r.paused,
         }
     }
@@ -83,15 +103,27 @@ mod tests {
 
     #[test]
     fn backoff_doubles_up_to_the_cap_without_jitter() {
-        let b = Backoff { base_ms: 1_000, cap_ms: 5_000, jitter: false };
+        let b = Backoff {
+            base_ms: 1_000,
+            cap_ms: 5_000,
+            jitter: false,
+        };
         let delays: Vec<u64> = (1..=5).map(|a| b.delay_ms(a, 0)).collect();
         assert_eq!(delays, [1_000, 2_000, 4_000, 5_000, 5_000]);
-        assert_eq!(b.delay_ms(u32::MAX, 0), 5_000, "huge attempt counts must not overflow");
+        assert_eq!(
+            b.delay_ms(u32::MAX, 0),
+            5_000,
+            "huge attempt counts must not overflow"
+        );
     }
 
     #[test]
     fn full_jitter_stays_within_zero_and_the_ceiling() {
-        let b = Backoff { base_ms: 1_000, cap_ms: 600_000, jitter: true };
+        let b = Backoff {
+            base_ms: 1_000,
+            cap_ms: 600_000,
+            jitter: true,
+        };
         for random in [0, 1, 999, 1_000, 1_001, u64::MAX] {
             assert!(b.delay_ms(1, random) <= 1_000);
             assert!(b.delay_ms(3, random) <= 4_000);

@@ -10,7 +10,11 @@ use crate::storage::{JobBody, JobRecord, QueueRecord, StoredState, WriteOp};
 impl Broker {
     /// Enqueues `jobs` into `queue` (created with the server defaults on first use), all or
     /// nothing. Returns once the write is durable; only then can a poll see the jobs.
-    pub async fn enqueue(&self, queue: &str, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>, BrokerError> {
+    pub async fn enqueue(
+        &self,
+        queue: &str,
+        jobs: Vec<NewJob>,
+    ) -> Result<Vec<Enqueued>, BrokerError> {
         if !valid_queue_name(queue) {
             return Err(BrokerError::InvalidQueueName);
         }
@@ -26,7 +30,10 @@ impl Broker {
             let (queue, created) = state.queue_or_create(queue, self.queue_defaults);
             let config = state.queues[&queue].config;
             if created {
-                prepared.ops.push(WriteOp::PutQueue { name: queue.to_string(), record: QueueRecord::from(config) });
+                prepared.ops.push(WriteOp::PutQueue {
+                    name: queue.to_string(),
+                    record: QueueRecord::from(config),
+                });
             }
             let first = self.next_id.fetch_add(jobs.len() as u64, Ordering::Relaxed);
             for (id, job) in (first..).zip(jobs) {
@@ -44,7 +51,10 @@ impl Broker {
                     last_error: None,
                     version: 1,
                 };
-                let body = JobBody { payload: job.payload, headers: job.headers };
+                let body = JobBody {
+                    payload: job.payload,
+                    headers: job.headers,
+                };
                 prepared.ops.push(WriteOp::Insert { id, record, body });
                 slots.push((
                     id,
@@ -70,11 +80,20 @@ impl Broker {
         for (id, slot) in slots {
             let became_ready = state.place(id, slot, now);
             woke |= became_ready;
-            if !became_ready && let Some(Phase::Scheduled { run_at }) = state.jobs.get(&id).map(|s| s.phase) {
+            if !became_ready
+                && let Some(Phase::Scheduled { run_at }) = state.jobs.get(&id).map(|s| s.phase)
+            {
                 earliest = earliest.min(run_at);
             }
-            let job_state = if became_ready { JobState::Ready } else { JobState::Scheduled };
-            enqueued.push(Enqueued { id: JobId(id), state: job_state });
+            let job_state = if became_ready {
+                JobState::Ready
+            } else {
+                JobState::Scheduled
+            };
+            enqueued.push(Enqueued {
+                id: JobId(id),
+                state: job_state,
+            });
         }
         if let Some(queue) = queue {
             if let Some(q) = state.queues.get_mut(&queue) {

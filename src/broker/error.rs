@@ -22,7 +22,9 @@ pub enum BrokerError {
         state: &'static str,
     },
     /// The token belongs to another delivery of this job (or to no delivery at all).
-    #[error("the lease token is not the job's current lease (it was delivered again, or the token is wrong)")]
+    #[error(
+        "the lease token is not the job's current lease (it was delivered again, or the token is wrong)"
+    )]
     StaleLease,
     /// The token is the current one, but its deadline has passed.
     #[error("the lease expired; the job will be retried")]

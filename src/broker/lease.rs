@@ -7,7 +7,10 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 use super::state::{Phase, Slot, State};
-use super::{AckItem, Broker, BrokerError, Delivery, NackRequest, PollRequest, Prepared, committed, stored_state};
+use super::{
+    AckItem, Broker, BrokerError, Delivery, NackRequest, PollRequest, Prepared, committed,
+    stored_state,
+};
 use crate::clock::Millis;
 use crate::job::{JobId, JobState, LeaseToken, valid_queue_name};
 use crate::storage::{JobChange, StoredState, WriteOp};
@@ -23,7 +26,9 @@ enum LeaseCheck {
 fn check_lease(slot: Option<&Slot>, token: LeaseToken, now: Millis) -> Result<(), LeaseCheck> {
     let slot = slot.ok_or(LeaseCheck::Missing)?;
     let Phase::Leased { nonce, deadline } = slot.phase else {
-        return Err(LeaseCheck::Refused(BrokerError::NotLeased { state: slot.phase.state().as_str() }));
+        return Err(LeaseCheck::Refused(BrokerError::NotLeased {
+            state: slot.phase.state().as_str(),
+        }));
     };
     if token.attempt != slot.attempts || token.nonce != nonce {
         return Err(LeaseCheck::Refused(BrokerError::StaleLease));
@@ -37,7 +42,11 @@ fn check_lease(slot: Option<&Slot>, token: LeaseToken, now: Millis) -> Result<()
 impl Broker {
     /// Delivers up to `request.max` ready jobs of `queue`, waiting up to `request.wait_ms` for
     /// the first one. Each delivery's lease is stored before it is returned.
-    pub async fn poll(&self, queue: &str, request: PollRequest) -> Result<Vec<Delivery>, BrokerError> {
+    pub async fn poll(
+        &self,
+        queue: &str,
+        request: PollRequest,
+    ) -> Result<Vec<Delivery>, BrokerError> {
         if !valid_queue_name(queue) {
             return Err(BrokerError::InvalidQueueName);
         }
@@ -80,32 +89,52 @@ impl Broker {
     fn release_waiter(&self, queue: &str, notify: Arc<Notify>) {
         let mut state = self.state.lock();
         drop(notify);
-        if state.waiters.get(queue).is_some_and(|n| Arc::strong_count(n) == 1) {
+        if state
+            .waiters
+            .get(queue)
+            .is_some_and(|n| Arc::strong_count(n) == 1)
+        {
             state.waiters.remove(queue);
         }
     }
 
-    async fn lease_ready(&self, queue: &str, request: PollRequest) -> Result<Vec<Delivery>, BrokerError> {
+    async fn lease_ready(
+        &self,
+        queue: &str,
+        request: PollRequest,
+    ) -> Result<Vec<Delivery>, BrokerError> {
         let admission = self.store.admit().await?;
         let now = self.now();
         let mut leased = Vec::new();
         let pending = {
             let mut state = self.state.lock();
-            let Some(q) = state.queues.get(queue) else { return Ok(Vec::new()) };
+            let Some(q) = state.queues.get(queue) else {
+                return Ok(Vec::new());
+            };
             if q.config.paused {
                 return Ok(Vec::new());
             }
             let default_lease = q.config.lease_ms;
-            let ids: Vec<u64> = q.ready.iter().take(request.max).map(|&(_, id)| id).collect();
+            let ids: Vec<u64> = q
+                .ready
+                .iter()
+                .take(request.max)
+                .map(|&(_, id)| id)
+                .collect();
             let mut prepared = Prepared::default();
             for id in ids {
-                let Some(mut slot) = state.unplace(id) else { continue };
+                let Some(mut slot) = state.unplace(id) else {
+                    continue;
+                };
                 slot.attempts += 1;
                 let nonce = state.rng.next_u64();
                 let lease_ms = request.lease_ms.or(slot.lease_ms).unwrap_or(default_lease);
                 let deadline = now.saturating_add(lease_ms);
                 slot.phase = Phase::Leased { nonce, deadline };
-                let token = LeaseToken { attempt: slot.attempts, nonce };
+                let token = LeaseToken {
+                    attempt: slot.attempts,
+                    nonce,
+                };
                 prepared.ops.push(WriteOp::Update {
                     id,
                     change: JobChange {
@@ -155,7 +184,10 @@ impl Broker {
 
     /// Acks many jobs in one durable write; one outcome per item, in order. Items that fail
     /// change nothing; the others succeed.
-    pub async fn ack_many(&self, items: Vec<AckItem>) -> Result<Vec<Result<(), BrokerError>>, BrokerError> {
+    pub async fn ack_many(
+        &self,
+        items: Vec<AckItem>,
+    ) -> Result<Vec<Result<(), BrokerError>>, BrokerError> {
         let admission = self.store.admit().await?;
         let now = self.now();
         let mut outcomes: Vec<Option<Result<(), BrokerError>>> = Vec::with_capacity(items.len());
@@ -166,7 +198,9 @@ impl Broker {
                 let id = item.id.0;
                 match check_lease(state.jobs.get(&id), item.lease, now) {
                     Ok(()) => {
-                        let Some(slot) = state.unplace(id) else { continue };
+                        let Some(slot) = state.unplace(id) else {
+                            continue;
+                        };
                         state.count_finished(&slot.queue, JobState::Succeeded);
                         if let Some(q) = state.queues.get_mut(&slot.queue) {
                             q.counters.acked += 1;
@@ -202,7 +236,12 @@ impl Broker {
 
     /// Fails the current attempt: retry after `delay_ms` or the backoff, or dead when asked or
     /// out of attempts. Returns the job's new state.
-    pub async fn nack(&self, id: JobId, lease: LeaseToken, request: NackRequest) -> Result<JobState, BrokerError> {
+    pub async fn nack(
+        &self,
+        id: JobId,
+        lease: LeaseToken,
+        request: NackRequest,
+    ) -> Result<JobState, BrokerError> {
         let admission = self.store.admit().await?;
         let now = self.now();
         let outcome = {
@@ -213,8 +252,25 @@ impl Broker {
                     q.counters.nacked += 1;
                 }
                 let error = request.error.unwrap_or_default();
-                let (op, new_state) = self.fail_attempt(&mut state, id.0, slot, error, request.delay_ms, request.dead, now);
-                Some((self.submit(admission, Prepared { ops: vec![op], fetch: Vec::new() }), new_state))
+                let (op, new_state) = self.fail_attempt(
+                    &mut state,
+                    id.0,
+                    slot,
+                    error,
+                    request.delay_ms,
+                    request.dead,
+                    now,
+                );
+                Some((
+                    self.submit(
+                        admission,
+                        Prepared {
+                            ops: vec![op],
+                            fetch: Vec::new(),
+                        },
+                    ),
+                    new_state,
+                ))
             })
         };
         let (pending, new_state) = match outcome {
@@ -229,18 +285,33 @@ impl Broker {
 
     /// Moves the lease deadline to `now + lease_ms` (default: the job's lease length, else the
     /// queue's); returns the new deadline.
-    pub async fn extend(&self, id: JobId, lease: LeaseToken, lease_ms: Option<u64>) -> Result<Millis, BrokerError> {
+    pub async fn extend(
+        &self,
+        id: JobId,
+        lease: LeaseToken,
+        lease_ms: Option<u64>,
+    ) -> Result<Millis, BrokerError> {
         let admission = self.store.admit().await?;
         let now = self.now();
         let outcome = {
             let mut state = self.state.lock();
             check_lease(state.jobs.get(&id.0), lease, now).map(|()| {
                 let mut slot = state.unplace(id.0)?;
-                let queue_lease = state.queues.get(&slot.queue).map_or(30_000, |q| q.config.lease_ms);
-                let deadline = now.saturating_add(lease_ms.or(slot.lease_ms).unwrap_or(queue_lease));
-                slot.phase = Phase::Leased { nonce: lease.nonce, deadline };
+                let queue_lease = state
+                    .queues
+                    .get(&slot.queue)
+                    .map_or(30_000, |q| q.config.lease_ms);
+                let deadline =
+                    now.saturating_add(lease_ms.or(slot.lease_ms).unwrap_or(queue_lease));
+                slot.phase = Phase::Leased {
+                    nonce: lease.nonce,
+                    deadline,
+                };
                 let change = JobChange {
-                    state: StoredState::Leased { nonce: lease.nonce, deadline },
+                    state: StoredState::Leased {
+                        nonce: lease.nonce,
+                        deadline,
+                    },
                     attempts: slot.attempts,
                     last_error: None,
                     result: None,
@@ -249,7 +320,16 @@ impl Broker {
                 state.place(id.0, slot, now);
                 self.deadline_added(deadline);
                 let ops = vec![WriteOp::Update { id: id.0, change }];
-                Some((self.submit(admission, Prepared { ops, fetch: Vec::new() }), deadline))
+                Some((
+                    self.submit(
+                        admission,
+                        Prepared {
+                            ops,
+                            fetch: Vec::new(),
+                        },
+                    ),
+                    deadline,
+                ))
             })
         };
         let (pending, deadline) = match outcome {
@@ -275,14 +355,19 @@ impl Broker {
         dead: bool,
         now: Millis,
     ) -> (WriteOp, JobState) {
-        let backoff = state.queues.get(&slot.queue).map(|q| q.config.backoff).unwrap_or_default();
+        let backoff = state
+            .queues
+            .get(&slot.queue)
+            .map(|q| q.config.backoff)
+            .unwrap_or_default();
         if dead || slot.attempts >= slot.max_attempts {
             slot.phase = Phase::Dead;
             if let Some(q) = state.queues.get_mut(&slot.queue) {
                 q.counters.dead_lettered += 1;
             }
         } else {
-            let delay = delay_ms.unwrap_or_else(|| backoff.delay_ms(slot.attempts, state.rng.next_u64()));
+            let delay =
+                delay_ms.unwrap_or_else(|| backoff.delay_ms(slot.attempts, state.rng.next_u64()));
             let run_at = now.saturating_add(delay);
             slot.phase = Phase::Scheduled { run_at };
             self.deadline_added(run_at);
@@ -299,7 +384,10 @@ impl Broker {
             state.wake(&queue);
             JobState::Ready
         } else {
-            state.jobs.get(&id).map_or(JobState::Dead, |s| s.phase.state())
+            state
+                .jobs
+                .get(&id)
+                .map_or(JobState::Dead, |s| s.phase.state())
         };
         (WriteOp::Update { id, change }, new_state)
     }

@@ -50,10 +50,14 @@ use tokio::sync::Notify;
 pub use config::{Backoff, QueueConfig};
 pub use error::BrokerError;
 pub use state::Counters;
-pub use views::{AckItem, Delivery, Enqueued, JobView, NackRequest, NewJob, PollRequest, QueuePatch, QueueView};
+pub use views::{
+    AckItem, Delivery, Enqueued, JobView, NackRequest, NewJob, PollRequest, QueuePatch, QueueView,
+};
 
 use crate::clock::{Clock, Millis};
-use crate::storage::{Admission, Pending, Store, StoreError, StoreOptions, StoredJob, StoredState, WriteOp};
+use crate::storage::{
+    Admission, Pending, Store, StoreError, StoreOptions, StoredJob, StoredState, WriteOp,
+};
 use state::{Phase, State};
 
 /// How the broker runs.
@@ -170,7 +174,9 @@ impl Broker {
     /// The 404/409 for an ack, nack, extend or cancel of a job that is not live in memory.
     async fn missing_job_error(&self, id: u64) -> BrokerError {
         match self.read_stored(id).await {
-            Ok(Some(job)) => BrokerError::NotLeased { state: views::stored_state_name(&job.record.state, self.now()) },
+            Ok(Some(job)) => BrokerError::NotLeased {
+                state: views::stored_state_name(&job.record.state, self.now()),
+            },
             Ok(None) => BrokerError::JobNotFound,
             Err(error) => error,
         }
@@ -179,7 +185,9 @@ impl Broker {
 
 /// Waits for a submitted write to commit; returns the rows it was asked to fetch.
 async fn committed(pending: Option<Pending>) -> Result<Vec<Option<StoredJob>>, BrokerError> {
-    let Some(pending) = pending else { return Ok(Vec::new()) };
+    let Some(pending) = pending else {
+        return Ok(Vec::new());
+    };
     match pending.await {
         Ok(result) => Ok(result?),
         Err(_) => Err(StoreError::Closed.into()),

@@ -39,8 +39,12 @@ impl Broker {
                 StoredState::Queued { run_at } => Phase::Scheduled { run_at },
                 StoredState::Leased { nonce, deadline } => Phase::Leased { nonce, deadline },
                 StoredState::Dead { .. } => Phase::Dead,
-                StoredState::Succeeded { .. } => return state.count_finished(&queue, JobState::Succeeded),
-                StoredState::Cancelled { .. } => return state.count_finished(&queue, JobState::Cancelled),
+                StoredState::Succeeded { .. } => {
+                    return state.count_finished(&queue, JobState::Succeeded);
+                }
+                StoredState::Cancelled { .. } => {
+                    return state.count_finished(&queue, JobState::Cancelled);
+                }
             };
             let slot = Slot {
                 queue,
@@ -63,7 +67,11 @@ impl Broker {
             timer_target: AtomicU64::new(0),
             shutting_down: AtomicBool::new(false),
             shutdown_signal: Notify::new(),
-            recovery: RecoveryStats { jobs, queues: queue_count, elapsed: started.elapsed() },
+            recovery: RecoveryStats {
+                jobs,
+                queues: queue_count,
+                elapsed: started.elapsed(),
+            },
         }))
     }
 }

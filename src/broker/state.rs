@@ -147,7 +147,10 @@ impl State {
         {
             slot.phase = Phase::Ready;
         }
-        let queue = self.queues.entry(slot.queue.clone()).or_insert_with(|| QueueState::new(QueueConfig::default()));
+        let queue = self
+            .queues
+            .entry(slot.queue.clone())
+            .or_insert_with(|| QueueState::new(QueueConfig::default()));
         queue.members[slot.phase.state().index()].insert(id);
         match slot.phase {
             Phase::Scheduled { run_at } => {
@@ -218,7 +221,14 @@ mod tests {
     use super::*;
 
     fn slot(queue: &Arc<str>, priority: u8, phase: Phase) -> Slot {
-        Slot { queue: queue.clone(), priority, phase, attempts: 0, max_attempts: 5, lease_ms: None }
+        Slot {
+            queue: queue.clone(),
+            priority,
+            phase,
+            attempts: 0,
+            max_attempts: 5,
+            lease_ms: None,
+        }
     }
 
     #[test]
@@ -237,8 +247,22 @@ mod tests {
         let mut state = State::new(Rng::new(1));
         let (q, _) = state.queue_or_create("q", QueueConfig::default());
         assert!(!state.place(1, slot(&q, 1, Phase::Scheduled { run_at: 50 }), 10));
-        assert!(state.place(2, slot(&q, 1, Phase::Scheduled { run_at: 5 }), 10), "due jobs go straight to ready");
-        state.place(3, slot(&q, 1, Phase::Leased { nonce: 9, deadline: 40 }), 10);
+        assert!(
+            state.place(2, slot(&q, 1, Phase::Scheduled { run_at: 5 }), 10),
+            "due jobs go straight to ready"
+        );
+        state.place(
+            3,
+            slot(
+                &q,
+                1,
+                Phase::Leased {
+                    nonce: 9,
+                    deadline: 40,
+                },
+            ),
+            10,
+        );
         state.place(4, slot(&q, 1, Phase::Dead), 10);
         assert_eq!(state.queues[&q].counts(), [1, 1, 1, 0, 1, 0]);
         assert_eq!(state.next_deadline(), Some(40));
@@ -246,7 +270,11 @@ mod tests {
             assert!(state.unplace(id).is_some());
         }
         assert_eq!(state.queues[&q].counts(), [0; 6]);
-        assert!(state.delayed.is_empty() && state.leases.is_empty() && state.queues[&q].ready.is_empty());
+        assert!(
+            state.delayed.is_empty()
+                && state.leases.is_empty()
+                && state.queues[&q].ready.is_empty()
+        );
         assert_eq!(state.next_deadline(), None);
         assert!(state.unplace(1).is_none());
     }

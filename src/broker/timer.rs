@@ -26,11 +26,14 @@ impl Broker {
                 // seen here or sees the new target and wakes us.
                 let state = self.state.lock();
                 let next = state.next_deadline();
-                self.timer_target.store(next.unwrap_or(Millis::MAX), Ordering::SeqCst);
+                self.timer_target
+                    .store(next.unwrap_or(Millis::MAX), Ordering::SeqCst);
                 next
             };
             let sleep = match next {
-                Some(at) if self.clock.is_system() => Duration::from_millis(at.saturating_sub(self.now())),
+                Some(at) if self.clock.is_system() => {
+                    Duration::from_millis(at.saturating_sub(self.now()))
+                }
                 _ => Duration::from_secs(3600),
             };
             tokio::select! {
@@ -56,11 +59,18 @@ impl Broker {
     /// the stored `run_at` already says so), and expired leases count as failed attempts.
     pub async fn run_due(&self) {
         loop {
-            let Ok(admission) = self.store.admit().await else { return };
+            let Ok(admission) = self.store.admit().await else {
+                return;
+            };
             let now = self.now();
             let (pending, more) = {
                 let mut state = self.state.lock();
-                let due: Vec<u64> = state.delayed.iter().take_while(|&&(at, _)| at <= now).map(|&(_, id)| id).collect();
+                let due: Vec<u64> = state
+                    .delayed
+                    .iter()
+                    .take_while(|&&(at, _)| at <= now)
+                    .map(|&(_, id)| id)
+                    .collect();
                 for id in due {
                     if let Some(slot) = state.unplace(id) {
                         let queue = slot.queue.clone();
@@ -69,17 +79,32 @@ impl Broker {
                         }
                     }
                 }
-                let expired: Vec<u64> =
-                    state.leases.iter().take_while(|&&(at, _)| at <= now).take(EXPIRY_BATCH).map(|&(_, id)| id).collect();
+                let expired: Vec<u64> = state
+                    .leases
+                    .iter()
+                    .take_while(|&&(at, _)| at <= now)
+                    .take(EXPIRY_BATCH)
+                    .map(|&(_, id)| id)
+                    .collect();
                 let more = expired.len() == EXPIRY_BATCH;
                 let mut prepared = Prepared::default();
                 for id in expired {
-                    let Some(slot) = state.unplace(id) else { continue };
+                    let Some(slot) = state.unplace(id) else {
+                        continue;
+                    };
                     debug_assert!(matches!(slot.phase, Phase::Leased { .. }));
                     if let Some(q) = state.queues.get_mut(&slot.queue) {
                         q.counters.expired += 1;
                     }
-                    let (op, _) = self.fail_attempt(&mut state, id, slot, "lease expired".into(), None, false, now);
+                    let (op, _) = self.fail_attempt(
+                        &mut state,
+                        id,
+                        slot,
+                        "lease expired".into(),
+                        None,
+                        false,
+                        now,
+                    );
                     prepared.ops.push(op);
                 }
                 (self.submit(admission, prepared), more)

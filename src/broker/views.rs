@@ -154,7 +154,11 @@ pub struct JobView {
 impl JobView {
     /// Builds the view of a stored job at time `now`.
     pub fn new(id: u64, stored: StoredJob, now: Millis) -> JobView {
-        JobView { id: JobId(id), state: public_state(&stored.record.state, now), stored }
+        JobView {
+            id: JobId(id),
+            state: public_state(&stored.record.state, now),
+            stored,
+        }
     }
 }
 

@@ -15,7 +15,10 @@ use crate::job::{JobId, valid_queue_name};
 /// wrong types, missing or unknown fields is 422.
 pub fn parse_json<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::bad_request("empty_body", "the request body is empty; send a JSON object"));
+        return Err(ApiError::bad_request(
+            "empty_body",
+            "the request body is empty; send a JSON object",
+        ));
     }
     serde_json::from_slice(bytes).map_err(|e| match e.classify() {
         serde_json::error::Category::Data => ApiError::invalid(e.to_string()),
@@ -26,15 +29,20 @@ pub fn parse_json<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, ApiError
 /// Like [`parse_json`], but an empty body means `T::default()` (for bodies whose every field
 /// is optional).
 pub fn parse_json_or_default<T: DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, ApiError> {
-    if bytes.iter().all(u8::is_ascii_whitespace) { Ok(T::default()) } else { parse_json(bytes) }
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        Ok(T::default())
+    } else {
+        parse_json(bytes)
+    }
 }
 
 /// Maps a failure to read the body (over the size limit, or the connection failed).
 pub fn body_bytes(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
     body.map_err(|rejection| match rejection.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => {
-            ApiError::too_large("body_too_large", "the request body is over the server's max_body_bytes")
-        }
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::too_large(
+            "body_too_large",
+            "the request body is over the server's max_body_bytes",
+        ),
         status => ApiError::new(status, "bad_body", rejection.body_text()),
     })
 }
@@ -62,9 +70,13 @@ impl<S: Send + Sync> FromRequestParts<S> for JobIdParam {
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         let text = first_param(parts, state).await?;
-        text.parse()
-            .map(JobIdParam)
-            .map_err(|_| ApiError::new(StatusCode::NOT_FOUND, "job_not_found", format!("no job with id {text:?}")))
+        text.parse().map(JobIdParam).map_err(|_| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "job_not_found",
+                format!("no job with id {text:?}"),
+            )
+        })
     }
 }
 

@@ -22,7 +22,11 @@ pub struct ApiError {
 impl ApiError {
     /// An error with any status.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError { status, code, message: message.into() }
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
     }
 
     /// 400: the request cannot be parsed.
@@ -67,7 +71,11 @@ impl From<BrokerError> for ApiError {
             E::Storage(StoreError::Closed) => (S::SERVICE_UNAVAILABLE, "shutting_down"),
             _ => {
                 tracing::error!(%error, "internal error");
-                return ApiError::new(S::INTERNAL_SERVER_ERROR, "internal", "internal error; see the server log");
+                return ApiError::new(
+                    S::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal error; see the server log",
+                );
             }
         };
         ApiError::new(status, code, error.to_string())

@@ -21,10 +21,18 @@ pub async fn healthz() -> Json<Value> {
 pub async fn readyz(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
     let broker = app.broker()?;
     if !broker.is_healthy() {
-        return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "storage_failed", "storage failed; see the server log"));
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "storage_failed",
+            "storage failed; see the server log",
+        ));
     }
     if broker.is_shutting_down() {
-        return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "the broker is shutting down"));
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting_down",
+            "the broker is shutting down",
+        ));
     }
     Ok(Json(json!({"status": "ready"})))
 }
@@ -37,16 +45,33 @@ pub async fn metrics(State(app): State<AppState>) -> Result<impl IntoResponse, A
     out.push_str("# HELP wharf_jobs Jobs per queue and state.\n# TYPE wharf_jobs gauge\n");
     for (queue, counts, _) in &counters {
         for state in JobState::ALL {
-            let _ = writeln!(out, "wharf_jobs{{queue=\"{queue}\",state=\"{}\"}} {}", state.as_str(), counts[state.index()]);
+            let _ = writeln!(
+                out,
+                "wharf_jobs{{queue=\"{queue}\",state=\"{}\"}} {}",
+                state.as_str(),
+                counts[state.index()]
+            );
         }
     }
     let series: [(&str, &str, fn(&crate::broker::Counters) -> u64); 6] = [
-        ("wharf_jobs_enqueued_total", "Jobs enqueued.", |c| c.enqueued),
-        ("wharf_jobs_delivered_total", "Deliveries (leases handed out).", |c| c.delivered),
+        ("wharf_jobs_enqueued_total", "Jobs enqueued.", |c| {
+            c.enqueued
+        }),
+        (
+            "wharf_jobs_delivered_total",
+            "Deliveries (leases handed out).",
+            |c| c.delivered,
+        ),
         ("wharf_jobs_acked_total", "Jobs acked.", |c| c.acked),
         ("wharf_jobs_nacked_total", "Nacks.", |c| c.nacked),
-        ("wharf_jobs_expired_total", "Leases that expired.", |c| c.expired),
-        ("wharf_jobs_dead_lettered_total", "Jobs that became dead.", |c| c.dead_lettered),
+        ("wharf_jobs_expired_total", "Leases that expired.", |c| {
+            c.expired
+        }),
+        (
+            "wharf_jobs_dead_lettered_total",
+            "Jobs that became dead.",
+            |c| c.dead_lettered,
+        ),
     ];
     for (name, help, get) in series {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
@@ -55,14 +80,32 @@ pub async fn metrics(State(app): State<AppState>) -> Result<impl IntoResponse, A
         }
     }
     let store = broker.store_metrics();
-    store.group_size.render(&mut out, "wharf_commit_group_size", "Write requests per commit.");
-    store.fsync_seconds.render(&mut out, "wharf_fsync_seconds", "Duration of durable commits (one fsync each).");
+    store.group_size.render(
+        &mut out,
+        "wharf_commit_group_size",
+        "Write requests per commit.",
+    );
+    store.fsync_seconds.render(
+        &mut out,
+        "wharf_fsync_seconds",
+        "Duration of durable commits (one fsync each).",
+    );
     let recovery = broker.recovery_stats();
-    let _ = writeln!(out, "# HELP wharf_recovered_jobs Job records scanned at start-up.\n# TYPE wharf_recovered_jobs gauge\nwharf_recovered_jobs {}", recovery.jobs);
+    let _ = writeln!(
+        out,
+        "# HELP wharf_recovered_jobs Job records scanned at start-up.\n# TYPE wharf_recovered_jobs gauge\nwharf_recovered_jobs {}",
+        recovery.jobs
+    );
     let _ = writeln!(
         out,
         "# HELP wharf_recovery_seconds Start-up recovery time.\n# TYPE wharf_recovery_seconds gauge\nwharf_recovery_seconds {}",
         recovery.elapsed.as_secs_f64()
     );
-    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], out))
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        out,
+    ))
 }

@@ -11,10 +11,10 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
+use super::AppState;
 use super::body::{JobIdParam, QueueName, body_bytes, parse_json, parse_json_or_default};
 use super::error::ApiError;
 use super::wire::{EnqueuedOut, JobInput, JobOut, MAX_ERROR_TEXT, check_lease_ms, lease_token};
-use super::AppState;
 use crate::broker::{AckItem, NackRequest};
 use crate::clock::rfc3339;
 use crate::job::JobId;
@@ -22,24 +22,42 @@ use crate::job::JobId;
 type Reply = Result<(StatusCode, Json<Value>), ApiError>;
 
 /// `POST /v1/queues/{queue}/jobs`: one job object, or `{"jobs": [...]}`.
-pub async fn enqueue(State(app): State<AppState>, QueueName(queue): QueueName, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Reply {
+pub async fn enqueue(
+    State(app): State<AppState>,
+    QueueName(queue): QueueName,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Reply {
     let broker = app.broker()?;
     let bytes = body_bytes(body)?;
     if headers.contains_key("idempotency-key") {
-        return Err(ApiError::invalid("idempotency keys are not supported yet; send the job without the Idempotency-Key header"));
+        return Err(ApiError::invalid(
+            "idempotency keys are not supported yet; send the job without the Idempotency-Key header",
+        ));
     }
     let top: HashMap<String, &RawValue> = parse_json(&bytes)?;
     let now = broker.now();
     let (inputs, batch) = match top.get("jobs") {
         Some(jobs) if top.len() == 1 => (parse_json::<Vec<JobInput>>(jobs.get().as_bytes())?, true),
-        Some(_) => return Err(ApiError::invalid("a batch body has only the field \"jobs\"")),
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "a batch body has only the field \"jobs\"",
+            ));
+        }
         None => (vec![parse_json::<JobInput>(&bytes)?], false),
     };
     if inputs.is_empty() {
         return Err(ApiError::invalid("jobs must hold at least one job"));
     }
     if inputs.len() > app.limits.max_batch {
-        return Err(ApiError::too_large("batch_too_large", format!("{} jobs in one batch; the limit is {} (max_batch)", inputs.len(), app.limits.max_batch)));
+        return Err(ApiError::too_large(
+            "batch_too_large",
+            format!(
+                "{} jobs in one batch; the limit is {} (max_batch)",
+                inputs.len(),
+                app.limits.max_batch
+            ),
+        ));
     }
     let jobs = inputs
         .into_iter()
@@ -47,7 +65,13 @@ pub async fn enqueue(State(app): State<AppState>, QueueName(queue): QueueName, h
         .map(|(i, job)| job.validate(now, app.limits, batch.then_some(i)))
         .collect::<Result<Vec<_>, _>>()?;
     let enqueued = broker.enqueue(&queue, jobs).await?;
-    let mut out: Vec<EnqueuedOut> = enqueued.iter().map(|e| EnqueuedOut { id: e.id.to_string(), state: e.state.as_str() }).collect();
+    let mut out: Vec<EnqueuedOut> = enqueued
+        .iter()
+        .map(|e| EnqueuedOut {
+            id: e.id.to_string(),
+            state: e.state.as_str(),
+        })
+        .collect();
     let body = match out.pop() {
         Some(one) if !batch => json!(one),
         last => json!({"jobs": out.into_iter().chain(last).collect::<Vec<_>>()}),
@@ -56,14 +80,20 @@ pub async fn enqueue(State(app): State<AppState>, QueueName(queue): QueueName, h
 }
 
 /// `GET /v1/jobs/{id}`.
-pub async fn get(State(app): State<AppState>, JobIdParam(id): JobIdParam) -> Result<Json<JobOut>, ApiError> {
+pub async fn get(
+    State(app): State<AppState>,
+    JobIdParam(id): JobIdParam,
+) -> Result<Json<JobOut>, ApiError> {
     Ok(Json(JobOut::from(app.broker()?.job(id).await?)))
 }
 
 /// `DELETE /v1/jobs/{id}`: cancel.
 pub async fn cancel(State(app): State<AppState>, JobIdParam(id): JobIdParam) -> Reply {
     app.broker()?.cancel(id).await?;
-    Ok((StatusCode::OK, Json(json!({"id": id.to_string(), "state": "cancelled"}))))
+    Ok((
+        StatusCode::OK,
+        Json(json!({"id": id.to_string(), "state": "cancelled"})),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -75,19 +105,38 @@ struct AckBody {
 
 fn result_text(result: Option<Box<RawValue>>, max: usize) -> Result<Option<String>, ApiError> {
     match result {
-        Some(r) if r.get().len() > max => Err(ApiError::too_large("result_too_large", format!("the result is {} bytes; the limit is {max} (max_payload_bytes)", r.get().len()))),
+        Some(r) if r.get().len() > max => Err(ApiError::too_large(
+            "result_too_large",
+            format!(
+                "the result is {} bytes; the limit is {max} (max_payload_bytes)",
+                r.get().len()
+            ),
+        )),
         Some(r) => Ok(Some(r.get().to_owned())),
         None => Ok(None),
     }
 }
 
 /// `POST /v1/jobs/{id}/ack`.
-pub async fn ack(State(app): State<AppState>, JobIdParam(id): JobIdParam, body: Result<Bytes, BytesRejection>) -> Reply {
+pub async fn ack(
+    State(app): State<AppState>,
+    JobIdParam(id): JobIdParam,
+    body: Result<Bytes, BytesRejection>,
+) -> Reply {
     let broker = app.broker()?;
     let body: AckBody = parse_json(&body_bytes(body)?)?;
     let result = result_text(body.result, app.limits.max_payload_bytes)?;
-    broker.ack(AckItem { id, lease: lease_token(&body.lease), result }).await?;
-    Ok((StatusCode::OK, Json(json!({"id": id.to_string(), "state": "succeeded"}))))
+    broker
+        .ack(AckItem {
+            id,
+            lease: lease_token(&body.lease),
+            result,
+        })
+        .await?;
+    Ok((
+        StatusCode::OK,
+        Json(json!({"id": id.to_string(), "state": "succeeded"})),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -101,18 +150,41 @@ struct NackBody {
 }
 
 /// `POST /v1/jobs/{id}/nack`.
-pub async fn nack(State(app): State<AppState>, JobIdParam(id): JobIdParam, body: Result<Bytes, BytesRejection>) -> Reply {
+pub async fn nack(
+    State(app): State<AppState>,
+    JobIdParam(id): JobIdParam,
+    body: Result<Bytes, BytesRejection>,
+) -> Reply {
     let broker = app.broker()?;
     let body: NackBody = parse_json(&body_bytes(body)?)?;
-    if body.error.as_ref().is_some_and(|e| e.len() > MAX_ERROR_TEXT) {
-        return Err(ApiError::invalid(format!("error must be at most {MAX_ERROR_TEXT} bytes")));
+    if body
+        .error
+        .as_ref()
+        .is_some_and(|e| e.len() > MAX_ERROR_TEXT)
+    {
+        return Err(ApiError::invalid(format!(
+            "error must be at most {MAX_ERROR_TEXT} bytes"
+        )));
     }
-    if body.delay_ms.is_some_and(|d| d > crate::config::MAX_DELAY_MS) {
-        return Err(ApiError::invalid(format!("delay_ms must be at most {}", crate::config::MAX_DELAY_MS)));
+    if body
+        .delay_ms
+        .is_some_and(|d| d > crate::config::MAX_DELAY_MS)
+    {
+        return Err(ApiError::invalid(format!(
+            "delay_ms must be at most {}",
+            crate::config::MAX_DELAY_MS
+        )));
     }
-    let request = NackRequest { error: body.error, delay_ms: body.delay_ms, dead: body.dead };
+    let request = NackRequest {
+        error: body.error,
+        delay_ms: body.delay_ms,
+        dead: body.dead,
+    };
     let state = broker.nack(id, lease_token(&body.lease), request).await?;
-    Ok((StatusCode::OK, Json(json!({"id": id.to_string(), "state": state.as_str()}))))
+    Ok((
+        StatusCode::OK,
+        Json(json!({"id": id.to_string(), "state": state.as_str()})),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -123,12 +195,21 @@ struct ExtendBody {
 }
 
 /// `POST /v1/jobs/{id}/extend`.
-pub async fn extend(State(app): State<AppState>, JobIdParam(id): JobIdParam, body: Result<Bytes, BytesRejection>) -> Reply {
+pub async fn extend(
+    State(app): State<AppState>,
+    JobIdParam(id): JobIdParam,
+    body: Result<Bytes, BytesRejection>,
+) -> Reply {
     let broker = app.broker()?;
     let body: ExtendBody = parse_json(&body_bytes(body)?)?;
     check_lease_ms(body.lease_ms, "lease_ms")?;
-    let deadline = broker.extend(id, lease_token(&body.lease), body.lease_ms).await?;
-    Ok((StatusCode::OK, Json(json!({"id": id.to_string(), "lease_expires_at": rfc3339(deadline)}))))
+    let deadline = broker
+        .extend(id, lease_token(&body.lease), body.lease_ms)
+        .await?;
+    Ok((
+        StatusCode::OK,
+        Json(json!({"id": id.to_string(), "lease_expires_at": rfc3339(deadline)})),
+    ))
 }
 
 #[derive(Deserialize, Default)]
@@ -150,16 +231,31 @@ pub async fn ack_batch(State(app): State<AppState>, body: Result<Bytes, BytesRej
     let broker = app.broker()?;
     let body: BatchAckBody = parse_json_or_default(&body_bytes(body)?)?;
     if body.acks.len() > app.limits.max_batch {
-        return Err(ApiError::too_large("batch_too_large", format!("{} acks in one batch; the limit is {} (max_batch)", body.acks.len(), app.limits.max_batch)));
+        return Err(ApiError::too_large(
+            "batch_too_large",
+            format!(
+                "{} acks in one batch; the limit is {} (max_batch)",
+                body.acks.len(),
+                app.limits.max_batch
+            ),
+        ));
     }
     let mut items = Vec::with_capacity(body.acks.len());
     let mut ids = Vec::with_capacity(body.acks.len());
     for (i, ack) in body.acks.into_iter().enumerate() {
-        let result = result_text(ack.result, app.limits.max_payload_bytes).map_err(|e| ApiError { message: format!("acks[{i}]: {}", e.message), ..e })?;
+        let result =
+            result_text(ack.result, app.limits.max_payload_bytes).map_err(|e| ApiError {
+                message: format!("acks[{i}]: {}", e.message),
+                ..e
+            })?;
         // An id that is not a number names no job: it gets its own 404 outcome below.
         let id = ack.id.parse().unwrap_or(JobId(u64::MAX));
         ids.push(ack.id);
-        items.push(AckItem { id, lease: lease_token(&ack.lease), result });
+        items.push(AckItem {
+            id,
+            lease: lease_token(&ack.lease),
+            result,
+        });
     }
     let outcomes = broker.ack_many(items).await?;
     let acks: Vec<Value> = ids

@@ -35,7 +35,10 @@ pub struct AppState {
 impl AppState {
     /// A state whose broker is not there yet.
     pub fn new(limits: Limits) -> AppState {
-        AppState { broker: Arc::new(OnceLock::new()), limits }
+        AppState {
+            broker: Arc::new(OnceLock::new()),
+            limits,
+        }
     }
 
     /// Makes the recovered broker available to handlers.
@@ -44,9 +47,13 @@ impl AppState {
     }
 
     fn broker(&self) -> Result<&Arc<Broker>, ApiError> {
-        self.broker
-            .get()
-            .ok_or_else(|| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "recovering", "the broker is recovering its data; retry shortly"))
+        self.broker.get().ok_or_else(|| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "recovering",
+                "the broker is recovering its data; retry shortly",
+            )
+        })
     }
 }
 
@@ -55,7 +62,12 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     Router::new()
         .route("/v1/queues", get(queues::list))
         .route("/v1/queues/{queue}", get(queues::get).patch(queues::patch))
-        .route("/v1/queues/{queue}/jobs", post(jobs::enqueue).get(queues::list_jobs).delete(queues::purge))
+        .route(
+            "/v1/queues/{queue}/jobs",
+            post(jobs::enqueue)
+                .get(queues::list_jobs)
+                .delete(queues::purge),
+        )
         .route("/v1/queues/{queue}/poll", post(queues::poll))
         .route("/v1/queues/{queue}/pause", post(queues::pause))
         .route("/v1/queues/{queue}/resume", post(queues::resume))
@@ -68,9 +80,19 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
-        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route; see docs/api.md") })
+        .fallback(|| async {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "no such route; see docs/api.md",
+            )
+        })
         .method_not_allowed_fallback(|| async {
-            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this route does not take that method; see docs/api.md")
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this route does not take that method; see docs/api.md",
+            )
         })
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(state)

@@ -26,22 +26,38 @@ struct PollBody {
 
 impl Default for PollBody {
     fn default() -> Self {
-        PollBody { max: 1, wait_ms: 0, lease_ms: None }
+        PollBody {
+            max: 1,
+            wait_ms: 0,
+            lease_ms: None,
+        }
     }
 }
 
 /// `POST /v1/queues/{queue}/poll` (an empty body polls for one job without waiting).
-pub async fn poll(State(app): State<AppState>, QueueName(queue): QueueName, body: Result<Bytes, BytesRejection>) -> Result<Json<Value>, ApiError> {
+pub async fn poll(
+    State(app): State<AppState>,
+    QueueName(queue): QueueName,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
     let broker = app.broker()?;
     let body: PollBody = parse_json_or_default(&body_bytes(body)?)?;
     if !(1..=MAX_POLL).contains(&body.max) {
-        return Err(ApiError::invalid(format!("max must be between 1 and {MAX_POLL}")));
+        return Err(ApiError::invalid(format!(
+            "max must be between 1 and {MAX_POLL}"
+        )));
     }
     if body.wait_ms > MAX_WAIT_MS {
-        return Err(ApiError::invalid(format!("wait_ms must be at most {MAX_WAIT_MS}")));
+        return Err(ApiError::invalid(format!(
+            "wait_ms must be at most {MAX_WAIT_MS}"
+        )));
     }
     check_lease_ms(body.lease_ms, "lease_ms")?;
-    let request = PollRequest { max: body.max, wait_ms: body.wait_ms, lease_ms: body.lease_ms };
+    let request = PollRequest {
+        max: body.max,
+        wait_ms: body.wait_ms,
+        lease_ms: body.lease_ms,
+    };
     let deliveries = broker.poll(&queue, request).await?;
     let jobs: Vec<Value> = deliveries
         .into_iter()
@@ -64,12 +80,20 @@ pub async fn poll(State(app): State<AppState>, QueueName(queue): QueueName, body
 
 /// `GET /v1/queues`.
 pub async fn list(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let queues: Vec<QueueOut> = app.broker()?.queues().into_iter().map(QueueOut::from).collect();
+    let queues: Vec<QueueOut> = app
+        .broker()?
+        .queues()
+        .into_iter()
+        .map(QueueOut::from)
+        .collect();
     Ok(Json(json!({"queues": queues})))
 }
 
 /// `GET /v1/queues/{queue}`.
-pub async fn get(State(app): State<AppState>, QueueName(queue): QueueName) -> Result<Json<QueueOut>, ApiError> {
+pub async fn get(
+    State(app): State<AppState>,
+    QueueName(queue): QueueName,
+) -> Result<Json<QueueOut>, ApiError> {
     Ok(Json(app.broker()?.queue(&queue)?.into()))
 }
 
@@ -91,7 +115,11 @@ struct BackoffPatch {
 }
 
 /// `PATCH /v1/queues/{queue}`: change defaults (creates the queue if new).
-pub async fn patch(State(app): State<AppState>, QueueName(queue): QueueName, body: Result<Bytes, BytesRejection>) -> Result<Json<QueueOut>, ApiError> {
+pub async fn patch(
+    State(app): State<AppState>,
+    QueueName(queue): QueueName,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<QueueOut>, ApiError> {
     let broker = app.broker()?;
     let body: PatchBody = super::body::parse_json(&body_bytes(body)?)?;
     let backoff = body.backoff.unwrap_or_default();
@@ -104,22 +132,41 @@ pub async fn patch(State(app): State<AppState>, QueueName(queue): QueueName, bod
         paused: body.paused,
     };
     // Validate the result before anything is written, against the current (or default) config.
-    let mut preview = broker.queue(&queue).map(|q| q.config).unwrap_or(broker.queue_defaults());
+    let mut preview = broker
+        .queue(&queue)
+        .map(|q| q.config)
+        .unwrap_or(broker.queue_defaults());
     patch.apply(&mut preview);
     validate_queue_config(&preview).map_err(ApiError::invalid)?;
     Ok(Json(broker.update_queue(&queue, patch).await?.into()))
 }
 
 /// `POST /v1/queues/{queue}/pause`.
-pub async fn pause(State(app): State<AppState>, QueueName(queue): QueueName) -> Result<Json<QueueOut>, ApiError> {
-    let patch = QueuePatch { paused: Some(true), ..QueuePatch::default() };
-    Ok(Json(app.broker()?.update_queue(&queue, patch).await?.into()))
+pub async fn pause(
+    State(app): State<AppState>,
+    QueueName(queue): QueueName,
+) -> Result<Json<QueueOut>, ApiError> {
+    let patch = QueuePatch {
+        paused: Some(true),
+        ..QueuePatch::default()
+    };
+    Ok(Json(
+        app.broker()?.update_queue(&queue, patch).await?.into(),
+    ))
 }
 
 /// `POST /v1/queues/{queue}/resume`.
-pub async fn resume(State(app): State<AppState>, QueueName(queue): QueueName) -> Result<Json<QueueOut>, ApiError> {
-    let patch = QueuePatch { paused: Some(false), ..QueuePatch::default() };
-    Ok(Json(app.broker()?.update_queue(&queue, patch).await?.into()))
+pub async fn resume(
+    State(app): State<AppState>,
+    QueueName(queue): QueueName,
+) -> Result<Json<QueueOut>, ApiError> {
+    let patch = QueuePatch {
+        paused: Some(false),
+        ..QueuePatch::default()
+    };
+    Ok(Json(
+        app.broker()?.update_queue(&queue, patch).await?.into(),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -131,23 +178,38 @@ pub struct ListQuery {
 }
 
 /// `GET /v1/queues/{queue}/jobs?state=dead&limit=100&after=<id>`.
-pub async fn list_jobs(State(app): State<AppState>, QueueName(queue): QueueName, query: Result<Query<ListQuery>, QueryRejection>) -> Result<Json<Value>, ApiError> {
+pub async fn list_jobs(
+    State(app): State<AppState>,
+    QueueName(queue): QueueName,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
     let broker = app.broker()?;
     let Query(query) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
     let state = match JobState::parse(&query.state) {
         Some(s @ (JobState::Scheduled | JobState::Ready | JobState::Leased | JobState::Dead)) => s,
-        _ => return Err(ApiError::invalid("state must be one of scheduled, ready, leased, dead (finished jobs are read by id)")),
+        _ => {
+            return Err(ApiError::invalid(
+                "state must be one of scheduled, ready, leased, dead (finished jobs are read by id)",
+            ));
+        }
     };
     let limit = query.limit.unwrap_or(100);
     if !(1..=MAX_POLL).contains(&limit) {
-        return Err(ApiError::invalid(format!("limit must be between 1 and {MAX_POLL}")));
+        return Err(ApiError::invalid(format!(
+            "limit must be between 1 and {MAX_POLL}"
+        )));
     }
     let after = match query.after.as_deref() {
         None | Some("") => None,
-        Some(text) => Some(text.parse::<JobId>().map_err(|_| ApiError::invalid("after must be a job id"))?),
+        Some(text) => Some(
+            text.parse::<JobId>()
+                .map_err(|_| ApiError::invalid("after must be a job id"))?,
+        ),
     };
     let jobs = broker.list_jobs(&queue, state, after, limit).await?;
-    let next = (jobs.len() == limit).then(|| jobs.last().map(|j| j.id.to_string())).flatten();
+    let next = (jobs.len() == limit)
+        .then(|| jobs.last().map(|j| j.id.to_string()))
+        .flatten();
     let jobs: Vec<JobOut> = jobs.into_iter().map(JobOut::from).collect();
     Ok(Json(json!({"jobs": jobs, "next_after": next})))
 }
@@ -159,23 +221,35 @@ struct ReplayBody {
 }
 
 /// `POST /v1/queues/{queue}/replay`: `{"ids": [...]}`, or `{}` for every dead job.
-pub async fn replay(State(app): State<AppState>, QueueName(queue): QueueName, body: Result<Bytes, BytesRejection>) -> Result<Json<Value>, ApiError> {
+pub async fn replay(
+    State(app): State<AppState>,
+    QueueName(queue): QueueName,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
     let broker = app.broker()?;
     let body: ReplayBody = parse_json_or_default(&body_bytes(body)?)?;
     let ids = match body.ids {
         None => None,
         Some(ids) if ids.len() > app.limits.max_batch => {
-            return Err(ApiError::too_large("batch_too_large", format!("at most {} ids per replay", app.limits.max_batch)));
+            return Err(ApiError::too_large(
+                "batch_too_large",
+                format!("at most {} ids per replay", app.limits.max_batch),
+            ));
         }
         // Ids that name no job cannot be dead jobs of this queue; they are skipped like others.
         Some(ids) => Some(ids.iter().filter_map(|id| id.parse().ok()).collect()),
     };
     let replayed = broker.replay(&queue, ids).await?;
-    Ok(Json(json!({"replayed": replayed.iter().map(ToString::to_string).collect::<Vec<_>>()})))
+    Ok(Json(
+        json!({"replayed": replayed.iter().map(ToString::to_string).collect::<Vec<_>>()}),
+    ))
 }
 
 /// `DELETE /v1/queues/{queue}/jobs`: purge waiting and dead jobs.
-pub async fn purge(State(app): State<AppState>, QueueName(queue): QueueName) -> Result<Json<Value>, ApiError> {
+pub async fn purge(
+    State(app): State<AppState>,
+    QueueName(queue): QueueName,
+) -> Result<Json<Value>, ApiError> {
     let purged = app.broker()?.purge(&queue).await?;
     Ok(Json(json!({"purged": purged})))
 }

@@ -34,20 +34,29 @@ pub struct PriorityInput(pub Priority);
 impl<'de> Deserialize<'de> for PriorityInput {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
-        const EXPECTED: &str = "an integer 0-255 or one of \"low\", \"normal\", \"high\", \"critical\"";
+        const EXPECTED: &str =
+            "an integer 0-255 or one of \"low\", \"normal\", \"high\", \"critical\"";
         impl Visitor<'_> for V {
             type Value = PriorityInput;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str(EXPECTED)
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<PriorityInput, E> {
-                u8::try_from(v).map(|p| PriorityInput(Priority(p))).map_err(|_| E::custom(format!("priority {v} is out of range: expected {EXPECTED}")))
+                u8::try_from(v)
+                    .map(|p| PriorityInput(Priority(p)))
+                    .map_err(|_| {
+                        E::custom(format!("priority {v} is out of range: expected {EXPECTED}"))
+                    })
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<PriorityInput, E> {
-                Err(E::custom(format!("priority {v} is out of range: expected {EXPECTED}")))
+                Err(E::custom(format!(
+                    "priority {v} is out of range: expected {EXPECTED}"
+                )))
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<PriorityInput, E> {
-                Priority::from_name(v).map(PriorityInput).ok_or_else(|| E::custom(format!("unknown priority {v:?}: expected {EXPECTED}")))
+                Priority::from_name(v).map(PriorityInput).ok_or_else(|| {
+                    E::custom(format!("unknown priority {v:?}: expected {EXPECTED}"))
+                })
             }
         }
         d.deserialize_any(V)
@@ -78,37 +87,74 @@ pub struct Limits {
 
 impl JobInput {
     /// Validates the job; `index` names it in messages when it is part of a batch.
-    pub fn validate(self, now: Millis, limits: Limits, index: Option<usize>) -> Result<NewJob, ApiError> {
-        let at = |field: &str| index.map_or_else(|| field.to_owned(), |i| format!("jobs[{i}].{field}"));
+    pub fn validate(
+        self,
+        now: Millis,
+        limits: Limits,
+        index: Option<usize>,
+    ) -> Result<NewJob, ApiError> {
+        let at =
+            |field: &str| index.map_or_else(|| field.to_owned(), |i| format!("jobs[{i}].{field}"));
         let payload = self.payload.get();
         if payload.len() > limits.max_payload_bytes {
             return Err(ApiError::too_large(
                 "payload_too_large",
-                format!("{} is {} bytes; the limit is {} (max_payload_bytes)", at("payload"), payload.len(), limits.max_payload_bytes),
+                format!(
+                    "{} is {} bytes; the limit is {} (max_payload_bytes)",
+                    at("payload"),
+                    payload.len(),
+                    limits.max_payload_bytes
+                ),
             ));
         }
         let run_at = match (self.delay_ms, self.run_at) {
-            (Some(_), Some(_)) => return Err(ApiError::invalid(format!("give {} or {}, not both", at("delay_ms"), at("run_at")))),
+            (Some(_), Some(_)) => {
+                return Err(ApiError::invalid(format!(
+                    "give {} or {}, not both",
+                    at("delay_ms"),
+                    at("run_at")
+                )));
+            }
             (Some(delay), None) if delay > MAX_DELAY_MS => {
-                return Err(ApiError::invalid(format!("{} must be at most {MAX_DELAY_MS} (365 days)", at("delay_ms"))));
+                return Err(ApiError::invalid(format!(
+                    "{} must be at most {MAX_DELAY_MS} (365 days)",
+                    at("delay_ms")
+                )));
             }
             (Some(delay), None) => Some(now + delay),
             (None, Some(text)) => match parse_rfc3339(&text) {
                 Some(ms) if ms <= now + MAX_DELAY_MS => Some(ms),
-                Some(_) => return Err(ApiError::invalid(format!("{} must be within 365 days", at("run_at")))),
-                None => return Err(ApiError::invalid(format!("{} must be an RFC 3339 timestamp such as 2026-01-02T03:04:05Z, got {text:?}", at("run_at")))),
+                Some(_) => {
+                    return Err(ApiError::invalid(format!(
+                        "{} must be within 365 days",
+                        at("run_at")
+                    )));
+                }
+                None => {
+                    return Err(ApiError::invalid(format!(
+                        "{} must be an RFC 3339 timestamp such as 2026-01-02T03:04:05Z, got {text:?}",
+                        at("run_at")
+                    )));
+                }
             },
             (None, None) => None,
         };
         if let Some(n) = self.max_attempts
             && !(1..=MAX_ATTEMPTS).contains(&n)
         {
-            return Err(ApiError::invalid(format!("{} must be between 1 and {MAX_ATTEMPTS}", at("max_attempts"))));
+            return Err(ApiError::invalid(format!(
+                "{} must be between 1 and {MAX_ATTEMPTS}",
+                at("max_attempts")
+            )));
         }
         check_lease_ms(self.lease_ms, &at("lease_ms"))?;
         let headers: Vec<(String, String)> = self.headers.unwrap_or_default().into_iter().collect();
         if headers.len() > MAX_HEADERS {
-            return Err(ApiError::invalid(format!("{} has {} entries; at most {MAX_HEADERS}", at("headers"), headers.len())));
+            return Err(ApiError::invalid(format!(
+                "{} has {} entries; at most {MAX_HEADERS}",
+                at("headers"),
+                headers.len()
+            )));
         }
         for (name, value) in &headers {
             if name.is_empty() || name.len() > MAX_HEADER_NAME || value.len() > MAX_HEADER_VALUE {
@@ -132,7 +178,9 @@ impl JobInput {
 /// Checks an optional lease length.
 pub fn check_lease_ms(lease_ms: Option<u64>, field: &str) -> Result<(), ApiError> {
     match lease_ms {
-        Some(ms) if !(1..=MAX_LEASE_MS).contains(&ms) => Err(ApiError::invalid(format!("{field} must be between 1 and {MAX_LEASE_MS} (12 h)"))),
+        Some(ms) if !(1..=MAX_LEASE_MS).contains(&ms) => Err(ApiError::invalid(format!(
+            "{field} must be between 1 and {MAX_LEASE_MS} (12 h)"
+        ))),
         _ => Ok(()),
     }
 }
@@ -140,7 +188,10 @@ pub fn check_lease_ms(lease_ms: Option<u64>, field: &str) -> Result<(), ApiError
 /// A lease token from a request; a malformed one is kept as a token that matches no delivery,
 /// so it gets the same 404/409 answers as any other wrong token.
 pub fn lease_token(text: &str) -> LeaseToken {
-    text.parse().unwrap_or(LeaseToken { attempt: 0, nonce: 0 })
+    text.parse().unwrap_or(LeaseToken {
+        attempt: 0,
+        nonce: 0,
+    })
 }
 
 /// `{"id", "state"}` of an enqueued job.
@@ -163,8 +214,15 @@ pub struct QueueOut {
 
 impl From<QueueView> for QueueOut {
     fn from(v: QueueView) -> QueueOut {
-        let counts = JobState::ALL.iter().map(|s| (s.as_str(), v.counts[s.index()])).collect();
-        QueueOut { name: v.name, config: v.config, counts }
+        let counts = JobState::ALL
+            .iter()
+            .map(|s| (s.as_str(), v.counts[s.index()]))
+            .collect();
+        QueueOut {
+            name: v.name,
+            config: v.config,
+            counts,
+        }
     }
 }
 
@@ -205,7 +263,9 @@ impl From<JobView> for JobOut {
         let (run_at, lease_expires_at, finished_at) = match r.state {
             StoredState::Queued { run_at } => (Some(run_at), None, None),
             StoredState::Leased { deadline, .. } => (None, Some(deadline), None),
-            StoredState::Succeeded { finished_at } | StoredState::Cancelled { finished_at } => (None, None, Some(finished_at)),
+            StoredState::Succeeded { finished_at } | StoredState::Cancelled { finished_at } => {
+                (None, None, Some(finished_at))
+            }
             StoredState::Dead { died_at } => (None, None, Some(died_at)),
         };
         JobOut {

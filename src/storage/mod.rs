@@ -22,7 +22,10 @@ use parking_lot::Mutex;
 use redb::{Database, ReadableDatabase, ReadableTable};
 use tokio::sync::{Semaphore, oneshot};
 
-pub use records::{DecodeError, FORMAT_VERSION, JobBody, JobRecord, OutboxEntry, QueueRecord, StoredState, decode, encode};
+pub use records::{
+    DecodeError, FORMAT_VERSION, JobBody, JobRecord, OutboxEntry, QueueRecord, StoredState, decode,
+    encode,
+};
 pub use writer::{JobChange, WriteOp};
 
 use crate::metrics::Histogram;
@@ -42,7 +45,9 @@ pub enum StoreError {
     #[error(transparent)]
     Decode(#[from] DecodeError),
     /// An earlier commit or fsync failed; writes are refused until restart.
-    #[error("storage failed earlier and refuses writes; check the disk and the log, then restart wharf")]
+    #[error(
+        "storage failed earlier and refuses writes; check the disk and the log, then restart wharf"
+    )]
     Poisoned,
     /// The store is shutting down.
     #[error("storage is shutting down")]
@@ -56,7 +61,9 @@ pub enum StoreError {
         source: std::io::Error,
     },
     /// The file was written by an incompatible format.
-    #[error("data file format version {found} is not supported (this build reads {FORMAT_VERSION})")]
+    #[error(
+        "data file format version {found} is not supported (this build reads {FORMAT_VERSION})"
+    )]
     Format {
         /// The version found in the file.
         found: u64,
@@ -138,17 +145,26 @@ impl Store {
     /// Opens (or creates) the data file and starts the writer thread.
     pub fn open(options: &StoreOptions) -> Result<Store, StoreError> {
         let dir = &options.data_dir;
-        std::fs::create_dir_all(dir)
-            .map_err(|source| StoreError::DataDir { path: dir.clone(), source })?;
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::DataDir {
+            path: dir.clone(),
+            source,
+        })?;
         let db = Database::builder()
             .set_cache_size(options.cache_bytes)
             .create(dir.join(DATA_FILE))?;
         let (outbox_first, outbox_next, next_job_id) = init(&db)?;
         let db = Arc::new(db);
         let metrics = Arc::new(StoreMetrics {
-            group_size: Histogram::new(&[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0], 1.0),
+            group_size: Histogram::new(
+                &[
+                    1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0,
+                ],
+                1.0,
+            ),
             fsync_seconds: Histogram::new(
-                &[0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0],
+                &[
+                    0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+                ],
                 1e6,
             ),
         });
@@ -171,7 +187,10 @@ impl Store {
         let thread = std::thread::Builder::new()
             .name("wharf-storage".into())
             .spawn(move || writer.run())
-            .map_err(|source| StoreError::DataDir { path: dir.clone(), source })?;
+            .map_err(|source| StoreError::DataDir {
+                path: dir.clone(),
+                source,
+            })?;
         Ok(Store {
             db,
             tx,
@@ -187,7 +206,11 @@ impl Store {
         if self.is_poisoned() {
             return Err(StoreError::Poisoned);
         }
-        self.admission.clone().acquire_owned().await.map_err(|_| StoreError::Closed)
+        self.admission
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| StoreError::Closed)
     }
 
     /// Queues `ops` (applied atomically) and reads `fetch` back after them. Never blocks, so it
@@ -195,8 +218,15 @@ impl Store {
     /// the order changes were decided in.
     pub fn submit(&self, admission: Admission, ops: Vec<WriteOp>, fetch: Vec<u64>) -> Pending {
         let (reply, pending) = oneshot::channel();
-        let request = WriteRequest { ops, fetch, reply, _permit: admission };
-        if let Err(std::sync::mpsc::SendError(Message::Write(request))) = self.tx.send(Message::Write(request)) {
+        let request = WriteRequest {
+            ops,
+            fetch,
+            reply,
+            _permit: admission,
+        };
+        if let Err(std::sync::mpsc::SendError(Message::Write(request))) =
+            self.tx.send(Message::Write(request))
+        {
             let _ = request.reply.send(Err(StoreError::Closed));
         }
         pending
@@ -225,14 +255,26 @@ impl Store {
     /// Reads one job with its body and result (blocking I/O: call off the async runtime).
     pub fn read_job(&self, id: u64) -> Result<Option<StoredJob>, StoreError> {
         let txn = self.db.begin_read()?;
-        let Some(record) = txn.open_table(JOBS)?.get(id)? else { return Ok(None) };
+        let Some(record) = txn.open_table(JOBS)?.get(id)? else {
+            return Ok(None);
+        };
         let record: JobRecord = decode(record.value())?;
         let body = match txn.open_table(BODIES)?.get(id)? {
             Some(body) => decode(body.value())?,
-            None => JobBody { payload: "null".into(), headers: Vec::new() },
+            None => JobBody {
+                payload: "null".into(),
+                headers: Vec::new(),
+            },
         };
-        let result = txn.open_table(RESULTS)?.get(id)?.map(|r| r.value().to_owned());
-        Ok(Some(StoredJob { record, body, result }))
+        let result = txn
+            .open_table(RESULTS)?
+            .get(id)?
+            .map(|r| r.value().to_owned());
+        Ok(Some(StoredJob {
+            record,
+            body,
+            result,
+        }))
     }
 
     /// Every stored queue (for recovery).
@@ -260,11 +302,18 @@ impl Store {
     /// The next job id to allocate (ids are never reused).
     pub fn next_job_id(&self) -> Result<u64, StoreError> {
         let txn = self.db.begin_read()?;
-        Ok(txn.open_table(META)?.get(META_NEXT_JOB_ID)?.map_or(1, |v| v.value()))
+        Ok(txn
+            .open_table(META)?
+            .get(META_NEXT_JOB_ID)?
+            .map_or(1, |v| v.value()))
     }
 
     /// The outbox entries from `after` (exclusive), at most `limit`.
-    pub fn outbox_after(&self, after: u64, limit: usize) -> Result<Vec<(u64, OutboxEntry)>, StoreError> {
+    pub fn outbox_after(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, OutboxEntry)>, StoreError> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(OUTBOX)?;
         let mut entries = Vec::new();

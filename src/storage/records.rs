@@ -120,7 +120,9 @@ pub enum DecodeError {
     #[error("empty record")]
     Empty,
     /// Written by a format this binary does not know (a newer wharf?).
-    #[error("record format version {0} is not supported (this build reads version {FORMAT_VERSION})")]
+    #[error(
+        "record format version {0} is not supported (this build reads version {FORMAT_VERSION})"
+    )]
     UnknownVersion(u8),
     /// The bytes do not decode.
     #[error("corrupt record: {0}")]
@@ -155,7 +157,10 @@ mod tests {
         JobRecord {
             queue: "emails".into(),
             priority: 200,
-            state: StoredState::Leased { nonce: 42, deadline: 1_700_000_000_000 },
+            state: StoredState::Leased {
+                nonce: 42,
+                deadline: 1_700_000_000_000,
+            },
             attempts: 2,
             max_attempts: 5,
             lease_ms: Some(30_000),
@@ -177,9 +182,15 @@ mod tests {
     fn unknown_versions_and_garbage_are_errors_not_panics() {
         let mut bytes = encode(&record());
         bytes[0] = 99;
-        assert!(matches!(decode::<JobRecord>(&bytes), Err(DecodeError::UnknownVersion(99))));
+        assert!(matches!(
+            decode::<JobRecord>(&bytes),
+            Err(DecodeError::UnknownVersion(99))
+        ));
         assert!(matches!(decode::<JobRecord>(&[]), Err(DecodeError::Empty)));
-        assert!(matches!(decode::<JobRecord>(&[FORMAT_VERSION, 0xff]), Err(DecodeError::Corrupt(_))));
+        assert!(matches!(
+            decode::<JobRecord>(&[FORMAT_VERSION, 0xff]),
+            Err(DecodeError::Corrupt(_))
+        ));
         let truncated = &encode(&record())[..10];
         assert!(decode::<JobRecord>(truncated).is_err());
     }

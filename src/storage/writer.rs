@@ -113,7 +113,10 @@ impl Writer {
         loop {
             let first = match (self.options.async_flush, unsynced_since) {
                 (Some(interval), Some(since)) => {
-                    match self.rx.recv_timeout(interval.saturating_sub(since.elapsed())) {
+                    match self
+                        .rx
+                        .recv_timeout(interval.saturating_sub(since.elapsed()))
+                    {
                         Ok(message) => message,
                         Err(RecvTimeoutError::Timeout) => {
                             self.flush(&mut unsynced_since);
@@ -141,7 +144,10 @@ impl Writer {
                 self.commit_group(group, &mut unsynced_since);
             }
             if let Some(since) = unsynced_since
-                && self.options.async_flush.is_some_and(|i| since.elapsed() >= i)
+                && self
+                    .options
+                    .async_flush
+                    .is_some_and(|i| since.elapsed() >= i)
             {
                 self.flush(&mut unsynced_since);
             }
@@ -171,7 +177,9 @@ impl Writer {
         match result {
             Ok(mut fetched) => {
                 if durable {
-                    self.metrics.fsync_seconds.observe(started.elapsed().as_secs_f64());
+                    self.metrics
+                        .fsync_seconds
+                        .observe(started.elapsed().as_secs_f64());
                 } else if unsynced_since.is_none() {
                     *unsynced_since = Some(Instant::now());
                 }
@@ -210,7 +218,8 @@ impl Writer {
             fetched.push(fetch(&txn, &request.fetch)?);
         }
         self.trim_outbox(&txn)?;
-        txn.open_table(META)?.insert(META_NEXT_JOB_ID, self.next_job_id)?;
+        txn.open_table(META)?
+            .insert(META_NEXT_JOB_ID, self.next_job_id)?;
         txn.commit()?;
         Ok(fetched)
     }
@@ -219,11 +228,13 @@ impl Writer {
         let mut jobs = txn.open_table(JOBS)?;
         match op {
             WriteOp::PutQueue { name, record } => {
-                txn.open_table(QUEUES)?.insert(name.as_str(), encode(record).as_slice())?;
+                txn.open_table(QUEUES)?
+                    .insert(name.as_str(), encode(record).as_slice())?;
             }
             WriteOp::Insert { id, record, body } => {
                 jobs.insert(id, encode(record).as_slice())?;
-                txn.open_table(BODIES)?.insert(id, encode(body).as_slice())?;
+                txn.open_table(BODIES)?
+                    .insert(id, encode(body).as_slice())?;
                 self.next_job_id = self.next_job_id.max(id + 1);
                 self.append_outbox(txn, *id, record, Some(record.state), record.updated_at)?;
             }
@@ -249,7 +260,9 @@ impl Writer {
                 self.append_outbox(txn, *id, &record, Some(record.state), change.at)?;
             }
             WriteOp::Delete { id } => {
-                let Some(bytes) = jobs.remove(id)? else { return Ok(()) };
+                let Some(bytes) = jobs.remove(id)? else {
+                    return Ok(());
+                };
                 let mut record: JobRecord = decode(bytes.value())?;
                 drop(bytes);
                 txn.open_table(BODIES)?.remove(id)?;
@@ -278,7 +291,8 @@ impl Writer {
             version: record.version,
             at,
         };
-        txn.open_table(OUTBOX)?.insert(self.outbox_next, encode(&entry).as_slice())?;
+        txn.open_table(OUTBOX)?
+            .insert(self.outbox_next, encode(&entry).as_slice())?;
         self.outbox_next += 1;
         Ok(())
     }
@@ -286,7 +300,8 @@ impl Writer {
     /// Keeps the outbox at most `outbox_max_entries` long by dropping its oldest entries.
     fn trim_outbox(&mut self, txn: &WriteTransaction) -> Result<(), StoreError> {
         let mut outbox = txn.open_table(OUTBOX)?;
-        let excess = (self.outbox_next - self.outbox_first).saturating_sub(self.options.outbox_max_entries);
+        let excess =
+            (self.outbox_next - self.outbox_first).saturating_sub(self.options.outbox_max_entries);
         if excess > 0 {
             let end = self.outbox_first + excess;
             outbox.retain_in(self.outbox_first..end, |_, _| false)?;
@@ -301,9 +316,16 @@ impl Writer {
             return;
         }
         let started = Instant::now();
-        let result = self.db.begin_write().map_err(StoreError::from).and_then(|txn| Ok(txn.commit()?));
+        let result = self
+            .db
+            .begin_write()
+            .map_err(StoreError::from)
+            .and_then(|txn| Ok(txn.commit()?));
         match result {
-            Ok(()) => self.metrics.fsync_seconds.observe(started.elapsed().as_secs_f64()),
+            Ok(()) => self
+                .metrics
+                .fsync_seconds
+                .observe(started.elapsed().as_secs_f64()),
             Err(error) => {
                 tracing::error!(%error, "fsync failed; storage is poisoned and refuses writes until restart");
                 self.poisoned.store(true, Ordering::Release);
@@ -320,13 +342,19 @@ fn fetch(txn: &WriteTransaction, ids: &[u64]) -> Result<Vec<Option<StoredJob>>, 
     let bodies = txn.open_table(BODIES)?;
     ids.iter()
         .map(|id| {
-            let Some(record) = jobs.get(id)? else { return Ok(None) };
+            let Some(record) = jobs.get(id)? else {
+                return Ok(None);
+            };
             let record: JobRecord = decode(record.value())?;
             let body: JobBody = match bodies.get(id)? {
                 Some(body) => decode(body.value())?,
                 None => return Ok(None),
             };
-            Ok(Some(StoredJob { record, body, result: None }))
+            Ok(Some(StoredJob {
+                record,
+                body,
+                result: None,
+            }))
         })
         .collect()
 }

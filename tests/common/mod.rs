@@ -1,0 +1,198 @@
+//! Shared test helpers: a server on an ephemeral port in a temp dir, and a tiny HTTP client.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use axum::body::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::Request;
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+use tempfile::TempDir;
+use wharf::broker::QueueConfig;
+use wharf::clock::Clock;
+use wharf::config::Config;
+use wharf::server::Server;
+
+/// A start time for manual clocks (2026-01-01T00:00:00Z).
+pub const T0: u64 = 1_767_225_600_000;
+
+/// A server in its own temp dir, listening on 127.0.0.1 on an ephemeral port.
+pub struct TestServer {
+    pub server: Option<Server>,
+    pub addr: SocketAddr,
+    pub clock: Clock,
+    pub dir: TempDir,
+}
+
+/// A config for a test server in `dir`.
+pub fn test_config(dir: &Path) -> Config {
+    Config {
+        data_dir: dir.to_path_buf(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        shutdown_grace_ms: 2_000,
+        ..Config::default()
+    }
+}
+
+impl TestServer {
+    /// A server on a manual clock (deadlines move only with [`TestServer::advance`]), with
+    /// jitter off so retry times are exact.
+    pub async fn start() -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = test_config(dir.path());
+        config.queue_defaults = QueueConfig {
+            backoff: wharf::broker::Backoff {
+                jitter: false,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        Self::start_in(dir, config, Clock::manual(T0)).await
+    }
+
+    /// A server with the given config and clock, in `dir`.
+    pub async fn start_in(dir: TempDir, config: Config, clock: Clock) -> TestServer {
+        let mut options = config.broker_options();
+        options.seed = Some(7);
+        let server = Server::start_with(&config, options, clock.clone())
+            .await
+            .unwrap();
+        TestServer {
+            addr: server.addr(),
+            server: Some(server),
+            clock,
+            dir,
+        }
+    }
+
+    /// Shuts down cleanly and starts again on the same data dir and clock.
+    pub async fn restart(mut self) -> TestServer {
+        self.server.take().unwrap().shutdown().await;
+        let mut config = test_config(self.dir.path());
+        config.queue_defaults = QueueConfig {
+            backoff: wharf::broker::Backoff {
+                jitter: false,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        Self::start_in(self.dir, config, self.clock).await
+    }
+
+    /// Moves the manual clock forward and applies every deadline that passed.
+    pub async fn advance(&self, ms: u64) {
+        self.clock.advance(ms);
+        self.server.as_ref().unwrap().broker().run_due().await;
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        request(self.addr, "GET", path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: &str) -> (u16, Value) {
+        request(self.addr, "POST", path, Some(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, body: &str) -> (u16, Value) {
+        request(self.addr, "PATCH", path, Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str) -> (u16, Value) {
+        request(self.addr, "DELETE", path, None).await
+    }
+
+    /// Enqueues one job and returns its id.
+    pub async fn enqueue(&self, queue: &str, job: &str) -> String {
+        let (status, body) = self.post(&format!("/v1/queues/{queue}/jobs"), job).await;
+        assert_eq!(status, 201, "{body}");
+        body["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Polls up to `max` jobs without waiting; returns the deliveries.
+    pub async fn poll(&self, queue: &str, max: usize) -> Vec<Value> {
+        let (status, body) = self
+            .post(
+                &format!("/v1/queues/{queue}/poll"),
+                &format!(r#"{{"max":{max}}}"#),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body["jobs"].as_array().unwrap().clone()
+    }
+
+    /// The job's public state.
+    pub async fn state_of(&self, id: &str) -> String {
+        let (status, body) = self.get(&format!("/v1/jobs/{id}")).await;
+        assert_eq!(status, 200, "{body}");
+        body["state"].as_str().unwrap().to_owned()
+    }
+}
+
+/// One HTTP/1.1 request on a fresh connection; the reply body parsed as JSON (or as a JSON
+/// string when it is not JSON).
+pub async fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> (u16, Value) {
+    request_bytes(addr, method, path, body.map(|b| b.as_bytes().to_vec()), &[]).await
+}
+
+/// Like [`request`], with raw body bytes and extra headers.
+pub async fn request_bytes(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<Vec<u8>>,
+    headers: &[(&str, &str)],
+) -> (u16, Value) {
+    try_request_bytes(addr, method, path, body, headers)
+        .await
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+}
+
+/// Like [`request_bytes`], but a failed connection is an `Err` (for tests that kill servers).
+pub async fn try_request_bytes(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<Vec<u8>>,
+    headers: &[(&str, &str)],
+) -> Result<(u16, Value), Box<dyn std::error::Error + Send + Sync>> {
+    let stream = tokio::net::TcpStream::connect(addr).await?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(conn);
+    let mut builder = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", addr.to_string());
+    if body.is_some() {
+        builder = builder.header("content-type", "application/json");
+    }
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    let request = builder.body(Full::new(Bytes::from(body.unwrap_or_default())))?;
+    let response = sender.send_request(request).await?;
+    let status = response.status().as_u16();
+    let bytes = response.into_body().collect().await?.to_bytes();
+    let value = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+    Ok((status, value))
+}
+
+/// Asserts an error reply: status, machine code, and the documented shape.
+pub fn assert_error(reply: &(u16, Value), status: u16, code: &str) {
+    assert_eq!(reply.0, status, "{}", reply.1);
+    assert_eq!(reply.1["error"]["code"], code, "{}", reply.1);
+    assert!(
+        reply.1["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{}",
+        reply.1
+    );
+}

@@ -1,0 +1,225 @@
+//! Crash consistency: a real `wharf serve` child is killed with SIGKILL under concurrent load.
+//! After a restart, every job whose enqueue got 201 is there exactly once, and no job whose ack
+//! got 200 is ever delivered again.
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::request;
+use parking_lot::Mutex;
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+/// Starts `wharf serve` on an ephemeral port and returns it with the address it logged.
+async fn spawn_wharf(dir: &Path) -> (Child, SocketAddr) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wharf"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir)
+        .env("WHARF_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn wharf");
+    let stderr = tokio::process::ChildStderr::from_std(child.stderr.take().unwrap()).unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let mut addr = None;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while let Some(line) = tokio::time::timeout_at(deadline.into(), lines.next_line())
+        .await
+        .expect("wharf did not start in time")
+        .unwrap()
+    {
+        if let Some(rest) = line.split("listening on http://").nth(1) {
+            addr = Some(rest.split_whitespace().next().unwrap().parse().unwrap());
+        }
+        if line.contains("recovered") {
+            break;
+        }
+    }
+    // Keep draining stderr so the child never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, addr.expect("wharf logged its address"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_under_load_loses_no_acknowledged_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, addr) = spawn_wharf(dir.path()).await;
+    // Short leases and tiny backoff so jobs leased at the kill come back quickly after restart.
+    let (status, body) = request(
+        addr,
+        "PATCH",
+        "/v1/queues/crash",
+        Some(r#"{"lease_ms":300,"backoff":{"base_ms":1,"cap_ms":10}}"#),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+
+    let enqueued: Arc<Mutex<HashMap<String, String>>> = Arc::default(); // id -> payload tag
+    let acked: Arc<Mutex<HashSet<String>>> = Arc::default();
+    let progress = Arc::new(tokio::sync::Notify::new());
+    let stop_at = Instant::now() + Duration::from_millis(1500);
+    let mut tasks = Vec::new();
+    for producer in 0..4 {
+        let enqueued = enqueued.clone();
+        let progress = progress.clone();
+        tasks.push(tokio::spawn(async move {
+            for n in 0..5_000 {
+                if Instant::now() > stop_at {
+                    break;
+                }
+                let tag = format!("{producer}-{n}");
+                let body =
+                    format!(r#"{{"jobs":[{{"payload":"{tag}-a"}},{{"payload":"{tag}-b"}}]}}"#);
+                let Some((201, reply)) =
+                    try_request(addr, "POST", "/v1/queues/crash/jobs", Some(body)).await
+                else {
+                    break;
+                };
+                for (job, suffix) in reply["jobs"].as_array().unwrap().iter().zip(["a", "b"]) {
+                    enqueued.lock().insert(
+                        job["id"].as_str().unwrap().to_owned(),
+                        format!("{tag}-{suffix}"),
+                    );
+                }
+                progress.notify_waiters();
+            }
+        }));
+    }
+    let consumer_acked = acked.clone();
+    let consumer_progress = progress.clone();
+    tasks.push(tokio::spawn(async move {
+        while Instant::now() <= stop_at {
+            let Some((200, reply)) = try_request(
+                addr,
+                "POST",
+                "/v1/queues/crash/poll",
+                Some(r#"{"max":16}"#.into()),
+            )
+            .await
+            else {
+                break;
+            };
+            for job in reply["jobs"].as_array().unwrap() {
+                let id = job["id"].as_str().unwrap();
+                let body = format!(r#"{{"lease":"{}"}}"#, job["lease"].as_str().unwrap());
+                match try_request(addr, "POST", &format!("/v1/jobs/{id}/ack"), Some(body)).await {
+                    Some((200, _)) => {
+                        consumer_acked.lock().insert(id.to_owned());
+                        consumer_progress.notify_waiters();
+                    }
+                    Some(_) => {}
+                    None => return,
+                }
+            }
+        }
+    }));
+
+    // Kill mid-load: once enough work has been acknowledged, without warning.
+    loop {
+        let notified = progress.notified();
+        if enqueued.lock().len() >= 400 && acked.lock().len() >= 50 {
+            break;
+        }
+        assert!(Instant::now() < stop_at, "load did not get going");
+        // The timeout only guards against a notification racing past before we wait.
+        let _ = tokio::time::timeout(Duration::from_millis(50), notified).await;
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let enqueued = enqueued.lock().clone();
+    let acked = acked.lock().clone();
+
+    let (mut child, addr) = spawn_wharf(dir.path()).await;
+    for id in &acked {
+        let (status, job) = request(addr, "GET", &format!("/v1/jobs/{id}"), None).await;
+        assert_eq!(
+            (status, job["state"].as_str()),
+            (200, Some("succeeded")),
+            "acked job {id}: {job}"
+        );
+    }
+    for (id, tag) in &enqueued {
+        let (status, job) = request(addr, "GET", &format!("/v1/jobs/{id}"), None).await;
+        assert_eq!(status, 200, "enqueued job {id} lost: {job}");
+        assert_eq!(job["payload"], Value::String(tag.clone()));
+    }
+
+    // Drain everything still pending and check nothing appears twice.
+    let mut delivered: HashMap<String, String> = HashMap::new(); // tag -> id
+    let drain_deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, queue) = request(addr, "GET", "/v1/queues/crash", None).await;
+        let live: u64 = ["scheduled", "ready", "leased"]
+            .iter()
+            .map(|s| queue["counts"][s].as_u64().unwrap())
+            .sum();
+        if live == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < drain_deadline,
+            "queue did not drain: {queue}"
+        );
+        let (_, reply) = request(
+            addr,
+            "POST",
+            "/v1/queues/crash/poll",
+            Some(r#"{"max":100,"wait_ms":500,"lease_ms":60000}"#),
+        )
+        .await;
+        let mut acks = Vec::new();
+        for job in reply["jobs"].as_array().unwrap() {
+            let id = job["id"].as_str().unwrap().to_owned();
+            assert!(
+                !acked.contains(&id),
+                "job {id} was acked before the crash but delivered again"
+            );
+            let tag = job["payload"].as_str().unwrap().to_owned();
+            if let Some(other) = delivered.insert(tag.clone(), id.clone()) {
+                assert_eq!(other, id, "payload {tag} stored twice");
+            }
+            acks.push(serde_json::json!({"id": id, "lease": job["lease"]}));
+        }
+        let body = serde_json::json!({ "acks": acks }).to_string();
+        let (status, reply) = request(addr, "POST", "/v1/ack", Some(&body)).await;
+        assert_eq!(status, 200, "{reply}");
+        assert!(
+            reply["acks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|a| a["ok"] == true),
+            "{reply}"
+        );
+    }
+    for (id, tag) in &enqueued {
+        assert!(
+            acked.contains(id) || delivered.get(tag) == Some(id),
+            "job {id} ({tag}) neither acked before the crash nor delivered after"
+        );
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+/// A request that reports a dead server as `None` instead of panicking.
+async fn try_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<String>,
+) -> Option<(u16, Value)> {
+    common::try_request_bytes(addr, method, path, body.map(String::into_bytes), &[])
+        .await
+        .ok()
+}

@@ -1,6 +1,7 @@
 //! Crash consistency: a real `wharf serve` child is killed with SIGKILL under concurrent load.
 //! After a restart, every job whose enqueue got 201 is there exactly once, and no job whose ack
 //! got 200 is ever delivered again.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may unwrap
 
 mod common;
 

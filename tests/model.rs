@@ -2,6 +2,7 @@
 //! tiny reference model with the same manual clock; after every step each job's state and
 //! attempts, and every queue's counts, must agree. Restarts are among the operations, so the
 //! recovery path is checked against the model too.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may unwrap
 
 use std::collections::BTreeMap;
 

@@ -1,5 +1,6 @@
 //! Restart persistence: after a clean shutdown and start, every job is in the state it had,
 //! leases keep their tokens and deadlines, results and queue defaults survive, ids keep rising.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may unwrap
 
 mod common;
 use common::TestServer;

@@ -1,4 +1,5 @@
 //! The shortest user journey: enqueue, poll, ack, read back.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may unwrap
 mod common;
 use common::TestServer;
 

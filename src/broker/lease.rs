@@ -15,6 +15,16 @@ use crate::clock::Millis;
 use crate::job::{JobId, JobState, LeaseToken, valid_queue_name};
 use crate::storage::{JobChange, StoredState, WriteOp};
 
+/// A failed attempt: why, and what the consumer asked for.
+pub(super) struct Failure {
+    /// Kept as the job's `last_error`.
+    pub error: String,
+    /// Retry after this long instead of the backoff.
+    pub delay_ms: Option<u64>,
+    /// Dead now, whatever attempts are left.
+    pub dead: bool,
+}
+
 /// Why a presented lease token does not settle the job.
 enum LeaseCheck {
     /// The job is not live in memory: finished, purged, or unknown (the store decides which).
@@ -251,16 +261,12 @@ impl Broker {
                 if let Some(q) = state.queues.get_mut(&slot.queue) {
                     q.counters.nacked += 1;
                 }
-                let error = request.error.unwrap_or_default();
-                let (op, new_state) = self.fail_attempt(
-                    &mut state,
-                    id.0,
-                    slot,
-                    error,
-                    request.delay_ms,
-                    request.dead,
-                    now,
-                );
+                let failure = Failure {
+                    error: request.error.unwrap_or_default(),
+                    delay_ms: request.delay_ms,
+                    dead: request.dead,
+                };
+                let (op, new_state) = self.fail_attempt(&mut state, id.0, slot, failure, now);
                 Some((
                     self.submit(
                         admission,
@@ -350,11 +356,14 @@ impl Broker {
         state: &mut State,
         id: u64,
         mut slot: Slot,
-        error: String,
-        delay_ms: Option<u64>,
-        dead: bool,
+        failure: Failure,
         now: Millis,
     ) -> (WriteOp, JobState) {
+        let Failure {
+            error,
+            delay_ms,
+            dead,
+        } = failure;
         let backoff = state
             .queues
             .get(&slot.queue)

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use super::lease::Failure;
 use super::state::Phase;
 use super::{Broker, Prepared, committed};
 use crate::clock::Millis;
@@ -96,15 +97,12 @@ impl Broker {
                     if let Some(q) = state.queues.get_mut(&slot.queue) {
                         q.counters.expired += 1;
                     }
-                    let (op, _) = self.fail_attempt(
-                        &mut state,
-                        id,
-                        slot,
-                        "lease expired".into(),
-                        None,
-                        false,
-                        now,
-                    );
+                    let failure = Failure {
+                        error: "lease expired".into(),
+                        delay_ms: None,
+                        dead: false,
+                    };
+                    let (op, _) = self.fail_attempt(&mut state, id, slot, failure, now);
                     prepared.ops.push(op);
                 }
                 (self.submit(admission, prepared), more)

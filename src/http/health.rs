@@ -12,6 +12,9 @@ use super::AppState;
 use super::error::ApiError;
 use crate::job::JobState;
 
+/// Reads one counter of a queue.
+type CounterFn = fn(&crate::broker::Counters) -> u64;
+
 /// `GET /healthz`: the process is up (also during recovery).
 pub async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
@@ -53,7 +56,7 @@ pub async fn metrics(State(app): State<AppState>) -> Result<impl IntoResponse, A
             );
         }
     }
-    let series: [(&str, &str, fn(&crate::broker::Counters) -> u64); 6] = [
+    let series: [(&str, &str, CounterFn); 6] = [
         ("wharf_jobs_enqueued_total", "Jobs enqueued.", |c| {
             c.enqueued
         }),

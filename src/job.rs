@@ -16,10 +16,21 @@ impl fmt::Display for JobId {
     }
 }
 
+/// A string that is not a job id in its canonical form (decimal digits, no sign, no leading
+/// zero), so that each job has exactly one spelling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InvalidJobId;
+
 impl FromStr for JobId {
-    type Err = std::num::ParseIntError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        s.parse().map(JobId)
+    type Err = InvalidJobId;
+    fn from_str(s: &str) -> Result<Self, InvalidJobId> {
+        let canonical = !s.is_empty()
+            && s.bytes().all(|b| b.is_ascii_digit())
+            && (s == "0" || !s.starts_with('0'));
+        if !canonical {
+            return Err(InvalidJobId);
+        }
+        s.parse().map(JobId).map_err(|_| InvalidJobId)
     }
 }
 
@@ -68,7 +79,7 @@ pub enum JobState {
     Succeeded,
     /// Out of attempts, or nacked with `dead: true`; can be replayed.
     Dead,
-    /// Cancelled before it ran.
+    /// Cancelled by a client before it succeeded.
     Cancelled,
 }
 
@@ -108,8 +119,9 @@ impl JobState {
 
 /// A lease token: which delivery of which job it fences.
 ///
-/// `attempt` makes a token from an earlier delivery stale; `nonce` makes tokens unguessable enough
-/// that a typo or a token from another job never matches by accident.
+/// `nonce` (64 random bits drawn at every delivery) is what tells deliveries apart: a token from
+/// an earlier delivery, from another job, or a typo never matches by accident, even after a
+/// replay restarts `attempt` at 1. `attempt` makes the token self-describing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct LeaseToken {
     /// The delivery this token belongs to (1-based).
@@ -166,6 +178,24 @@ mod tests {
             "7.00000000000000001",
         ] {
             assert!(bad.parse::<LeaseToken>().is_err(), "{bad:?} parsed");
+        }
+    }
+
+    #[test]
+    fn job_ids_have_one_spelling() {
+        assert_eq!("42".parse::<JobId>(), Ok(JobId(42)));
+        assert_eq!("0".parse::<JobId>(), Ok(JobId(0)));
+        for bad in [
+            "",
+            "+5",
+            "-5",
+            "0005",
+            " 5",
+            "5 ",
+            "abc",
+            "18446744073709551616",
+        ] {
+            assert_eq!(bad.parse::<JobId>(), Err(InvalidJobId), "{bad:?}");
         }
     }
 

@@ -370,7 +370,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let expected = model.check(id, token);
                 let got = h
                     .runtime
-                    .block_on(h.broker().extend(JobId(id), token, Some(lease_ms)));
+                    .block_on(h.broker().extend(JobId(id), token, lease_ms));
                 if let Ok(deadline) = got {
                     prop_assert_eq!(deadline, model.now + lease_ms);
                     model.jobs.get_mut(&id).unwrap().state = MState::Leased { token, deadline };

@@ -6,6 +6,9 @@ use super::{Broker, BrokerError, Prepared, QueuePatch, QueueView, committed};
 use crate::job::{JobId, JobState, valid_queue_name};
 use crate::storage::{JobChange, QueueRecord, StoredState, WriteOp};
 
+/// Most jobs one replay or purge write touches, so a huge one never builds one huge transaction.
+pub const CHUNK: usize = 4096;
+
 impl Broker {
     /// Cancels a job that is not leased. Cancelling a cancelled job succeeds again (DELETE is
     /// idempotent); a leased job is 409 `job_leased`, a succeeded one 409 `job_finished`.
@@ -54,82 +57,94 @@ impl Broker {
     }
 
     /// Makes dead jobs of `queue` ready again with their attempts reset: the given ids (others
-    /// are skipped), or every dead job when `ids` is `None`. Returns the replayed ids.
+    /// are skipped), or every dead job when `ids` is `None`. Returns the replayed ids. A large
+    /// replay is written in chunks of [`CHUNK`] jobs, each one atomic.
     pub async fn replay(
         &self,
         queue: &str,
         ids: Option<Vec<JobId>>,
     ) -> Result<Vec<JobId>, BrokerError> {
-        let admission = self.store.admit().await?;
-        let now = self.now();
         let mut replayed = Vec::new();
-        let pending = {
-            let mut state = self.state.lock();
-            let Some(q) = state.queues.get(queue) else {
-                return Err(BrokerError::QueueNotFound);
-            };
-            let candidates: Vec<u64> = match ids {
-                Some(ids) => ids.into_iter().map(|id| id.0).collect(),
-                None => q.members[JobState::Dead.index()].iter().copied().collect(),
-            };
-            let mut prepared = Prepared::default();
-            for id in candidates {
-                let is_dead_here = state
-                    .jobs
-                    .get(&id)
-                    .is_some_and(|s| s.phase == Phase::Dead && &*s.queue == queue);
-                if !is_dead_here {
-                    continue;
-                }
-                let Some(mut slot) = state.unplace(id) else {
-                    continue;
+        let mut given = ids.map(|ids| ids.into_iter().map(|id| id.0).collect::<Vec<u64>>());
+        loop {
+            let admission = self.store.admit().await?;
+            let now = self.now();
+            let mut chunk = Vec::new();
+            let (pending, more) = {
+                let mut state = self.state.lock();
+                let q = state.queues.get(queue).ok_or(BrokerError::QueueNotFound)?;
+                let candidates: Vec<u64> = match &mut given {
+                    Some(ids) => ids.drain(..ids.len().min(CHUNK)).collect(),
+                    None => q.members[JobState::Dead.index()]
+                        .iter()
+                        .take(CHUNK)
+                        .copied()
+                        .collect(),
                 };
-                slot.attempts = 0;
-                slot.phase = Phase::Ready;
-                prepared.ops.push(WriteOp::Update {
-                    id,
-                    change: JobChange {
+                let more = candidates.len() == CHUNK;
+                let mut prepared = Prepared::default();
+                for id in candidates {
+                    let is_dead_here = state
+                        .jobs
+                        .get(&id)
+                        .is_some_and(|s| s.phase == Phase::Dead && &*s.queue == queue);
+                    let Some(mut slot) = is_dead_here.then(|| state.unplace(id)).flatten() else {
+                        continue;
+                    };
+                    slot.attempts = 0;
+                    slot.phase = Phase::Ready;
+                    let change = JobChange {
                         state: StoredState::Queued { run_at: now },
                         attempts: 0,
                         last_error: None,
                         result: None,
                         at: now,
-                    },
-                });
-                state.place(id, slot, now);
-                replayed.push(JobId(id));
+                    };
+                    prepared.ops.push(WriteOp::Update { id, change });
+                    state.place(id, slot, now);
+                    chunk.push(JobId(id));
+                }
+                if !chunk.is_empty() {
+                    state.wake(queue);
+                }
+                (self.submit(admission, prepared), more)
+            };
+            committed(pending).await?;
+            replayed.append(&mut chunk);
+            if !more {
+                return Ok(replayed);
             }
-            if !replayed.is_empty() {
-                state.wake(queue);
-            }
-            self.submit(admission, prepared)
-        };
-        committed(pending).await?;
-        Ok(replayed)
+        }
     }
 
     /// Deletes every scheduled, ready and dead job of `queue` (leased jobs are left to finish;
-    /// succeeded and cancelled ones stay readable). Returns how many were deleted.
+    /// succeeded and cancelled ones stay readable), in atomic chunks of [`CHUNK`] jobs.
+    /// Returns how many were deleted.
     pub async fn purge(&self, queue: &str) -> Result<u64, BrokerError> {
-        let admission = self.store.admit().await?;
-        let (pending, purged) = {
-            let mut state = self.state.lock();
-            let Some(q) = state.queues.get(queue) else {
-                return Err(BrokerError::QueueNotFound);
+        let mut purged = 0;
+        loop {
+            let admission = self.store.admit().await?;
+            let (pending, count) = {
+                let mut state = self.state.lock();
+                let q = state.queues.get(queue).ok_or(BrokerError::QueueNotFound)?;
+                let ids: Vec<u64> = [JobState::Scheduled, JobState::Ready, JobState::Dead]
+                    .iter()
+                    .flat_map(|s| q.members[s.index()].iter().copied())
+                    .take(CHUNK)
+                    .collect();
+                let mut prepared = Prepared::default();
+                for &id in &ids {
+                    state.unplace(id);
+                    prepared.ops.push(WriteOp::Delete { id });
+                }
+                (self.submit(admission, prepared), ids.len())
             };
-            let ids: Vec<u64> = [JobState::Scheduled, JobState::Ready, JobState::Dead]
-                .iter()
-                .flat_map(|s| q.members[s.index()].iter().copied())
-                .collect();
-            let mut prepared = Prepared::default();
-            for &id in &ids {
-                state.unplace(id);
-                prepared.ops.push(WriteOp::Delete { id });
+            committed(pending).await?;
+            purged += count as u64;
+            if count < CHUNK {
+                return Ok(purged);
             }
-            (self.submit(admission, prepared), ids.len() as u64)
-        };
-        committed(pending).await?;
-        Ok(purged)
+        }
     }
 
     /// Changes a queue's defaults (creating the queue if new) and returns its view.

@@ -18,9 +18,6 @@ impl Broker {
         if !valid_queue_name(queue) {
             return Err(BrokerError::InvalidQueueName);
         }
-        if self.is_shutting_down() {
-            return Err(BrokerError::ShuttingDown);
-        }
         let admission = self.store.admit().await?;
         let now = self.now();
         let mut prepared = Prepared::default();

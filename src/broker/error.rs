@@ -38,8 +38,9 @@ pub enum BrokerError {
         /// Its state.
         state: &'static str,
     },
-    /// The job's enqueue is still being applied; retry.
-    #[error("the job is being enqueued; retry")]
+    /// Another request is changing the job right now (its enqueue or an ack is being
+    /// written); retry.
+    #[error("the job is being changed by another request; retry")]
     JobBusy,
     /// The broker is shutting down.
     #[error("the broker is shutting down")]

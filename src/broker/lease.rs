@@ -17,8 +17,8 @@ use crate::storage::{JobChange, StoredState, WriteOp};
 
 /// A failed attempt: why, and what the consumer asked for.
 pub(super) struct Failure {
-    /// Kept as the job's `last_error`.
-    pub error: String,
+    /// Becomes the job's `last_error`; `None` keeps the previous one.
+    pub error: Option<String>,
     /// Retry after this long instead of the backoff.
     pub delay_ms: Option<u64>,
     /// Dead now, whatever attempts are left.
@@ -262,7 +262,7 @@ impl Broker {
                     q.counters.nacked += 1;
                 }
                 let failure = Failure {
-                    error: request.error.unwrap_or_default(),
+                    error: request.error,
                     delay_ms: request.delay_ms,
                     dead: request.dead,
                 };
@@ -289,13 +289,12 @@ impl Broker {
         Ok(new_state)
     }
 
-    /// Moves the lease deadline to `now + lease_ms` (default: the job's lease length, else the
-    /// queue's); returns the new deadline.
+    /// Moves the lease deadline to `now + lease_ms` (a heartbeat); returns the new deadline.
     pub async fn extend(
         &self,
         id: JobId,
         lease: LeaseToken,
-        lease_ms: Option<u64>,
+        lease_ms: u64,
     ) -> Result<Millis, BrokerError> {
         let admission = self.store.admit().await?;
         let now = self.now();
@@ -303,12 +302,7 @@ impl Broker {
             let mut state = self.state.lock();
             check_lease(state.jobs.get(&id.0), lease, now).map(|()| {
                 let mut slot = state.unplace(id.0)?;
-                let queue_lease = state
-                    .queues
-                    .get(&slot.queue)
-                    .map_or(30_000, |q| q.config.lease_ms);
-                let deadline =
-                    now.saturating_add(lease_ms.or(slot.lease_ms).unwrap_or(queue_lease));
+                let deadline = now.saturating_add(lease_ms);
                 slot.phase = Phase::Leased {
                     nonce: lease.nonce,
                     deadline,
@@ -384,7 +378,7 @@ impl Broker {
         let change = JobChange {
             state: stored_state(slot.phase, now),
             attempts: slot.attempts,
-            last_error: Some(error),
+            last_error: error,
             result: None,
             at: now,
         };

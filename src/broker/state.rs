@@ -147,22 +147,21 @@ impl State {
         {
             slot.phase = Phase::Ready;
         }
-        let queue = self
-            .queues
-            .entry(slot.queue.clone())
-            .or_insert_with(|| QueueState::new(QueueConfig::default()));
-        queue.members[slot.phase.state().index()].insert(id);
+        // Callers create the queue first (`queue_or_create`); a slot never outlives its queue.
+        if let Some(queue) = self.queues.get_mut(&slot.queue) {
+            queue.members[slot.phase.state().index()].insert(id);
+            if slot.phase == Phase::Ready {
+                queue.ready.insert((Reverse(slot.priority), id));
+            }
+        }
         match slot.phase {
             Phase::Scheduled { run_at } => {
                 self.delayed.insert((run_at, id));
             }
-            Phase::Ready => {
-                queue.ready.insert((Reverse(slot.priority), id));
-            }
             Phase::Leased { deadline, .. } => {
                 self.leases.insert((deadline, id));
             }
-            Phase::Dead => {}
+            Phase::Ready | Phase::Dead => {}
         }
         let ready = slot.phase == Phase::Ready;
         self.jobs.insert(id, slot);

@@ -98,7 +98,7 @@ impl Broker {
                         q.counters.expired += 1;
                     }
                     let failure = Failure {
-                        error: "lease expired".into(),
+                        error: Some("lease expired".into()),
                         delay_ms: None,
                         dead: false,
                     };

@@ -12,7 +12,7 @@ use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use super::AppState;
-use super::body::{JobIdParam, QueueName, body_bytes, parse_json, parse_json_or_default};
+use super::body::{JobIdParam, QueueName, body_bytes, parse_json};
 use super::error::ApiError;
 use super::wire::{EnqueuedOut, JobInput, JobOut, MAX_ERROR_TEXT, check_lease_ms, lease_token};
 use crate::broker::{AckItem, NackRequest};
@@ -191,7 +191,7 @@ pub async fn nack(
 #[serde(deny_unknown_fields)]
 struct ExtendBody {
     lease: String,
-    lease_ms: Option<u64>,
+    lease_ms: u64,
 }
 
 /// `POST /v1/jobs/{id}/extend`.
@@ -202,7 +202,7 @@ pub async fn extend(
 ) -> Reply {
     let broker = app.broker()?;
     let body: ExtendBody = parse_json(&body_bytes(body)?)?;
-    check_lease_ms(body.lease_ms, "lease_ms")?;
+    check_lease_ms(Some(body.lease_ms), "lease_ms")?;
     let deadline = broker
         .extend(id, lease_token(&body.lease), body.lease_ms)
         .await?;
@@ -212,7 +212,7 @@ pub async fn extend(
     ))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct BatchAckBody {
     acks: Vec<BatchAckItem>,
@@ -229,7 +229,7 @@ struct BatchAckItem {
 /// `POST /v1/ack`: many acks in one durable write, with an outcome per item.
 pub async fn ack_batch(State(app): State<AppState>, body: Result<Bytes, BytesRejection>) -> Reply {
     let broker = app.broker()?;
-    let body: BatchAckBody = parse_json_or_default(&body_bytes(body)?)?;
+    let body: BatchAckBody = parse_json(&body_bytes(body)?)?;
     if body.acks.len() > app.limits.max_batch {
         return Err(ApiError::too_large(
             "batch_too_large",

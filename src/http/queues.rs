@@ -184,7 +184,8 @@ pub async fn list_jobs(
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let broker = app.broker()?;
-    let Query(query) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    // Like JSON bodies: unknown parameters and values of the wrong type are 422.
+    let Query(query) = query.map_err(|e| ApiError::invalid(e.body_text()))?;
     let state = match JobState::parse(&query.state) {
         Some(s @ (JobState::Scheduled | JobState::Ready | JobState::Leased | JobState::Dead)) => s,
         _ => {
@@ -217,7 +218,17 @@ pub async fn list_jobs(
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct ReplayBody {
-    ids: Option<Vec<String>>,
+    /// Absent: every dead job. `null` is refused, so a bug that nulls the list cannot replay
+    /// everything by accident.
+    #[serde(default, deserialize_with = "present")]
+    ids: Option<Option<Vec<String>>>,
+}
+
+/// Marks a field that is present (even as `null`) as `Some`.
+fn present<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<Vec<String>>>, D::Error> {
+    Option::<Vec<String>>::deserialize(d).map(Some)
 }
 
 /// `POST /v1/queues/{queue}/replay`: `{"ids": [...]}`, or `{}` for every dead job.
@@ -230,14 +241,19 @@ pub async fn replay(
     let body: ReplayBody = parse_json_or_default(&body_bytes(body)?)?;
     let ids = match body.ids {
         None => None,
-        Some(ids) if ids.len() > app.limits.max_batch => {
+        Some(None) => {
+            return Err(ApiError::invalid(
+                "ids must be a list of job ids; omit it to replay every dead job",
+            ));
+        }
+        Some(Some(ids)) if ids.len() > app.limits.max_batch => {
             return Err(ApiError::too_large(
                 "batch_too_large",
                 format!("at most {} ids per replay", app.limits.max_batch),
             ));
         }
         // Ids that name no job cannot be dead jobs of this queue; they are skipped like others.
-        Some(ids) => Some(ids.iter().filter_map(|id| id.parse().ok()).collect()),
+        Some(Some(ids)) => Some(ids.iter().filter_map(|id| id.parse().ok()).collect()),
     };
     let replayed = broker.replay(&queue, ids).await?;
     Ok(Json(

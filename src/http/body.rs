@@ -6,13 +6,15 @@ use axum::extract::{FromRequestParts, Path};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, Deserializer, IgnoredAny, Visitor};
+use serde_json::error::Category;
 
 use super::error::ApiError;
 use crate::job::{JobId, valid_queue_name};
 
-/// Parses a JSON body. Empty or malformed JSON (including invalid UTF-8) is 400; valid JSON with
-/// wrong types, missing or unknown fields is 422.
+/// Parses a JSON body. Empty or malformed JSON (including invalid UTF-8 and trailing data) is
+/// 400; valid JSON with wrong types, missing or unknown fields, or an array where an object
+/// belongs is 422.
 pub fn parse_json<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::bad_request(
@@ -20,10 +22,57 @@ pub fn parse_json<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, ApiError
             "the request body is empty; send a JSON object",
         ));
     }
-    serde_json::from_slice(bytes).map_err(|e| match e.classify() {
-        serde_json::error::Category::Data => ApiError::invalid(e.to_string()),
-        _ => ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}")),
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let parsed = T::deserialize(MapOnly(&mut deserializer))
+        .and_then(|value| deserializer.end().map(|()| value));
+    parsed.map_err(|error| {
+        // serde stops at the first problem, which may be a wrong field before a syntax error
+        // further on; only on this error path, check the syntax of the whole body.
+        let syntax = serde_json::from_slice::<IgnoredAny>(bytes).err();
+        match syntax.as_ref().unwrap_or(&error).classify() {
+            Category::Data => ApiError::invalid(error.to_string()),
+            _ => ApiError::bad_request(
+                "invalid_json",
+                format!("the body is not valid JSON: {}", syntax.unwrap_or(error)),
+            ),
+        }
     })
+}
+
+/// A struct that must arrive as a JSON object: serde's derived structs would also accept an
+/// array of their fields in order, which no client means.
+#[derive(Debug)]
+pub struct Obj<T>(pub T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Obj<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        T::deserialize(MapOnly(deserializer)).map(Obj)
+    }
+}
+
+/// Wraps a deserializer so that a struct is read only from a map.
+struct MapOnly<D>(D);
+
+impl<'de, D: Deserializer<'de>> Deserializer<'de> for MapOnly<D> {
+    type Error = D::Error;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
+        self.0.deserialize_any(visitor)
+    }
+
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        _: &'static str,
+        _: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, D::Error> {
+        self.0.deserialize_map(visitor)
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf option
+        unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier ignored_any
+    }
 }
 
 /// Like [`parse_json`], but an empty body means `T::default()` (for bodies whose every field

@@ -12,7 +12,7 @@ use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use super::AppState;
-use super::body::{JobIdParam, QueueName, body_bytes, parse_json};
+use super::body::{JobIdParam, Obj, QueueName, body_bytes, parse_json};
 use super::error::ApiError;
 use super::wire::{EnqueuedOut, JobInput, JobOut, MAX_ERROR_TEXT, check_lease_ms, lease_token};
 use crate::broker::{AckItem, NackRequest};
@@ -38,7 +38,13 @@ pub async fn enqueue(
     let top: HashMap<String, &RawValue> = parse_json(&bytes)?;
     let now = broker.now();
     let (inputs, batch) = match top.get("jobs") {
-        Some(jobs) if top.len() == 1 => (parse_json::<Vec<JobInput>>(jobs.get().as_bytes())?, true),
+        Some(jobs) if top.len() == 1 => (
+            parse_json::<Vec<Obj<JobInput>>>(jobs.get().as_bytes())?
+                .into_iter()
+                .map(|o| o.0)
+                .collect(),
+            true,
+        ),
         Some(_) => {
             return Err(ApiError::invalid(
                 "a batch body has only the field \"jobs\"",
@@ -215,7 +221,7 @@ pub async fn extend(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct BatchAckBody {
-    acks: Vec<BatchAckItem>,
+    acks: Vec<Obj<BatchAckItem>>,
 }
 
 #[derive(Deserialize)]
@@ -242,7 +248,7 @@ pub async fn ack_batch(State(app): State<AppState>, body: Result<Bytes, BytesRej
     }
     let mut items = Vec::with_capacity(body.acks.len());
     let mut ids = Vec::with_capacity(body.acks.len());
-    for (i, ack) in body.acks.into_iter().enumerate() {
+    for (i, Obj(ack)) in body.acks.into_iter().enumerate() {
         let result =
             result_text(ack.result, app.limits.max_payload_bytes).map_err(|e| ApiError {
                 message: format!("acks[{i}]: {}", e.message),

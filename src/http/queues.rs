@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AppState;
-use super::body::{QueueName, body_bytes, parse_json_or_default};
+use super::body::{Obj, QueueName, body_bytes, parse_json_or_default};
 use super::error::ApiError;
 use super::wire::{JobOut, MAX_POLL, MAX_WAIT_MS, QueueOut, check_lease_ms, raw};
 use crate::broker::{PollRequest, QueuePatch};
@@ -102,7 +102,7 @@ pub async fn get(
 struct PatchBody {
     lease_ms: Option<u64>,
     max_attempts: Option<u32>,
-    backoff: Option<BackoffPatch>,
+    backoff: Option<Obj<BackoffPatch>>,
     paused: Option<bool>,
 }
 
@@ -122,7 +122,7 @@ pub async fn patch(
 ) -> Result<Json<QueueOut>, ApiError> {
     let broker = app.broker()?;
     let body: PatchBody = super::body::parse_json(&body_bytes(body)?)?;
-    let backoff = body.backoff.unwrap_or_default();
+    let backoff = body.backoff.map(|b| b.0).unwrap_or_default();
     let patch = QueuePatch {
         lease_ms: body.lease_ms,
         max_attempts: body.max_attempts,

@@ -32,7 +32,8 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Durability mode. Default: `sync`.
     pub durability: Durability,
-    /// In `async` mode, the longest an acknowledged write stays unsynced. Default: 50.
+    /// The longest a commit stays unsynced: every acknowledged write in `async` mode, lease
+    /// writes (polls, expiries) in `sync` mode. Default: 50.
     pub fsync_interval_ms: u64,
     /// Storage page cache. Default: 64 (MiB).
     pub cache_mb: usize,
@@ -127,8 +128,8 @@ impl Config {
         if self.max_batch == 0 {
             return invalid("max_batch must be at least 1");
         }
-        if self.durability == Durability::Async && !(1..=10_000).contains(&self.fsync_interval_ms) {
-            return invalid("fsync_interval_ms must be between 1 and 10000 in async mode");
+        if !(1..=10_000).contains(&self.fsync_interval_ms) {
+            return invalid("fsync_interval_ms must be between 1 and 10000");
         }
         validate_queue_config(&self.queue_defaults)
             .map_err(|m| ConfigError::Invalid(format!("queue_defaults: {m}")))
@@ -139,10 +140,8 @@ impl Config {
         BrokerOptions {
             store: StoreOptions {
                 data_dir: self.data_dir.clone(),
-                async_flush: match self.durability {
-                    Durability::Sync => None,
-                    Durability::Async => Some(Duration::from_millis(self.fsync_interval_ms)),
-                },
+                sync_mode: self.durability == Durability::Sync,
+                flush_interval: Duration::from_millis(self.fsync_interval_ms),
                 cache_bytes: self.cache_mb << 20,
                 max_group: self.max_commit_group,
                 max_pending: self.max_pending_writes,

@@ -12,10 +12,12 @@
 //! - [`http`]: the v1 JSON API: parse, call one broker operation, render.
 //! - [`server`]: binds, recovers, serves, shuts down gracefully.
 //! - [`metrics`]: counters and histograms for `/metrics`.
+//! - [`bench`]: the load generator behind `wharf bench`.
 //!
 //! Requests flow `http` → `broker` → `storage`; see `docs/design.md` for the record format,
 //! the commit path and the invariants.
 
+pub mod bench;
 pub mod broker;
 pub mod clock;
 pub mod config;

@@ -22,6 +22,9 @@ enum Command {
     /// Run the broker. Settings come from the config file, then WHARF_* environment variables,
     /// then these flags (each later source wins).
     Serve(ServeArgs),
+    /// Measure throughput and latency over HTTP: against --url, or a temporary in-process
+    /// broker. Bounded by --jobs and --duration.
+    Bench(wharf::bench::BenchArgs),
 }
 
 #[derive(clap::Args)]
@@ -95,6 +98,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 anyhow::Ok(())
             })
         }
+        Command::Bench(args) => runtime.block_on(async {
+            let report = wharf::bench::run(args).await?;
+            anyhow::ensure!(
+                report.errors.total() == 0,
+                "{} requests failed",
+                report.errors.total()
+            );
+            Ok(())
+        }),
     }
 }
 

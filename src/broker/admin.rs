@@ -31,10 +31,7 @@ impl Broker {
                     };
                     self.submit(
                         admission,
-                        Prepared {
-                            ops: vec![WriteOp::Update { id: id.0, change }],
-                            fetch: Vec::new(),
-                        },
+                        Prepared::ops(vec![WriteOp::Update { id: id.0, change }]),
                     )
                 }),
             }
@@ -176,16 +173,7 @@ impl Broker {
             if patch.paused == Some(false) {
                 state.wake(&name);
             }
-            (
-                self.submit(
-                    admission,
-                    Prepared {
-                        ops: vec![op],
-                        fetch: Vec::new(),
-                    },
-                ),
-                view,
-            )
+            (self.submit(admission, Prepared::ops(vec![op])), view)
         };
         committed(pending).await?;
         Ok(view)

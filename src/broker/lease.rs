@@ -131,7 +131,10 @@ impl Broker {
                 .take(request.max)
                 .map(|&(_, id)| id)
                 .collect();
-            let mut prepared = Prepared::default();
+            let mut prepared = Prepared {
+                durable: false,
+                ..Prepared::default()
+            };
             for id in ids {
                 let Some(mut slot) = state.unplace(id) else {
                     continue;
@@ -267,16 +270,7 @@ impl Broker {
                     dead: request.dead,
                 };
                 let (op, new_state) = self.fail_attempt(&mut state, id.0, slot, failure, now);
-                Some((
-                    self.submit(
-                        admission,
-                        Prepared {
-                            ops: vec![op],
-                            fetch: Vec::new(),
-                        },
-                    ),
-                    new_state,
-                ))
+                Some((self.submit(admission, Prepared::ops(vec![op])), new_state))
             })
         };
         let (pending, new_state) = match outcome {
@@ -320,16 +314,7 @@ impl Broker {
                 state.place(id.0, slot, now);
                 self.deadline_added(deadline);
                 let ops = vec![WriteOp::Update { id: id.0, change }];
-                Some((
-                    self.submit(
-                        admission,
-                        Prepared {
-                            ops,
-                            fetch: Vec::new(),
-                        },
-                    ),
-                    deadline,
-                ))
+                Some((self.submit(admission, Prepared::ops(ops)), deadline))
             })
         };
         let (pending, deadline) = match outcome {

@@ -150,11 +150,15 @@ impl Broker {
     /// Hands prepared writes to the store. Call it under the state lock (see the module docs
     /// for why); it never blocks. `None` when there is nothing to write.
     fn submit(&self, admission: Admission, prepared: Prepared) -> Option<Pending> {
-        let Prepared { ops, fetch } = prepared;
+        let Prepared {
+            ops,
+            fetch,
+            durable,
+        } = prepared;
         if ops.is_empty() && fetch.is_empty() {
             return None;
         }
-        Some(self.store.submit(admission, ops, fetch))
+        Some(self.store.submit(admission, ops, fetch, durable))
     }
 
     /// Reads one stored job off the async runtime.
@@ -195,10 +199,30 @@ async fn committed(pending: Option<Pending>) -> Result<Vec<Option<StoredJob>>, B
 }
 
 /// Writes decided under the lock, to hand to the store.
-#[derive(Default)]
 struct Prepared {
     ops: Vec<WriteOp>,
     fetch: Vec<u64>,
+    /// Whether the reply waits for an fsync (in `sync` mode): true for every acknowledged
+    /// write; false for lease writes (polls, expiries), whose loss in a crash only means the
+    /// job is delivered again.
+    durable: bool,
+}
+
+impl Prepared {
+    /// Durable writes with nothing to fetch.
+    fn ops(ops: Vec<WriteOp>) -> Prepared {
+        Prepared {
+            ops,
+            fetch: Vec::new(),
+            durable: true,
+        }
+    }
+}
+
+impl Default for Prepared {
+    fn default() -> Self {
+        Prepared::ops(Vec::new())
+    }
 }
 
 /// The stored form of an in-memory phase.

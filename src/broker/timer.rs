@@ -88,7 +88,10 @@ impl Broker {
                     .map(|&(_, id)| id)
                     .collect();
                 let more = expired.len() == EXPIRY_BATCH;
-                let mut prepared = Prepared::default();
+                let mut prepared = Prepared {
+                    durable: false,
+                    ..Prepared::default()
+                };
                 for id in expired {
                     let Some(slot) = state.unplace(id) else {
                         continue;

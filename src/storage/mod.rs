@@ -113,8 +113,12 @@ pub struct StoredJob {
 pub struct StoreOptions {
     /// Where the data file lives.
     pub data_dir: PathBuf,
-    /// `None`: fsync every commit. `Some(d)`: fsync at most `d` after an unsynced commit.
-    pub async_flush: Option<Duration>,
+    /// `true` (`sync` mode): a durable request's reply waits for its fsync. `false` (`async`):
+    /// no reply waits for an fsync.
+    pub sync_mode: bool,
+    /// Unsynced commits (all of them in `async` mode, lease writes in `sync` mode) are fsynced at
+    /// most this long after the first one.
+    pub flush_interval: Duration,
     /// Page cache size in bytes.
     pub cache_bytes: usize,
     /// Most write requests in one commit.
@@ -174,7 +178,8 @@ impl Store {
             db: db.clone(),
             rx,
             options: WriterOptions {
-                async_flush: options.async_flush,
+                sync_mode: options.sync_mode,
+                flush_interval: options.flush_interval,
                 max_group: options.max_group.max(1),
                 outbox_max_entries: options.outbox_max_entries.max(1),
             },
@@ -213,14 +218,22 @@ impl Store {
             .map_err(|_| StoreError::Closed)
     }
 
-    /// Queues `ops` (applied atomically) and reads `fetch` back after them. Never blocks, so it
-    /// may be called under the broker's state lock, which is what keeps the write order equal to
-    /// the order changes were decided in.
-    pub fn submit(&self, admission: Admission, ops: Vec<WriteOp>, fetch: Vec<u64>) -> Pending {
+    /// Queues `ops` (applied atomically) and reads `fetch` back after them; with `durable` the
+    /// reply waits for an fsync (in `sync` mode). Never blocks, so it may be called under the
+    /// broker's state lock, which is what keeps the write order equal to the order changes were
+    /// decided in.
+    pub fn submit(
+        &self,
+        admission: Admission,
+        ops: Vec<WriteOp>,
+        fetch: Vec<u64>,
+        durable: bool,
+    ) -> Pending {
         let (reply, pending) = oneshot::channel();
         let request = WriteRequest {
             ops,
             fetch,
+            durable,
             reply,
             _permit: admission,
         };

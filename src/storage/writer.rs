@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use redb::{Database, Durability, ReadableTable, WriteTransaction};
+use redb::{Database, Durability, ReadableTable, Table, WriteTransaction};
 use tokio::sync::{OwnedSemaphorePermit, oneshot};
 
 use super::records::{JobBody, JobRecord, OutboxEntry, QueueRecord, StoredState, decode, encode};
@@ -73,6 +73,9 @@ pub struct JobChange {
 pub(super) struct WriteRequest {
     pub ops: Vec<WriteOp>,
     pub fetch: Vec<u64>,
+    /// Whether the reply must wait for an fsync. Lease writes (polls, expiries) need not: if
+    /// one is lost in a crash the job is only delivered again, which at-least-once allows.
+    pub durable: bool,
     pub reply: oneshot::Sender<Result<Vec<Option<StoredJob>>, StoreError>>,
     /// Holds a place in the bounded admission queue until the request is answered.
     pub _permit: OwnedSemaphorePermit,
@@ -88,9 +91,10 @@ pub(super) enum Message {
 /// How the writer makes commits durable.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct WriterOptions {
-    /// `None`: fsync every commit. `Some(interval)`: commit without fsync, fsync at most this
-    /// long after the first unsynced commit.
-    pub async_flush: Option<Duration>,
+    /// `false` (`async` mode): no request waits for an fsync.
+    pub sync_mode: bool,
+    /// Unsynced commits are fsynced at most this long after the first one.
+    pub flush_interval: Duration,
     pub max_group: usize,
     pub outbox_max_entries: u64,
 }
@@ -111,12 +115,10 @@ impl Writer {
     pub fn run(mut self) {
         let mut unsynced_since: Option<Instant> = None;
         loop {
-            let first = match (self.options.async_flush, unsynced_since) {
-                (Some(interval), Some(since)) => {
-                    match self
-                        .rx
-                        .recv_timeout(interval.saturating_sub(since.elapsed()))
-                    {
+            let first = match unsynced_since {
+                Some(since) => {
+                    let wait = self.options.flush_interval.saturating_sub(since.elapsed());
+                    match self.rx.recv_timeout(wait) {
                         Ok(message) => message,
                         Err(RecvTimeoutError::Timeout) => {
                             self.flush(&mut unsynced_since);
@@ -125,7 +127,7 @@ impl Writer {
                         Err(RecvTimeoutError::Disconnected) => Message::Shutdown,
                     }
                 }
-                _ => self.rx.recv().unwrap_or(Message::Shutdown),
+                None => self.rx.recv().unwrap_or(Message::Shutdown),
             };
             let mut group = Vec::new();
             let mut shutdown = false;
@@ -144,10 +146,7 @@ impl Writer {
                 self.commit_group(group, &mut unsynced_since);
             }
             if let Some(since) = unsynced_since
-                && self
-                    .options
-                    .async_flush
-                    .is_some_and(|i| since.elapsed() >= i)
+                && since.elapsed() >= self.options.flush_interval
             {
                 self.flush(&mut unsynced_since);
             }
@@ -169,7 +168,8 @@ impl Writer {
             }
             return;
         }
-        let durable = self.options.async_flush.is_none();
+        // One fsync makes every earlier unsynced commit durable too.
+        let durable = self.options.sync_mode && group.iter().any(|r| r.durable);
         let started = Instant::now();
         let outbox_next = self.outbox_next;
         let next_job_id = self.next_job_id;
@@ -180,6 +180,7 @@ impl Writer {
                     self.metrics
                         .fsync_seconds
                         .observe(started.elapsed().as_secs_f64());
+                    *unsynced_since = None;
                 } else if unsynced_since.is_none() {
                     *unsynced_since = Some(Instant::now());
                 }
@@ -211,35 +212,34 @@ impl Writer {
             txn.set_durability(Durability::None)?;
         }
         let mut fetched = Vec::with_capacity(group.len());
-        for request in group {
-            for op in &request.ops {
-                self.apply(&txn, op)?;
+        {
+            let mut tables = Tables::open(&txn)?;
+            for request in group {
+                for op in &request.ops {
+                    self.apply(&mut tables, op)?;
+                }
+                fetched.push(fetch(&tables, &request.fetch)?);
             }
-            fetched.push(fetch(&txn, &request.fetch)?);
+            self.trim_outbox(&mut tables.outbox)?;
+            tables.meta.insert(META_NEXT_JOB_ID, self.next_job_id)?;
         }
-        self.trim_outbox(&txn)?;
-        txn.open_table(META)?
-            .insert(META_NEXT_JOB_ID, self.next_job_id)?;
         txn.commit()?;
         Ok(fetched)
     }
 
-    fn apply(&mut self, txn: &WriteTransaction, op: &WriteOp) -> Result<(), StoreError> {
-        let mut jobs = txn.open_table(JOBS)?;
+    fn apply(&mut self, t: &mut Tables<'_>, op: &WriteOp) -> Result<(), StoreError> {
         match op {
             WriteOp::PutQueue { name, record } => {
-                txn.open_table(QUEUES)?
-                    .insert(name.as_str(), encode(record).as_slice())?;
+                t.queues.insert(name.as_str(), encode(record).as_slice())?;
             }
             WriteOp::Insert { id, record, body } => {
-                jobs.insert(id, encode(record).as_slice())?;
-                txn.open_table(BODIES)?
-                    .insert(id, encode(body).as_slice())?;
+                t.jobs.insert(id, encode(record).as_slice())?;
+                t.bodies.insert(id, encode(body).as_slice())?;
                 self.next_job_id = self.next_job_id.max(id + 1);
-                self.append_outbox(txn, *id, record, Some(record.state), record.updated_at)?;
+                self.append_outbox(t, *id, record, Some(record.state), record.updated_at)?;
             }
             WriteOp::Update { id, change } => {
-                let Some(bytes) = jobs.get(id)? else {
+                let Some(bytes) = t.jobs.get(id)? else {
                     // Memory and disk disagree: a bug, but not worth losing the group over.
                     tracing::error!(job = id, "update of a job that is not stored; skipped");
                     return Ok(());
@@ -253,23 +253,23 @@ impl Writer {
                 }
                 record.updated_at = change.at;
                 record.version += 1;
-                jobs.insert(id, encode(&record).as_slice())?;
+                t.jobs.insert(id, encode(&record).as_slice())?;
                 if let Some(result) = &change.result {
-                    txn.open_table(RESULTS)?.insert(id, result.as_str())?;
+                    t.results.insert(id, result.as_str())?;
                 }
-                self.append_outbox(txn, *id, &record, Some(record.state), change.at)?;
+                self.append_outbox(t, *id, &record, Some(record.state), change.at)?;
             }
             WriteOp::Delete { id } => {
-                let Some(bytes) = jobs.remove(id)? else {
+                let Some(bytes) = t.jobs.remove(id)? else {
                     return Ok(());
                 };
                 let mut record: JobRecord = decode(bytes.value())?;
                 drop(bytes);
-                txn.open_table(BODIES)?.remove(id)?;
-                txn.open_table(RESULTS)?.remove(id)?;
+                t.bodies.remove(id)?;
+                t.results.remove(id)?;
                 record.version += 1;
                 let at = record.updated_at;
-                self.append_outbox(txn, *id, &record, None, at)?;
+                self.append_outbox(t, *id, &record, None, at)?;
             }
         }
         Ok(())
@@ -277,7 +277,7 @@ impl Writer {
 
     fn append_outbox(
         &mut self,
-        txn: &WriteTransaction,
+        t: &mut Tables<'_>,
         job_id: u64,
         record: &JobRecord,
         state: Option<StoredState>,
@@ -291,15 +291,17 @@ impl Writer {
             version: record.version,
             at,
         };
-        txn.open_table(OUTBOX)?
+        t.outbox
             .insert(self.outbox_next, encode(&entry).as_slice())?;
         self.outbox_next += 1;
         Ok(())
     }
 
     /// Keeps the outbox at most `outbox_max_entries` long by dropping its oldest entries.
-    fn trim_outbox(&mut self, txn: &WriteTransaction) -> Result<(), StoreError> {
-        let mut outbox = txn.open_table(OUTBOX)?;
+    fn trim_outbox(
+        &mut self,
+        outbox: &mut Table<'_, u64, &'static [u8]>,
+    ) -> Result<(), StoreError> {
         let excess =
             (self.outbox_next - self.outbox_first).saturating_sub(self.options.outbox_max_entries);
         if excess > 0 {
@@ -334,19 +336,37 @@ impl Writer {
     }
 }
 
-fn fetch(txn: &WriteTransaction, ids: &[u64]) -> Result<Vec<Option<StoredJob>>, StoreError> {
-    if ids.is_empty() {
-        return Ok(Vec::new());
+/// Every table a write touches, opened once per transaction.
+struct Tables<'txn> {
+    jobs: Table<'txn, u64, &'static [u8]>,
+    bodies: Table<'txn, u64, &'static [u8]>,
+    results: Table<'txn, u64, &'static str>,
+    queues: Table<'txn, &'static str, &'static [u8]>,
+    outbox: Table<'txn, u64, &'static [u8]>,
+    meta: Table<'txn, &'static str, u64>,
+}
+
+impl<'txn> Tables<'txn> {
+    fn open(txn: &'txn WriteTransaction) -> Result<Tables<'txn>, StoreError> {
+        Ok(Tables {
+            jobs: txn.open_table(JOBS)?,
+            bodies: txn.open_table(BODIES)?,
+            results: txn.open_table(RESULTS)?,
+            queues: txn.open_table(QUEUES)?,
+            outbox: txn.open_table(OUTBOX)?,
+            meta: txn.open_table(META)?,
+        })
     }
-    let jobs = txn.open_table(JOBS)?;
-    let bodies = txn.open_table(BODIES)?;
+}
+
+fn fetch(t: &Tables<'_>, ids: &[u64]) -> Result<Vec<Option<StoredJob>>, StoreError> {
     ids.iter()
         .map(|id| {
-            let Some(record) = jobs.get(id)? else {
+            let Some(record) = t.jobs.get(id)? else {
                 return Ok(None);
             };
             let record: JobRecord = decode(record.value())?;
-            let body: JobBody = match bodies.get(id)? {
+            let body: JobBody = match t.bodies.get(id)? {
                 Some(body) => decode(body.value())?,
                 None => return Ok(None),
             };

@@ -163,6 +163,9 @@ struct Progress {
     completed: AtomicU64,
     errors: [AtomicU64; 3],
     stop: AtomicBool,
+    /// Microseconds from the start to the last successful ack: the run's measured time, so
+    /// that idle long-polls after the last ack do not count.
+    last_ack_us: AtomicU64,
 }
 
 /// Runs the benchmark and returns its report (also printed, and written with `--json`).
@@ -263,7 +266,12 @@ async fn drive(args: &BenchArgs, addr: SocketAddr, target: &str) -> Report {
             latencies.merge(&l);
         }
     }
-    let elapsed = start.elapsed();
+    let last_ack = Duration::from_micros(progress.last_ack_us.load(Ordering::Relaxed));
+    let elapsed = if last_ack.is_zero() {
+        start.elapsed()
+    } else {
+        last_ack
+    };
     progress.stop.store(true, Ordering::SeqCst);
     if let Some(ticker) = ticker {
         ticker.abort();
@@ -462,6 +470,11 @@ async fn consume(
             let acked = ack(&mut conn, chunk, args.ack_batch == 1).await;
             latencies.record(2, sent.elapsed());
             progress.completed.fetch_add(acked, Ordering::Relaxed);
+            if acked > 0 {
+                progress
+                    .last_ack_us
+                    .fetch_max(start.elapsed().as_micros() as u64, Ordering::Relaxed);
+            }
             progress.errors[2].fetch_add(chunk.len() as u64 - acked, Ordering::Relaxed);
         }
     }

@@ -10,9 +10,8 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::body::{Obj, QueueName, body_bytes, parse_json_or_default};
 use super::error::ApiError;
-use super::wire::{JobOut, MAX_POLL, MAX_WAIT_MS, QueueOut, check_lease_ms, raw};
+use super::wire::{DeliveryOut, JobOut, MAX_POLL, MAX_WAIT_MS, PollOut, QueueOut, check_lease_ms};
 use crate::broker::{PollRequest, QueuePatch};
-use crate::clock::rfc3339;
 use crate::config::validate_queue_config;
 use crate::job::{JobId, JobState};
 
@@ -39,7 +38,7 @@ pub async fn poll(
     State(app): State<AppState>,
     QueueName(queue): QueueName,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<PollOut>, ApiError> {
     let broker = app.broker()?;
     let body: PollBody = parse_json_or_default(&body_bytes(body)?)?;
     if !(1..=MAX_POLL).contains(&body.max) {
@@ -59,23 +58,9 @@ pub async fn poll(
         lease_ms: body.lease_ms,
     };
     let deliveries = broker.poll(&queue, request).await?;
-    let jobs: Vec<Value> = deliveries
-        .into_iter()
-        .map(|d| {
-            json!({
-                "id": d.id.to_string(),
-                "queue": d.queue,
-                "payload": raw(d.payload),
-                "priority": d.priority,
-                "attempt": d.attempt,
-                "lease": d.lease.to_string(),
-                "lease_expires_at": rfc3339(d.lease_expires_at),
-                "headers": d.headers.into_iter().collect::<std::collections::BTreeMap<_, _>>(),
-                "enqueued_at": rfc3339(d.enqueued_at),
-            })
-        })
-        .collect();
-    Ok(Json(json!({"jobs": jobs})))
+    // Typed output: a `json!` value would re-parse every raw payload into a tree.
+    let jobs = deliveries.into_iter().map(DeliveryOut::from).collect();
+    Ok(Json(PollOut { jobs }))
 }
 
 /// `GET /v1/queues`.

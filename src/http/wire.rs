@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use super::error::ApiError;
-use crate::broker::{JobView, NewJob, QueueConfig, QueueView};
+use crate::broker::{Delivery, JobView, NewJob, QueueConfig, QueueView};
 use crate::clock::{Millis, parse_rfc3339, rfc3339};
 use crate::config::{MAX_ATTEMPTS, MAX_DELAY_MS, MAX_LEASE_MS};
 use crate::job::{JobState, LeaseToken, Priority};
@@ -286,4 +286,41 @@ impl From<JobView> for JobOut {
             finished_at: finished_at.map(rfc3339),
         }
     }
+}
+
+/// One delivered job, as `POST /v1/queues/{queue}/poll` renders it.
+#[derive(Debug, Serialize)]
+pub struct DeliveryOut {
+    id: String,
+    queue: String,
+    payload: Box<RawValue>,
+    priority: u8,
+    attempt: u32,
+    lease: String,
+    lease_expires_at: String,
+    headers: BTreeMap<String, String>,
+    enqueued_at: String,
+}
+
+impl From<Delivery> for DeliveryOut {
+    fn from(d: Delivery) -> DeliveryOut {
+        DeliveryOut {
+            id: d.id.to_string(),
+            queue: d.queue,
+            payload: raw(d.payload),
+            priority: d.priority,
+            attempt: d.attempt,
+            lease: d.lease.to_string(),
+            lease_expires_at: rfc3339(d.lease_expires_at),
+            headers: d.headers.into_iter().collect(),
+            enqueued_at: rfc3339(d.enqueued_at),
+        }
+    }
+}
+
+/// The reply of a poll.
+#[derive(Debug, Serialize)]
+pub struct PollOut {
+    /// The deliveries (empty when the wait ended with nothing ready).
+    pub jobs: Vec<DeliveryOut>,
 }

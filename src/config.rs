@@ -103,6 +103,8 @@ pub enum ConfigError {
 pub const MAX_LEASE_MS: u64 = 12 * 3600 * 1000;
 /// Most attempts a job may have.
 pub const MAX_ATTEMPTS: u32 = 1000;
+/// Longest retention or idempotency window (10 years).
+pub const MAX_RETENTION_MS: u64 = 10 * 365 * 24 * 3600 * 1000;
 /// Longest backoff or delay (365 days).
 pub const MAX_DELAY_MS: u64 = 365 * 24 * 3600 * 1000;
 
@@ -168,6 +170,16 @@ pub fn validate_queue_config(c: &QueueConfig) -> Result<(), String> {
     }
     if c.backoff.base_ms > c.backoff.cap_ms {
         return Err("backoff base_ms must not exceed cap_ms".into());
+    }
+    if c.retention_ms > MAX_RETENTION_MS || c.dead_retention_ms > MAX_RETENTION_MS {
+        return Err(format!(
+            "retention_ms and dead_retention_ms must be at most {MAX_RETENTION_MS} (10 years)"
+        ));
+    }
+    if !(1..=MAX_RETENTION_MS).contains(&c.idempotency_window_ms) {
+        return Err(format!(
+            "idempotency_window_ms must be between 1 and {MAX_RETENTION_MS}"
+        ));
     }
     Ok(())
 }

@@ -40,6 +40,7 @@ pub struct Server {
     stop: Arc<Notify>,
     http: JoinHandle<()>,
     timer: JoinHandle<()>,
+    sweeper: JoinHandle<()>,
     grace: Duration,
 }
 
@@ -99,12 +100,14 @@ impl Server {
         );
         app.set_broker(broker.clone());
         let timer = tokio::spawn(broker.clone().run_timer());
+        let sweeper = tokio::spawn(broker.clone().run_sweeper());
         Ok(Server {
             addr,
             broker,
             stop,
             http,
             timer,
+            sweeper,
             grace: Duration::from_millis(config.shutdown_grace_ms),
         })
     }
@@ -133,6 +136,7 @@ impl Server {
             http.abort();
         }
         let _ = self.timer.await;
+        let _ = self.sweeper.await;
         let broker = self.broker;
         let _ = tokio::task::spawn_blocking(move || broker.close()).await;
         tracing::info!("wharf stopped");

@@ -26,6 +26,7 @@ enum Op {
         queue: usize,
         priority: usize,
         delay_ms: Option<u64>,
+        key: Option<u8>,
     },
     Poll {
         queue: usize,
@@ -59,7 +60,8 @@ enum Op {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        4 => (0..2usize, 0..3usize, prop::option::of(0..600u64)).prop_map(|(queue, priority, delay_ms)| Op::Enqueue { queue, priority, delay_ms }),
+        4 => (0..2usize, 0..3usize, prop::option::of(0..600u64), prop::option::weighted(0.3, 0..3u8))
+            .prop_map(|(queue, priority, delay_ms, key)| Op::Enqueue { queue, priority, delay_ms, key }),
         3 => (0..2usize, 1..4usize, 50..500u64).prop_map(|(queue, max, lease_ms)| Op::Poll { queue, max, lease_ms }),
         2 => (any::<usize>(), any::<bool>()).prop_map(|(pick, stale)| Op::Ack { pick, stale }),
         2 => (any::<usize>(), any::<bool>(), prop::option::of(0..300u64)).prop_map(|(pick, dead, delay_ms)| Op::Nack { pick, dead, delay_ms }),
@@ -92,6 +94,8 @@ struct MJob {
 #[derive(Default)]
 struct Model {
     jobs: BTreeMap<u64, MJob>,
+    /// (queue, idempotency key) → the job it created. Windows (24 h) never end in a test run.
+    keys: BTreeMap<(usize, u8), u64>,
     now: u64,
 }
 
@@ -268,6 +272,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 queue,
                 priority,
                 delay_ms,
+                key,
             } => {
                 let job = NewJob {
                     payload: "{}".into(),
@@ -276,11 +281,23 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     max_attempts: None,
                     lease_ms: None,
                     headers: Vec::new(),
+                    idempotency_key: key.map(|k| format!("key-{k}")),
                 };
                 let out = h
                     .runtime
                     .block_on(h.broker().enqueue(QUEUES[queue], vec![job]))
                     .unwrap();
+                if let Some(&original) = key.and_then(|k| model.keys.get(&(queue, k))) {
+                    prop_assert!(out[0].duplicate, "key {:?} of queue {} reused", key, queue);
+                    prop_assert_eq!(out[0].id.0, original);
+                    prop_assert_eq!(out[0].state, model.public(&model.jobs[&original]));
+                    compare(&h, &model)?;
+                    continue;
+                }
+                prop_assert!(!out[0].duplicate);
+                if let Some(k) = key {
+                    model.keys.insert((queue, k), out[0].id.0);
+                }
                 let run_at = model.now + delay_ms.unwrap_or(0);
                 model.jobs.insert(
                     out[0].id.0,

@@ -28,6 +28,11 @@ impl Broker {
                         last_error: None,
                         result: None,
                         at: now,
+                        expires_at: Some(state.retention_end(
+                            &slot.queue,
+                            JobState::Cancelled,
+                            now,
+                        )),
                     };
                     self.submit(
                         admission,
@@ -96,6 +101,7 @@ impl Broker {
                         last_error: None,
                         result: None,
                         at: now,
+                        expires_at: None,
                     };
                     prepared.ops.push(WriteOp::Update { id, change });
                     state.place(id, slot, now);
@@ -132,7 +138,7 @@ impl Broker {
                 let mut prepared = Prepared::default();
                 for &id in &ids {
                     state.unplace(id);
-                    prepared.ops.push(WriteOp::Delete { id });
+                    prepared.ops.push(WriteOp::Delete { id, expiry: None });
                 }
                 (self.submit(admission, prepared), ids.len())
             };

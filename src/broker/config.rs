@@ -16,6 +16,13 @@ pub struct QueueConfig {
     pub backoff: Backoff,
     /// Paused queues accept enqueues but deliver nothing. Default: false.
     pub paused: bool,
+    /// How long succeeded and cancelled jobs stay readable before they are purged.
+    /// Default: 3600000 (1 h).
+    pub retention_ms: u64,
+    /// How long dead jobs stay for inspection and replay. Default: 604800000 (7 days).
+    pub dead_retention_ms: u64,
+    /// How long an idempotency key maps to the job it created. Default: 86400000 (24 h).
+    pub idempotency_window_ms: u64,
 }
 
 impl Default for QueueConfig {
@@ -25,6 +32,9 @@ impl Default for QueueConfig {
             max_attempts: 5,
             backoff: Backoff::default(),
             paused: false,
+            retention_ms: 3_600_000,
+            dead_retention_ms: 7 * 24 * 3_600_000,
+            idempotency_window_ms: 24 * 3_600_000,
         }
     }
 }
@@ -78,6 +88,9 @@ impl From<QueueConfig> for QueueRecord {
             backoff_cap_ms: c.backoff.cap_ms,
             backoff_jitter: c.backoff.jitter,
             paused: c.paused,
+            retention_ms: c.retention_ms,
+            dead_retention_ms: c.dead_retention_ms,
+            idempotency_window_ms: c.idempotency_window_ms,
         }
     }
 }
@@ -93,6 +106,9 @@ impl From<QueueRecord> for QueueConfig {
                 jitter: r.backoff_jitter,
             },
             paused: r.paused,
+            retention_ms: r.retention_ms,
+            dead_retention_ms: r.dead_retention_ms,
+            idempotency_window_ms: r.idempotency_window_ms,
         }
     }
 }

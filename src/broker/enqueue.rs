@@ -3,13 +3,19 @@
 use std::sync::atomic::Ordering;
 
 use super::state::{Phase, Slot};
+use super::views::public_state;
 use super::{Broker, BrokerError, Enqueued, NewJob, Prepared, committed};
 use crate::job::{JobId, JobState, valid_queue_name};
-use crate::storage::{JobBody, JobRecord, QueueRecord, StoredState, WriteOp};
+use crate::storage::{IdempotencyKey, JobBody, JobRecord, QueueRecord, StoredState, WriteOp};
 
 impl Broker {
     /// Enqueues `jobs` into `queue` (created with the server defaults on first use), all or
     /// nothing. Returns once the write is durable; only then can a poll see the jobs.
+    ///
+    /// A job whose idempotency key already maps to a job of this queue within the key's window
+    /// creates nothing: its outcome names the original job with `duplicate: true`. The check
+    /// runs on the writer thread inside the commit, so concurrent enqueues with one key create
+    /// exactly one job.
     pub async fn enqueue(
         &self,
         queue: &str,
@@ -52,7 +58,16 @@ impl Broker {
                     payload: job.payload,
                     headers: job.headers,
                 };
-                prepared.ops.push(WriteOp::Insert { id, record, body });
+                let idempotency = job.idempotency_key.map(|key| IdempotencyKey {
+                    key: format!("{queue}\0{key}"),
+                    expires_at: now.saturating_add(config.idempotency_window_ms),
+                });
+                prepared.ops.push(WriteOp::Insert {
+                    id,
+                    record,
+                    body,
+                    idempotency,
+                });
                 slots.push((
                     id,
                     Slot {
@@ -67,21 +82,32 @@ impl Broker {
             }
             self.submit(admission, prepared)
         };
-        committed(pending).await?;
+        let written = committed(pending).await?;
 
         let mut state = self.state.lock();
         let mut earliest = u64::MAX;
         let mut woke = false;
+        let mut created = 0;
         let mut enqueued = Vec::with_capacity(slots.len());
         let queue = slots.first().map(|(_, s)| s.queue.clone());
-        for (id, slot) in slots {
-            let became_ready = state.place(id, slot, now);
-            woke |= became_ready;
-            if !became_ready
-                && let Some(Phase::Scheduled { run_at }) = state.jobs.get(&id).map(|s| s.phase)
+        for ((id, slot), duplicate) in slots.into_iter().zip(written.duplicates) {
+            if let Some((original, stored)) = duplicate {
+                let job_state = public_state(&stored, now);
+                enqueued.push(Enqueued {
+                    id: JobId(original),
+                    state: job_state,
+                    duplicate: true,
+                });
+                continue;
+            }
+            if let Phase::Scheduled { run_at } = slot.phase
+                && run_at > now
             {
                 earliest = earliest.min(run_at);
             }
+            let became_ready = state.place(id, slot, now);
+            woke |= became_ready;
+            created += 1;
             let job_state = if became_ready {
                 JobState::Ready
             } else {
@@ -90,11 +116,12 @@ impl Broker {
             enqueued.push(Enqueued {
                 id: JobId(id),
                 state: job_state,
+                duplicate: false,
             });
         }
         if let Some(queue) = queue {
             if let Some(q) = state.queues.get_mut(&queue) {
-                q.counters.enqueued += enqueued.len() as u64;
+                q.counters.enqueued += created;
             }
             if woke {
                 state.wake(&queue);
@@ -102,7 +129,7 @@ impl Broker {
         }
         drop(state);
         if earliest != u64::MAX {
-            self.timer_wake.notify_one();
+            self.deadline_added(earliest);
         }
         Ok(enqueued)
     }

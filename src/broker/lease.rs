@@ -156,6 +156,7 @@ impl Broker {
                         last_error: None,
                         result: None,
                         at: now,
+                        expires_at: None,
                     },
                 });
                 prepared.fetch.push(id);
@@ -168,7 +169,7 @@ impl Broker {
             }
             self.submit(admission, prepared)
         };
-        let rows = committed(pending).await?;
+        let rows = committed(pending).await?.fetched;
         Ok(leased
             .into_iter()
             .zip(rows)
@@ -226,6 +227,11 @@ impl Broker {
                                 last_error: None,
                                 result: item.result.clone(),
                                 at: now,
+                                expires_at: Some(state.retention_end(
+                                    &slot.queue,
+                                    JobState::Succeeded,
+                                    now,
+                                )),
                             },
                         });
                         outcomes.push(Some(Ok(())));
@@ -310,6 +316,7 @@ impl Broker {
                     last_error: None,
                     result: None,
                     at: now,
+                    expires_at: None,
                 };
                 state.place(id.0, slot, now);
                 self.deadline_added(deadline);
@@ -360,12 +367,15 @@ impl Broker {
             slot.phase = Phase::Scheduled { run_at };
             self.deadline_added(run_at);
         }
+        let expires_at = (slot.phase == Phase::Dead)
+            .then(|| state.retention_end(&slot.queue, JobState::Dead, now));
         let change = JobChange {
             state: stored_state(slot.phase, now),
             attempts: slot.attempts,
             last_error: error,
             result: None,
             at: now,
+            expires_at,
         };
         let queue = slot.queue.clone();
         let new_state = if state.place(id, slot, now) {

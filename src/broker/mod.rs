@@ -36,6 +36,7 @@ mod enqueue;
 mod error;
 mod lease;
 mod recovery;
+mod retention;
 mod rng;
 mod state;
 mod timer;
@@ -56,7 +57,7 @@ pub use views::{
 
 use crate::clock::{Clock, Millis};
 use crate::storage::{
-    Admission, Pending, Store, StoreError, StoreOptions, StoredJob, StoredState, WriteOp,
+    Admission, Pending, Store, StoreError, StoreOptions, StoredJob, StoredState, WriteOp, Written,
 };
 use state::{Phase, State};
 
@@ -163,16 +164,7 @@ impl Broker {
 
     /// Reads one stored job off the async runtime.
     async fn read_stored(&self, id: u64) -> Result<Option<StoredJob>, BrokerError> {
-        let store = &self.store;
-        // A read may touch the disk: on the multi-threaded runtime, tell tokio so it moves other
-        // tasks off this worker meanwhile. (block_in_place is not allowed on a current-thread
-        // runtime, where the read simply runs inline.)
-        let read = || store.read_job(id);
-        let flavor = tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor());
-        Ok(match flavor {
-            Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(read),
-            _ => read(),
-        }?)
+        Ok(blocking(|| self.store.read_job(id))?)
     }
 
     /// The 404/409 for an ack, nack, extend or cancel of a job that is not live in memory.
@@ -187,10 +179,20 @@ impl Broker {
     }
 }
 
+/// Runs a storage read that may touch the disk. On the multi-threaded runtime tokio is told, so
+/// it moves other tasks off this worker meanwhile; `block_in_place` is not allowed on a
+/// current-thread runtime, where the read simply runs inline.
+fn blocking<T>(read: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(read),
+        _ => read(),
+    }
+}
+
 /// Waits for a submitted write to commit; returns the rows it was asked to fetch.
-async fn committed(pending: Option<Pending>) -> Result<Vec<Option<StoredJob>>, BrokerError> {
+async fn committed(pending: Option<Pending>) -> Result<Written, BrokerError> {
     let Some(pending) = pending else {
-        return Ok(Vec::new());
+        return Ok(Written::default());
     };
     match pending.await {
         Ok(result) => Ok(result?),

@@ -25,7 +25,7 @@ impl Broker {
         let store = Store::open(&options.store)?;
         let rng = options.seed.map_or_else(Rng::from_entropy, Rng::new);
         let mut state = State::new(rng);
-        let queues = store.queues()?;
+        let queues = store.queues(&options.queue_defaults.into())?;
         let queue_count = queues.len() as u64;
         for (name, record) in queues {
             state.queue_or_create(&name, QueueConfig::from(record));

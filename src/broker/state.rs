@@ -200,6 +200,29 @@ impl State {
         }
     }
 
+    /// When a job of `queue` that reached `state` at `now` is purged: succeeded and cancelled
+    /// jobs after the queue's `retention_ms`, dead ones after its `dead_retention_ms`.
+    pub fn retention_end(&self, queue: &str, state: JobState, now: Millis) -> Millis {
+        let config = self.queues.get(queue).map(|q| q.config).unwrap_or_default();
+        let keep = if state == JobState::Dead {
+            config.dead_retention_ms
+        } else {
+            config.retention_ms
+        };
+        now.saturating_add(keep)
+    }
+
+    /// Uncounts a succeeded or cancelled job that retention purged.
+    pub fn uncount_finished(&mut self, queue: &str, state: JobState) {
+        if let Some(q) = self.queues.get_mut(queue) {
+            match state {
+                JobState::Succeeded => q.succeeded = q.succeeded.saturating_sub(1),
+                JobState::Cancelled => q.cancelled = q.cancelled.saturating_sub(1),
+                _ => {}
+            }
+        }
+    }
+
     /// Wakes long-polls waiting on `queue`.
     pub fn wake(&self, queue: &str) {
         if let Some(notify) = self.waiters.get(queue) {

@@ -20,6 +20,8 @@ pub struct NewJob {
     pub lease_ms: Option<u64>,
     /// Small string headers.
     pub headers: Vec<(String, String)>,
+    /// Deduplicates enqueues within the queue's idempotency window.
+    pub idempotency_key: Option<String>,
 }
 
 /// The outcome of one enqueue.
@@ -27,8 +29,10 @@ pub struct NewJob {
 pub struct Enqueued {
     /// The new job's id.
     pub id: JobId,
-    /// `scheduled` or `ready`.
+    /// `scheduled` or `ready` for a new job; the original's current state for a duplicate.
     pub state: JobState,
+    /// Whether the idempotency key matched an earlier job (nothing was created).
+    pub duplicate: bool,
 }
 
 /// A poll.
@@ -102,6 +106,12 @@ pub struct QueuePatch {
     pub backoff_jitter: Option<bool>,
     /// Pause or resume.
     pub paused: Option<bool>,
+    /// New retention of succeeded and cancelled jobs.
+    pub retention_ms: Option<u64>,
+    /// New retention of dead jobs.
+    pub dead_retention_ms: Option<u64>,
+    /// New idempotency window.
+    pub idempotency_window_ms: Option<u64>,
 }
 
 impl QueuePatch {
@@ -125,6 +135,15 @@ impl QueuePatch {
         }
         if let Some(v) = self.paused {
             config.paused = v;
+        }
+        if let Some(v) = self.retention_ms {
+            config.retention_ms = v;
+        }
+        if let Some(v) = self.dead_retention_ms {
+            config.dead_retention_ms = v;
+        }
+        if let Some(v) = self.idempotency_window_ms {
+            config.idempotency_window_ms = v;
         }
     }
 }

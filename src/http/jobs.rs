@@ -30,11 +30,15 @@ pub async fn enqueue(
 ) -> Reply {
     let broker = app.broker()?;
     let bytes = body_bytes(body)?;
-    if headers.contains_key("idempotency-key") {
-        return Err(ApiError::invalid(
-            "idempotency keys are not supported yet; send the job without the Idempotency-Key header",
-        ));
-    }
+    let header_key = match headers.get("idempotency-key") {
+        None => None,
+        Some(value) => Some(
+            value
+                .to_str()
+                .map_err(|_| ApiError::invalid("the Idempotency-Key header must be visible ASCII"))?
+                .to_owned(),
+        ),
+    };
     let top: HashMap<String, &RawValue> = parse_json(&bytes)?;
     let now = broker.now();
     let (inputs, batch) = match top.get("jobs") {
@@ -65,24 +69,50 @@ pub async fn enqueue(
             ),
         ));
     }
-    let jobs = inputs
+    let mut jobs = inputs
         .into_iter()
         .enumerate()
         .map(|(i, job)| job.validate(now, app.limits, batch.then_some(i)))
         .collect::<Result<Vec<_>, _>>()?;
+    if let Some(key) = header_key {
+        // The header names one job; a batch carries a key per item.
+        let (false, [job]) = (batch, jobs.as_mut_slice()) else {
+            return Err(ApiError::invalid(
+                "the Idempotency-Key header is for single-job enqueues; give each batch item an idempotency_key",
+            ));
+        };
+        if job.idempotency_key.as_ref().is_some_and(|k| *k != key) {
+            return Err(ApiError::invalid(
+                "the Idempotency-Key header and the idempotency_key field differ",
+            ));
+        }
+        if !(1..=super::wire::MAX_IDEMPOTENCY_KEY).contains(&key.len()) {
+            return Err(ApiError::invalid(
+                "the Idempotency-Key header must be 1-255 bytes",
+            ));
+        }
+        job.idempotency_key = Some(key);
+    }
     let enqueued = broker.enqueue(&queue, jobs).await?;
+    // 201 when anything was created; 200 when every job was a duplicate.
+    let status = if enqueued.iter().all(|e| e.duplicate) {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
     let mut out: Vec<EnqueuedOut> = enqueued
         .iter()
         .map(|e| EnqueuedOut {
             id: e.id.to_string(),
             state: e.state.as_str(),
+            duplicate: e.duplicate,
         })
         .collect();
     let body = match out.pop() {
         Some(one) if !batch => json!(one),
         last => json!({"jobs": out.into_iter().chain(last).collect::<Vec<_>>()}),
     };
-    Ok((StatusCode::CREATED, Json(body)))
+    Ok((status, Json(body)))
 }
 
 /// `GET /v1/jobs/{id}`.

@@ -89,6 +89,9 @@ struct PatchBody {
     max_attempts: Option<u32>,
     backoff: Option<Obj<BackoffPatch>>,
     paused: Option<bool>,
+    retention_ms: Option<u64>,
+    dead_retention_ms: Option<u64>,
+    idempotency_window_ms: Option<u64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -115,6 +118,9 @@ pub async fn patch(
         backoff_cap_ms: backoff.cap_ms,
         backoff_jitter: backoff.jitter,
         paused: body.paused,
+        retention_ms: body.retention_ms,
+        dead_retention_ms: body.dead_retention_ms,
+        idempotency_window_ms: body.idempotency_window_ms,
     };
     // Validate the result before anything is written, against the current (or default) config.
     let mut preview = broker

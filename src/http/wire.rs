@@ -20,6 +20,8 @@ pub const MAX_HEADERS: usize = 32;
 pub const MAX_HEADER_NAME: usize = 128;
 /// Longest header value.
 pub const MAX_HEADER_VALUE: usize = 4096;
+/// Longest idempotency key.
+pub const MAX_IDEMPOTENCY_KEY: usize = 255;
 /// Longest nack error text.
 pub const MAX_ERROR_TEXT: usize = 16 * 1024;
 /// Longest long-poll wait.
@@ -74,6 +76,7 @@ pub struct JobInput {
     max_attempts: Option<u32>,
     lease_ms: Option<u64>,
     headers: Option<BTreeMap<String, String>>,
+    idempotency_key: Option<String>,
 }
 
 /// The limits enqueue validation applies.
@@ -164,6 +167,14 @@ impl JobInput {
                 )));
             }
         }
+        if let Some(key) = &self.idempotency_key
+            && !(1..=MAX_IDEMPOTENCY_KEY).contains(&key.len())
+        {
+            return Err(ApiError::invalid(format!(
+                "{} must be 1-{MAX_IDEMPOTENCY_KEY} bytes",
+                at("idempotency_key")
+            )));
+        }
         Ok(NewJob {
             payload: payload.to_owned(),
             priority: self.priority.map_or(Priority::NORMAL, |p| p.0).0,
@@ -171,6 +182,7 @@ impl JobInput {
             max_attempts: self.max_attempts,
             lease_ms: self.lease_ms,
             headers,
+            idempotency_key: self.idempotency_key,
         })
     }
 }
@@ -199,8 +211,10 @@ pub fn lease_token(text: &str) -> LeaseToken {
 pub struct EnqueuedOut {
     /// The job id.
     pub id: String,
-    /// `scheduled` or `ready`.
+    /// `scheduled` or `ready`; for a duplicate, the original job's state.
     pub state: &'static str,
+    /// Whether an idempotency key matched an earlier job (nothing was created).
+    pub duplicate: bool,
 }
 
 /// A queue as rendered by the queue routes.

@@ -18,18 +18,21 @@ use std::sync::mpsc::{Sender, channel};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use redb::{Database, ReadableDatabase, ReadableTable};
 use tokio::sync::{Semaphore, oneshot};
 
 pub use records::{
-    DecodeError, FORMAT_VERSION, JobBody, JobRecord, OutboxEntry, QueueRecord, StoredState, decode,
-    encode,
+    DecodeError, FORMAT_VERSION, IdempotencyRecord, JobBody, JobRecord, OutboxEntry, QueueRecord,
+    StoredState, decode, decode_queue_record, encode,
 };
-pub use writer::{JobChange, WriteOp};
+pub use writer::{IdempotencyKey, JobChange, WriteOp, Written};
 
 use crate::metrics::Histogram;
-use tables::{BODIES, JOBS, META, META_FORMAT, META_NEXT_JOB_ID, OUTBOX, QUEUES, RESULTS};
+use tables::{
+    BODIES, EXPIRY, IDEMPOTENCY, IDEMPOTENCY_EXPIRY, JOBS, META, META_FORMAT, META_NEXT_JOB_ID,
+    OUTBOX, QUEUES, RESULTS,
+};
 use writer::{Message, WriteRequest, Writer, WriterOptions};
 
 /// The database file inside the data directory.
@@ -131,7 +134,9 @@ pub struct StoreOptions {
 
 /// The handle to the store and its writer thread.
 pub struct Store {
-    db: Arc<Database>,
+    /// Taken out on [`Store::close`], so the file is released even while other handles to the
+    /// store (say, an HTTP connection task still winding down) are alive.
+    db: RwLock<Option<Arc<Database>>>,
     tx: Sender<Message>,
     admission: Arc<Semaphore>,
     thread: Mutex<Option<JoinHandle<()>>>,
@@ -143,7 +148,7 @@ pub struct Store {
 pub type Admission = tokio::sync::OwnedSemaphorePermit;
 
 /// The answer to a submitted request: rows for the ids asked to fetch, once committed.
-pub type Pending = oneshot::Receiver<Result<Vec<Option<StoredJob>>, StoreError>>;
+pub type Pending = oneshot::Receiver<Result<Written, StoreError>>;
 
 impl Store {
     /// Opens (or creates) the data file and starts the writer thread.
@@ -197,7 +202,7 @@ impl Store {
                 source,
             })?;
         Ok(Store {
-            db,
+            db: RwLock::new(Some(db)),
             tx,
             admission: Arc::new(Semaphore::new(options.max_pending.max(1))),
             thread: Mutex::new(Some(thread)),
@@ -255,7 +260,8 @@ impl Store {
         &self.metrics
     }
 
-    /// Finishes queued writes, fsyncs, and joins the writer thread. Idempotent.
+    /// Finishes queued writes, fsyncs, joins the writer thread and releases the file (once
+    /// reads in progress end). Idempotent; reads after it fail with [`StoreError::Closed`].
     pub fn close(&self) {
         let _ = self.tx.send(Message::Shutdown);
         if let Some(thread) = self.thread.lock().take()
@@ -263,11 +269,17 @@ impl Store {
         {
             tracing::error!("the storage writer thread panicked");
         }
+        self.db.write().take();
+    }
+
+    fn db(&self) -> Result<Arc<Database>, StoreError> {
+        self.db.read().clone().ok_or(StoreError::Closed)
     }
 
     /// Reads one job with its body and result (blocking I/O: call off the async runtime).
     pub fn read_job(&self, id: u64) -> Result<Option<StoredJob>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let db = self.db()?;
+        let txn = db.begin_read()?;
         let Some(record) = txn.open_table(JOBS)?.get(id)? else {
             return Ok(None);
         };
@@ -291,20 +303,76 @@ impl Store {
     }
 
     /// Every stored queue (for recovery).
-    pub fn queues(&self) -> Result<Vec<(String, QueueRecord)>, StoreError> {
-        let txn = self.db.begin_read()?;
+    /// Every stored queue (for recovery); fields an older record lacks come from `defaults`.
+    pub fn queues(&self, defaults: &QueueRecord) -> Result<Vec<(String, QueueRecord)>, StoreError> {
+        let db = self.db()?;
+        let txn = db.begin_read()?;
         let table = txn.open_table(QUEUES)?;
         let mut queues = Vec::new();
         for row in table.iter()? {
             let (name, value) = row?;
-            queues.push((name.value().to_owned(), decode(value.value())?));
+            queues.push((
+                name.value().to_owned(),
+                decode_queue_record(value.value(), defaults)?,
+            ));
         }
         Ok(queues)
     }
 
+    /// Up to `limit` expiry-index entries due at `now` or earlier, oldest first, with the job
+    /// record each names (`None` if the job is gone).
+    pub fn expired_jobs(
+        &self,
+        now: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, u64, Option<JobRecord>)>, StoreError> {
+        let db = self.db()?;
+        let txn = db.begin_read()?;
+        let expiry = txn.open_table(EXPIRY)?;
+        let jobs = txn.open_table(JOBS)?;
+        let mut out = Vec::new();
+        for row in expiry.range((0, 0)..=(now, u64::MAX))?.take(limit) {
+            let (key, _) = row?;
+            let (at, id) = key.value();
+            let record = match jobs.get(id)? {
+                Some(bytes) => Some(decode(bytes.value())?),
+                None => None,
+            };
+            out.push((at, id, record));
+        }
+        Ok(out)
+    }
+
+    /// Up to `limit` idempotency keys whose window ended at `now` or earlier.
+    pub fn expired_keys(&self, now: u64, limit: usize) -> Result<Vec<(u64, String)>, StoreError> {
+        let db = self.db()?;
+        let txn = db.begin_read()?;
+        let table = txn.open_table(IDEMPOTENCY_EXPIRY)?;
+        let mut out = Vec::new();
+        for row in table.range((0, "")..=(now, "\u{10FFFF}"))?.take(limit) {
+            let (key, _) = row?;
+            let (at, name) = key.value();
+            out.push((at, name.to_owned()));
+        }
+        Ok(out)
+    }
+
+    /// The earliest time a job's retention or a key's window ends.
+    pub fn next_expiry(&self) -> Result<Option<u64>, StoreError> {
+        let db = self.db()?;
+        let txn = db.begin_read()?;
+        let job = txn.open_table(EXPIRY)?.first()?.map(|(k, _)| k.value().0);
+        let key = txn
+            .open_table(IDEMPOTENCY_EXPIRY)?
+            .first()?
+            .map(|(k, _)| k.value().0);
+        Ok(job.into_iter().chain(key).min())
+    }
+
     /// Calls `visit` for every stored job record in id order (for recovery).
     pub fn scan_jobs(&self, mut visit: impl FnMut(u64, JobRecord)) -> Result<(), StoreError> {
-        let txn = self.db.begin_read()?;
+        let db = self.db()?;
+        let txn = db.begin_read()?;
         for row in txn.open_table(JOBS)?.iter()? {
             let (id, value) = row?;
             visit(id.value(), decode(value.value())?);
@@ -314,7 +382,8 @@ impl Store {
 
     /// The next job id to allocate (ids are never reused).
     pub fn next_job_id(&self) -> Result<u64, StoreError> {
-        let txn = self.db.begin_read()?;
+        let db = self.db()?;
+        let txn = db.begin_read()?;
         Ok(txn
             .open_table(META)?
             .get(META_NEXT_JOB_ID)?
@@ -327,7 +396,8 @@ impl Store {
         after: u64,
         limit: usize,
     ) -> Result<Vec<(u64, OutboxEntry)>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let db = self.db()?;
+        let txn = db.begin_read()?;
         let table = txn.open_table(OUTBOX)?;
         let mut entries = Vec::new();
         for row in table.range(after.saturating_add(1)..)?.take(limit) {
@@ -357,7 +427,9 @@ fn init(db: &Database) -> Result<(u64, u64, u64), StoreError> {
         let mut meta = txn.open_table(META)?;
         let found = meta.get(META_FORMAT)?.map(|v| v.value());
         match found {
-            None => {
+            // Version 1 files upgrade in place: version 2 added tables (created below) and
+            // decodes version-1 records.
+            None | Some(1) => {
                 meta.insert(META_FORMAT, u64::from(FORMAT_VERSION))?;
             }
             Some(v) if v == u64::from(FORMAT_VERSION) => {}
@@ -367,6 +439,9 @@ fn init(db: &Database) -> Result<(u64, u64, u64), StoreError> {
         txn.open_table(BODIES)?;
         txn.open_table(RESULTS)?;
         txn.open_table(QUEUES)?;
+        txn.open_table(EXPIRY)?;
+        txn.open_table(IDEMPOTENCY)?;
+        txn.open_table(IDEMPOTENCY_EXPIRY)?;
     }
     let (first, next) = {
         let outbox = txn.open_table(OUTBOX)?;

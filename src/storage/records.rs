@@ -8,7 +8,12 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 /// The current record format version, written as the first byte of every value.
-pub const FORMAT_VERSION: u8 = 1;
+///
+/// - 1: the first format.
+/// - 2: `QueueRecord` gained retention and idempotency windows; every other record is encoded
+///   exactly as in version 1, so [`decode`] reads both, and [`decode_queue_record`] upgrades a
+///   version-1 queue record with the default windows.
+pub const FORMAT_VERSION: u8 = 2;
 
 /// A job's mutable state and scheduling fields (table `jobs`). Small on purpose: recovery scans
 /// every one of these, and every life-cycle transition rewrites one.
@@ -94,6 +99,54 @@ pub struct QueueRecord {
     pub backoff_jitter: bool,
     /// Whether polls are refused (enqueue still works).
     pub paused: bool,
+    /// How long succeeded and cancelled jobs stay readable.
+    pub retention_ms: u64,
+    /// How long dead jobs stay (for inspection and replay).
+    pub dead_retention_ms: u64,
+    /// How long an idempotency key maps to its job.
+    pub idempotency_window_ms: u64,
+}
+
+/// A queue record as version 1 wrote it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct QueueRecordV1 {
+    lease_ms: u64,
+    max_attempts: u32,
+    backoff_base_ms: u64,
+    backoff_cap_ms: u64,
+    backoff_jitter: bool,
+    paused: bool,
+}
+
+/// Decodes a queue record of any known version; windows missing from version 1 get `defaults`'.
+pub fn decode_queue_record(
+    bytes: &[u8],
+    defaults: &QueueRecord,
+) -> Result<QueueRecord, DecodeError> {
+    match bytes.split_first() {
+        Some((1, rest)) => {
+            let v1: QueueRecordV1 = postcard::from_bytes(rest)?;
+            Ok(QueueRecord {
+                lease_ms: v1.lease_ms,
+                max_attempts: v1.max_attempts,
+                backoff_base_ms: v1.backoff_base_ms,
+                backoff_cap_ms: v1.backoff_cap_ms,
+                backoff_jitter: v1.backoff_jitter,
+                paused: v1.paused,
+                ..defaults.clone()
+            })
+        }
+        _ => decode(bytes),
+    }
+}
+
+/// A job id's entry for an idempotency key (table `idempotency`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdempotencyRecord {
+    /// The job the key created.
+    pub job_id: u64,
+    /// When the key stops mapping to it (epoch ms).
+    pub expires_at: u64,
 }
 
 /// One entry of the change log (table `outbox`, keyed by a sequence).
@@ -144,7 +197,8 @@ pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
     match bytes.split_first() {
         None => Err(DecodeError::Empty),
-        Some((&FORMAT_VERSION, rest)) => Ok(postcard::from_bytes(rest)?),
+        // Version 2 changed only QueueRecord (see decode_queue_record).
+        Some((1 | 2, rest)) => Ok(postcard::from_bytes(rest)?),
         Some((&other, _)) => Err(DecodeError::UnknownVersion(other)),
     }
 }
@@ -176,6 +230,52 @@ mod tests {
         let bytes = encode(&record());
         assert_eq!(bytes[0], FORMAT_VERSION);
         assert_eq!(decode::<JobRecord>(&bytes).unwrap(), record());
+    }
+
+    #[test]
+    fn version_1_queue_records_upgrade_with_default_windows() {
+        let v1 = QueueRecordV1 {
+            lease_ms: 5,
+            max_attempts: 2,
+            backoff_base_ms: 3,
+            backoff_cap_ms: 4,
+            backoff_jitter: false,
+            paused: true,
+        };
+        let mut bytes = vec![1];
+        bytes.extend(postcard::to_allocvec(&v1).unwrap());
+        let defaults = QueueRecord {
+            lease_ms: 0,
+            max_attempts: 0,
+            backoff_base_ms: 0,
+            backoff_cap_ms: 0,
+            backoff_jitter: true,
+            paused: false,
+            retention_ms: 10,
+            dead_retention_ms: 20,
+            idempotency_window_ms: 30,
+        };
+        let upgraded = decode_queue_record(&bytes, &defaults).unwrap();
+        assert_eq!(
+            (upgraded.lease_ms, upgraded.max_attempts, upgraded.paused),
+            (5, 2, true)
+        );
+        assert_eq!(
+            (
+                upgraded.retention_ms,
+                upgraded.dead_retention_ms,
+                upgraded.idempotency_window_ms
+            ),
+            (10, 20, 30)
+        );
+        let current = QueueRecord {
+            lease_ms: 7,
+            ..defaults.clone()
+        };
+        assert_eq!(
+            decode_queue_record(&encode(&current), &defaults).unwrap(),
+            current
+        );
     }
 
     #[test]

@@ -13,6 +13,14 @@ pub const RESULTS: TableDefinition<u64, &str> = TableDefinition::new("results");
 pub const QUEUES: TableDefinition<&str, &[u8]> = TableDefinition::new("queues");
 /// outbox sequence → [`OutboxEntry`](super::OutboxEntry).
 pub const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
+/// (expires at, job id) → (): finished and dead jobs by the time their retention ends. Entries
+/// may be stale (a dead job replayed); the sweeper checks the record before deleting.
+pub const EXPIRY: TableDefinition<(u64, u64), ()> = TableDefinition::new("expiry");
+/// "queue\0key" → [`IdempotencyRecord`](super::IdempotencyRecord).
+pub const IDEMPOTENCY: TableDefinition<&str, &[u8]> = TableDefinition::new("idempotency");
+/// (expires at, "queue\0key") → (): idempotency keys by the end of their window.
+pub const IDEMPOTENCY_EXPIRY: TableDefinition<(u64, &str), ()> =
+    TableDefinition::new("idempotency_expiry");
 /// name → u64 (see the `META_*` keys).
 pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 

@@ -17,8 +17,13 @@ use std::time::{Duration, Instant};
 use redb::{Database, Durability, ReadableTable, Table, WriteTransaction};
 use tokio::sync::{OwnedSemaphorePermit, oneshot};
 
-use super::records::{JobBody, JobRecord, OutboxEntry, QueueRecord, StoredState, decode, encode};
-use super::tables::{BODIES, JOBS, META, META_NEXT_JOB_ID, OUTBOX, QUEUES, RESULTS};
+use super::records::{
+    IdempotencyRecord, JobBody, JobRecord, OutboxEntry, QueueRecord, StoredState, decode, encode,
+};
+use super::tables::{
+    BODIES, EXPIRY, IDEMPOTENCY, IDEMPOTENCY_EXPIRY, JOBS, META, META_NEXT_JOB_ID, OUTBOX, QUEUES,
+    RESULTS,
+};
 use super::{StoreError, StoreMetrics, StoredJob};
 
 /// One change, applied atomically with the rest of its request.
@@ -31,7 +36,8 @@ pub enum WriteOp {
         /// Its defaults.
         record: QueueRecord,
     },
-    /// Store a new job.
+    /// Store a new job, unless its idempotency key already maps to a job within its window
+    /// (then nothing is written and the result names the original job).
     Insert {
         /// Its id.
         id: u64,
@@ -39,6 +45,8 @@ pub enum WriteOp {
         record: JobRecord,
         /// Payload and headers.
         body: JobBody,
+        /// The job's idempotency key, if it has one.
+        idempotency: Option<IdempotencyKey>,
     },
     /// Apply a life-cycle transition the broker decided.
     Update {
@@ -47,11 +55,49 @@ pub enum WriteOp {
         /// What changes.
         change: JobChange,
     },
-    /// Remove a job and everything stored for it (purge).
+    /// Remove a job and everything stored for it (purge, retention).
     Delete {
         /// The job.
         id: u64,
+        /// Its entry in the expiry index, if it has one.
+        expiry: Option<u64>,
     },
+    /// Move a job's expiry-index entry (`to: None` drops a stale one).
+    MoveExpiry {
+        /// The job.
+        id: u64,
+        /// The entry's current time.
+        from: u64,
+        /// Its new time.
+        to: Option<u64>,
+    },
+    /// Forget an idempotency key whose window ended at `expires_at` (kept if it was reused
+    /// since, with a later window).
+    ForgetKey {
+        /// "queue\0key".
+        key: String,
+        /// The end of the window being forgotten.
+        expires_at: u64,
+    },
+}
+
+/// An idempotency key and the end of its window.
+#[derive(Debug, Clone)]
+pub struct IdempotencyKey {
+    /// "queue\0key": keys are scoped to their queue.
+    pub key: String,
+    /// When the key stops mapping to the job (epoch ms).
+    pub expires_at: u64,
+}
+
+/// What a write request produced.
+#[derive(Debug, Default)]
+pub struct Written {
+    /// The rows asked for in `fetch`, in order.
+    pub fetched: Vec<Option<StoredJob>>,
+    /// One entry per `Insert` op, in order: `None` if the job was stored, or the original job
+    /// (id and state) its idempotency key maps to.
+    pub duplicates: Vec<Option<(u64, StoredState)>>,
 }
 
 /// The fields a transition sets; everything else in the record is kept.
@@ -65,6 +111,8 @@ pub struct JobChange {
     pub last_error: Option<String>,
     /// Stores an ack result when `Some`.
     pub result: Option<String>,
+    /// Indexes the job for retention at this time (succeeded, cancelled, dead).
+    pub expires_at: Option<u64>,
     /// When the change happened (epoch ms).
     pub at: u64,
 }
@@ -76,7 +124,7 @@ pub(super) struct WriteRequest {
     /// Whether the reply must wait for an fsync. Lease writes (polls, expiries) need not: if
     /// one is lost in a crash the job is only delivered again, which at-least-once allows.
     pub durable: bool,
-    pub reply: oneshot::Sender<Result<Vec<Option<StoredJob>>, StoreError>>,
+    pub reply: oneshot::Sender<Result<Written, StoreError>>,
     /// Holds a place in the bounded admission queue until the request is answered.
     pub _permit: OwnedSemaphorePermit,
 }
@@ -175,7 +223,7 @@ impl Writer {
         let next_job_id = self.next_job_id;
         let result = self.write_group(&group, durable);
         match result {
-            Ok(mut fetched) => {
+            Ok(results) => {
                 if durable {
                     self.metrics
                         .fsync_seconds
@@ -185,8 +233,8 @@ impl Writer {
                     *unsynced_since = Some(Instant::now());
                 }
                 self.metrics.group_size.observe(group.len() as f64);
-                for (request, rows) in group.into_iter().zip(fetched.drain(..)) {
-                    let _ = request.reply.send(Ok(rows));
+                for (request, written) in group.into_iter().zip(results) {
+                    let _ = request.reply.send(Ok(written));
                 }
             }
             Err(error) => {
@@ -206,43 +254,79 @@ impl Writer {
         &mut self,
         group: &[WriteRequest],
         durable: bool,
-    ) -> Result<Vec<Vec<Option<StoredJob>>>, StoreError> {
+    ) -> Result<Vec<Written>, StoreError> {
         let mut txn = self.db.begin_write()?;
         if !durable {
             txn.set_durability(Durability::None)?;
         }
-        let mut fetched = Vec::with_capacity(group.len());
+        let mut results = Vec::with_capacity(group.len());
         {
             let mut tables = Tables::open(&txn)?;
             for request in group {
+                let mut written = Written::default();
                 for op in &request.ops {
-                    self.apply(&mut tables, op)?;
+                    if let Some(duplicate) = self.apply(&mut tables, op)? {
+                        written.duplicates.push(duplicate);
+                    }
                 }
-                fetched.push(fetch(&tables, &request.fetch)?);
+                written.fetched = fetch(&tables, &request.fetch)?;
+                results.push(written);
             }
             self.trim_outbox(&mut tables.outbox)?;
             tables.meta.insert(META_NEXT_JOB_ID, self.next_job_id)?;
         }
         txn.commit()?;
-        Ok(fetched)
+        Ok(results)
     }
 
-    fn apply(&mut self, t: &mut Tables<'_>, op: &WriteOp) -> Result<(), StoreError> {
+    /// Applies one op. For an `Insert` returns `Some(None)` when stored, `Some(Some(original))`
+    /// when its idempotency key is taken; `None` for other ops.
+    #[allow(clippy::option_option)]
+    fn apply(
+        &mut self,
+        t: &mut Tables<'_>,
+        op: &WriteOp,
+    ) -> Result<Option<Option<(u64, StoredState)>>, StoreError> {
         match op {
             WriteOp::PutQueue { name, record } => {
                 t.queues.insert(name.as_str(), encode(record).as_slice())?;
             }
-            WriteOp::Insert { id, record, body } => {
+            WriteOp::Insert {
+                id,
+                record,
+                body,
+                idempotency,
+            } => {
+                if let Some(key) = idempotency {
+                    if let Some(original) = live_key(t, key, record.enqueued_at)? {
+                        return Ok(Some(Some(original)));
+                    }
+                    let entry = IdempotencyRecord {
+                        job_id: *id,
+                        expires_at: key.expires_at,
+                    };
+                    if let Some(old) = t
+                        .idempotency
+                        .insert(key.key.as_str(), encode(&entry).as_slice())?
+                    {
+                        let old: IdempotencyRecord = decode(old.value())?;
+                        t.idempotency_expiry
+                            .remove((old.expires_at, key.key.as_str()))?;
+                    }
+                    t.idempotency_expiry
+                        .insert((key.expires_at, key.key.as_str()), ())?;
+                }
                 t.jobs.insert(id, encode(record).as_slice())?;
                 t.bodies.insert(id, encode(body).as_slice())?;
                 self.next_job_id = self.next_job_id.max(id + 1);
                 self.append_outbox(t, *id, record, Some(record.state), record.updated_at)?;
+                return Ok(Some(None));
             }
             WriteOp::Update { id, change } => {
                 let Some(bytes) = t.jobs.get(id)? else {
                     // Memory and disk disagree: a bug, but not worth losing the group over.
                     tracing::error!(job = id, "update of a job that is not stored; skipped");
-                    return Ok(());
+                    return Ok(None);
                 };
                 let mut record: JobRecord = decode(bytes.value())?;
                 drop(bytes);
@@ -257,11 +341,17 @@ impl Writer {
                 if let Some(result) = &change.result {
                     t.results.insert(id, result.as_str())?;
                 }
+                if let Some(at) = change.expires_at {
+                    t.expiry.insert((at, *id), ())?;
+                }
                 self.append_outbox(t, *id, &record, Some(record.state), change.at)?;
             }
-            WriteOp::Delete { id } => {
+            WriteOp::Delete { id, expiry } => {
+                if let Some(at) = expiry {
+                    t.expiry.remove((*at, *id))?;
+                }
                 let Some(bytes) = t.jobs.remove(id)? else {
-                    return Ok(());
+                    return Ok(None);
                 };
                 let mut record: JobRecord = decode(bytes.value())?;
                 drop(bytes);
@@ -271,8 +361,24 @@ impl Writer {
                 let at = record.updated_at;
                 self.append_outbox(t, *id, &record, None, at)?;
             }
+            WriteOp::MoveExpiry { id, from, to } => {
+                t.expiry.remove((*from, *id))?;
+                if let Some(to) = to {
+                    t.expiry.insert((*to, *id), ())?;
+                }
+            }
+            WriteOp::ForgetKey { key, expires_at } => {
+                t.idempotency_expiry.remove((*expires_at, key.as_str()))?;
+                let current = match t.idempotency.get(key.as_str())? {
+                    Some(entry) => Some(decode::<IdempotencyRecord>(entry.value())?),
+                    None => None,
+                };
+                if current.is_some_and(|c| c.expires_at == *expires_at) {
+                    t.idempotency.remove(key.as_str())?;
+                }
+            }
         }
-        Ok(())
+        Ok(None)
     }
 
     fn append_outbox(
@@ -336,6 +442,30 @@ impl Writer {
     }
 }
 
+/// The job `key` maps to, if its window is still open at `now`.
+fn live_key(
+    t: &Tables<'_>,
+    key: &IdempotencyKey,
+    now: u64,
+) -> Result<Option<(u64, StoredState)>, StoreError> {
+    let Some(entry) = t.idempotency.get(key.key.as_str())? else {
+        return Ok(None);
+    };
+    let entry: IdempotencyRecord = decode(entry.value())?;
+    if entry.expires_at <= now {
+        return Ok(None);
+    }
+    // The original may be gone already (purged, or past its retention): then the key still
+    // answers with its id, as documented, and the state it was last known in is unknown.
+    let state = match t.jobs.get(entry.job_id)? {
+        Some(record) => decode::<JobRecord>(record.value())?.state,
+        None => StoredState::Cancelled {
+            finished_at: entry.expires_at,
+        },
+    };
+    Ok(Some((entry.job_id, state)))
+}
+
 /// Every table a write touches, opened once per transaction.
 struct Tables<'txn> {
     jobs: Table<'txn, u64, &'static [u8]>,
@@ -344,6 +474,9 @@ struct Tables<'txn> {
     queues: Table<'txn, &'static str, &'static [u8]>,
     outbox: Table<'txn, u64, &'static [u8]>,
     meta: Table<'txn, &'static str, u64>,
+    expiry: Table<'txn, (u64, u64), ()>,
+    idempotency: Table<'txn, &'static str, &'static [u8]>,
+    idempotency_expiry: Table<'txn, (u64, &'static str), ()>,
 }
 
 impl<'txn> Tables<'txn> {
@@ -355,6 +488,9 @@ impl<'txn> Tables<'txn> {
             queues: txn.open_table(QUEUES)?,
             outbox: txn.open_table(OUTBOX)?,
             meta: txn.open_table(META)?,
+            expiry: txn.open_table(EXPIRY)?,
+            idempotency: txn.open_table(IDEMPOTENCY)?,
+            idempotency_expiry: txn.open_table(IDEMPOTENCY_EXPIRY)?,
         })
     }
 }

@@ -21,6 +21,7 @@ pub mod bench;
 pub mod broker;
 pub mod clock;
 pub mod config;
+pub mod cron;
 pub mod http;
 pub mod job;
 pub mod metrics;

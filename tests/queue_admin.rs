@@ -65,6 +65,9 @@ fn default_config(name: &str, counts: Value) -> Value {
         "max_attempts": 5,
         "backoff": {"base_ms": 1000, "cap_ms": 600000, "jitter": false},
         "paused": false,
+        "retention_ms": 3600000,
+        "dead_retention_ms": 604800000,
+        "idempotency_window_ms": 86400000,
         "counts": counts,
     })
 }
@@ -127,6 +130,9 @@ async fn patch_changes_the_defaults_of_new_jobs_and_deliveries() {
         "max_attempts": 2,
         "backoff": {"base_ms": 200, "cap_ms": 600000, "jitter": false},
         "paused": false,
+        "retention_ms": 3600000,
+        "dead_retention_ms": 604800000,
+        "idempotency_window_ms": 86400000,
         "counts": counts(0, 1, 0, 0, 0, 0),
     });
     assert_eq!(body, expected, "fields not in the patch keep their values");

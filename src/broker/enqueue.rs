@@ -2,11 +2,17 @@
 
 use std::sync::atomic::Ordering;
 
-use super::state::{Phase, Slot};
+use super::state::{Phase, Slot, State};
 use super::views::public_state;
 use super::{Broker, BrokerError, Enqueued, NewJob, Prepared, committed};
+use crate::clock::Millis;
 use crate::job::{JobId, JobState, valid_queue_name};
-use crate::storage::{IdempotencyKey, JobBody, JobRecord, QueueRecord, StoredState, WriteOp};
+use crate::storage::{
+    IdempotencyKey, JobBody, JobRecord, QueueRecord, StoredState, WriteOp, Written,
+};
+
+/// Jobs prepared for one insert request, to place in memory once it commits.
+pub(super) type PreparedJobs = Vec<(u64, Slot)>;
 
 impl Broker {
     /// Enqueues `jobs` into `queue` (created with the server defaults on first use), all or
@@ -26,76 +32,101 @@ impl Broker {
         }
         let admission = self.store.admit().await?;
         let now = self.now();
-        let mut prepared = Prepared::default();
-        let mut slots = Vec::with_capacity(jobs.len());
-        let pending = {
+        let (pending, slots) = {
             let mut state = self.state.lock();
-            let (queue, created) = state.queue_or_create(queue, self.queue_defaults);
-            let config = state.queues[&queue].config;
-            if created {
-                prepared.ops.push(WriteOp::PutQueue {
-                    name: queue.to_string(),
-                    record: QueueRecord::from(config),
-                });
-            }
-            let first = self.next_id.fetch_add(jobs.len() as u64, Ordering::Relaxed);
-            for (id, job) in (first..).zip(jobs) {
-                let run_at = job.run_at.unwrap_or(now);
-                let max_attempts = job.max_attempts.unwrap_or(config.max_attempts);
-                let record = JobRecord {
-                    queue: queue.to_string(),
-                    priority: job.priority,
-                    state: StoredState::Queued { run_at },
-                    attempts: 0,
-                    max_attempts,
-                    lease_ms: job.lease_ms,
-                    enqueued_at: now,
-                    updated_at: now,
-                    last_error: None,
-                    version: 1,
-                };
-                let body = JobBody {
-                    payload: job.payload,
-                    headers: job.headers,
-                };
-                let idempotency = job.idempotency_key.map(|key| IdempotencyKey {
-                    key: format!("{queue}\0{key}"),
-                    expires_at: now.saturating_add(config.idempotency_window_ms),
-                });
-                prepared.ops.push(WriteOp::Insert {
-                    id,
-                    record,
-                    body,
-                    idempotency,
-                });
-                slots.push((
-                    id,
-                    Slot {
-                        queue: queue.clone(),
-                        priority: job.priority,
-                        phase: Phase::Scheduled { run_at },
-                        attempts: 0,
-                        max_attempts,
-                        lease_ms: job.lease_ms,
-                    },
-                ));
-            }
-            self.submit(admission, prepared)
+            let mut prepared = Prepared::default();
+            let slots = self.prepare_jobs(&mut state, queue, jobs, now, &mut prepared);
+            (self.submit(admission, prepared), slots)
         };
         let written = committed(pending).await?;
+        Ok(self.place_enqueued(slots, written, now))
+    }
 
+    /// Adds the writes that store `jobs` in `queue` (creating the queue if new) to `prepared`,
+    /// and returns their slots. Call under the state lock.
+    pub(super) fn prepare_jobs(
+        &self,
+        state: &mut State,
+        queue: &str,
+        jobs: Vec<NewJob>,
+        now: Millis,
+        prepared: &mut Prepared,
+    ) -> PreparedJobs {
+        let (queue, created) = state.queue_or_create(queue, self.queue_defaults);
+        let config = state.queues[&queue].config;
+        if created {
+            prepared.ops.push(WriteOp::PutQueue {
+                name: queue.to_string(),
+                record: QueueRecord::from(config),
+            });
+        }
+        let first = self.next_id.fetch_add(jobs.len() as u64, Ordering::Relaxed);
+        let mut slots = Vec::with_capacity(jobs.len());
+        for (id, job) in (first..).zip(jobs) {
+            let run_at = job.run_at.unwrap_or(now);
+            let max_attempts = job.max_attempts.unwrap_or(config.max_attempts);
+            let record = JobRecord {
+                queue: queue.to_string(),
+                priority: job.priority,
+                state: StoredState::Queued { run_at },
+                attempts: 0,
+                max_attempts,
+                lease_ms: job.lease_ms,
+                enqueued_at: now,
+                updated_at: now,
+                last_error: None,
+                version: 1,
+            };
+            let body = JobBody {
+                payload: job.payload,
+                headers: job.headers,
+            };
+            let idempotency = job.idempotency_key.map(|key| IdempotencyKey {
+                key: format!("{queue}\0{key}"),
+                expires_at: now.saturating_add(config.idempotency_window_ms),
+            });
+            prepared.ops.push(WriteOp::Insert {
+                id,
+                record,
+                body,
+                idempotency,
+            });
+            let slot = Slot {
+                queue: queue.clone(),
+                priority: job.priority,
+                phase: Phase::Scheduled { run_at },
+                attempts: 0,
+                max_attempts,
+                lease_ms: job.lease_ms,
+            };
+            slots.push((id, slot));
+        }
+        slots
+    }
+
+    /// Makes committed jobs visible (or reports the original of a duplicate), wakes waiters and
+    /// the timer.
+    pub(super) fn place_enqueued(
+        &self,
+        slots: PreparedJobs,
+        written: Written,
+        now: Millis,
+    ) -> Vec<Enqueued> {
         let mut state = self.state.lock();
         let mut earliest = u64::MAX;
         let mut woke = false;
         let mut created = 0;
         let mut enqueued = Vec::with_capacity(slots.len());
         let queue = slots.first().map(|(_, s)| s.queue.clone());
-        for ((id, slot), duplicate) in slots.into_iter().zip(written.duplicates) {
+        let duplicates = written
+            .duplicates
+            .into_iter()
+            .chain(std::iter::repeat(None));
+        for ((id, slot), duplicate) in slots.into_iter().zip(duplicates) {
             if let Some((original, stored)) = duplicate {
-                let job_state = public_state(&stored, now);
                 enqueued.push(Enqueued {
                     id: JobId(original),
-                    state: job_state,
+                    state: public_state(&stored, now),
                     duplicate: true,
                 });
                 continue;
@@ -127,10 +158,9 @@ impl Broker {
                 state.wake(&queue);
             }
         }
-        drop(state);
         if earliest != u64::MAX {
             self.deadline_added(earliest);
         }
-        Ok(enqueued)
+        enqueued
     }
 }

@@ -9,6 +9,12 @@ pub enum BrokerError {
     /// No job with that id exists (or it was purged).
     #[error("no job with that id")]
     JobNotFound,
+    /// No schedule with that name exists.
+    #[error("no schedule with that name")]
+    ScheduleNotFound,
+    /// The schedule name is outside `[A-Za-z0-9._-]{1,128}`.
+    #[error("schedule names are 1-128 characters of A-Z, a-z, 0-9, '.', '_' and '-'")]
+    InvalidScheduleName,
     /// No queue with that name exists.
     #[error("no queue with that name")]
     QueueNotFound,

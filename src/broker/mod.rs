@@ -38,6 +38,7 @@ mod lease;
 mod recovery;
 mod retention;
 mod rng;
+mod schedule;
 mod state;
 mod timer;
 mod views;
@@ -50,6 +51,7 @@ use tokio::sync::Notify;
 
 pub use config::{Backoff, QueueConfig};
 pub use error::BrokerError;
+pub use schedule::{ScheduleSpec, ScheduleView};
 pub use state::Counters;
 pub use views::{
     AckItem, Delivery, Enqueued, JobView, NackRequest, NewJob, PollRequest, QueuePatch, QueueView,

@@ -56,6 +56,11 @@ impl Broker {
             };
             state.place(id, slot, now);
         })?;
+        for (name, record) in store.schedules()? {
+            if let Some(slot) = super::schedule::recover(&name, record, now) {
+                state.schedules.insert(&name, slot);
+            }
+        }
         let next_id = store.next_job_id()?;
         Ok(Arc::new(Broker {
             state: Mutex::new(state),

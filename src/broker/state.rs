@@ -115,6 +115,8 @@ pub struct State {
     /// Long-poll waiters per queue name (also for queues that do not exist yet).
     pub waiters: HashMap<Arc<str>, Arc<Notify>>,
     pub rng: Rng,
+    /// Cron schedules and their due index.
+    pub schedules: super::schedule::Schedules,
 }
 
 impl State {
@@ -126,6 +128,7 @@ impl State {
             leases: BTreeSet::new(),
             waiters: HashMap::new(),
             rng,
+            schedules: Default::default(),
         }
     }
 
@@ -230,11 +233,15 @@ impl State {
         }
     }
 
-    /// The earliest timer deadline: a scheduled job due or a lease expiring.
+    /// The earliest timer deadline: a scheduled job due, a lease expiring, a schedule firing.
     pub fn next_deadline(&self) -> Option<Millis> {
         let delayed = self.delayed.first().map(|&(at, _)| at);
         let lease = self.leases.first().map(|&(at, _)| at);
-        delayed.into_iter().chain(lease).min()
+        delayed
+            .into_iter()
+            .chain(lease)
+            .chain(self.schedules.next_due())
+            .min()
     }
 }
 

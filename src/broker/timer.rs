@@ -57,7 +57,8 @@ impl Broker {
     }
 
     /// Applies every deadline that has passed: scheduled jobs due become ready (memory only:
-    /// the stored `run_at` already says so), and expired leases count as failed attempts.
+    /// the stored `run_at` already says so), expired leases count as failed attempts, and due
+    /// cron schedules fire.
     pub async fn run_due(&self) {
         loop {
             let Ok(admission) = self.store.admit().await else {
@@ -115,8 +116,11 @@ impl Broker {
                 return;
             }
             if !more {
-                return;
+                break;
             }
+        }
+        if let Err(error) = self.fire_due_schedules().await {
+            tracing::error!(%error, "could not fire due schedules");
         }
     }
 }

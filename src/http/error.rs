@@ -59,6 +59,8 @@ impl From<BrokerError> for ApiError {
         let (status, code) = match &error {
             E::JobNotFound => (S::NOT_FOUND, "job_not_found"),
             E::QueueNotFound => (S::NOT_FOUND, "queue_not_found"),
+            E::ScheduleNotFound => (S::NOT_FOUND, "schedule_not_found"),
+            E::InvalidScheduleName => (S::BAD_REQUEST, "invalid_schedule_name"),
             E::InvalidQueueName => (S::BAD_REQUEST, "invalid_queue_name"),
             E::NotLeased { .. } => (S::CONFLICT, "job_not_leased"),
             E::StaleLease => (S::CONFLICT, "stale_lease"),

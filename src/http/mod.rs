@@ -3,13 +3,14 @@
 //! - [`body`]: strict body and path parsing.
 //! - [`wire`]: JSON shapes and their validation.
 //! - [`error`]: every error's status and machine code.
-//! - [`jobs`], [`queues`], [`health`]: the handlers, one file per resource.
+//! - [`jobs`], [`queues`], [`schedules`], [`health`]: the handlers, one file per resource.
 
 mod body;
 mod error;
 mod health;
 mod jobs;
 mod queues;
+mod schedules;
 mod wire;
 
 use std::sync::{Arc, OnceLock};
@@ -77,6 +78,16 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/v1/jobs/{id}/nack", post(jobs::nack))
         .route("/v1/jobs/{id}/extend", post(jobs::extend))
         .route("/v1/ack", post(jobs::ack_batch))
+        .route("/v1/schedules", get(schedules::list))
+        .route(
+            "/v1/schedules/{name}",
+            get(schedules::get)
+                .put(schedules::put)
+                .delete(schedules::delete),
+        )
+        .route("/v1/schedules/{name}/pause", post(schedules::pause))
+        .route("/v1/schedules/{name}/resume", post(schedules::resume))
+        .route("/v1/schedules/{name}/trigger", post(schedules::trigger))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))

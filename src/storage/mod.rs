@@ -23,15 +23,15 @@ use redb::{Database, ReadableDatabase, ReadableTable};
 use tokio::sync::{Semaphore, oneshot};
 
 pub use records::{
-    DecodeError, FORMAT_VERSION, IdempotencyRecord, JobBody, JobRecord, OutboxEntry, QueueRecord,
-    StoredState, decode, decode_queue_record, encode,
+    DecodeError, FORMAT_VERSION, IdempotencyRecord, JobBody, JobRecord, JobTemplate, OutboxEntry,
+    QueueRecord, ScheduleRecord, StoredState, decode, decode_queue_record, encode,
 };
 pub use writer::{IdempotencyKey, JobChange, WriteOp, Written};
 
 use crate::metrics::Histogram;
 use tables::{
     BODIES, EXPIRY, IDEMPOTENCY, IDEMPOTENCY_EXPIRY, JOBS, META, META_FORMAT, META_NEXT_JOB_ID,
-    OUTBOX, QUEUES, RESULTS,
+    OUTBOX, QUEUES, RESULTS, SCHEDULES,
 };
 use writer::{Message, WriteRequest, Writer, WriterOptions};
 
@@ -319,6 +319,19 @@ impl Store {
         Ok(queues)
     }
 
+    /// Every stored schedule (for recovery).
+    pub fn schedules(&self) -> Result<Vec<(String, ScheduleRecord)>, StoreError> {
+        let db = self.db()?;
+        let txn = db.begin_read()?;
+        let table = txn.open_table(SCHEDULES)?;
+        let mut schedules = Vec::new();
+        for row in table.iter()? {
+            let (name, value) = row?;
+            schedules.push((name.value().to_owned(), decode(value.value())?));
+        }
+        Ok(schedules)
+    }
+
     /// Up to `limit` expiry-index entries due at `now` or earlier, oldest first, with the job
     /// record each names (`None` if the job is gone).
     pub fn expired_jobs(
@@ -442,6 +455,7 @@ fn init(db: &Database) -> Result<(u64, u64, u64), StoreError> {
         txn.open_table(EXPIRY)?;
         txn.open_table(IDEMPOTENCY)?;
         txn.open_table(IDEMPOTENCY_EXPIRY)?;
+        txn.open_table(SCHEDULES)?;
     }
     let (first, next) = {
         let outbox = txn.open_table(OUTBOX)?;

@@ -21,6 +21,8 @@ pub const IDEMPOTENCY: TableDefinition<&str, &[u8]> = TableDefinition::new("idem
 /// (expires at, "queue\0key") → (): idempotency keys by the end of their window.
 pub const IDEMPOTENCY_EXPIRY: TableDefinition<(u64, &str), ()> =
     TableDefinition::new("idempotency_expiry");
+/// schedule name → [`ScheduleRecord`](super::ScheduleRecord).
+pub const SCHEDULES: TableDefinition<&str, &[u8]> = TableDefinition::new("schedules");
 /// name → u64 (see the `META_*` keys).
 pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 

@@ -18,11 +18,12 @@ use redb::{Database, Durability, ReadableTable, Table, WriteTransaction};
 use tokio::sync::{OwnedSemaphorePermit, oneshot};
 
 use super::records::{
-    IdempotencyRecord, JobBody, JobRecord, OutboxEntry, QueueRecord, StoredState, decode, encode,
+    IdempotencyRecord, JobBody, JobRecord, OutboxEntry, QueueRecord, ScheduleRecord, StoredState,
+    decode, encode,
 };
 use super::tables::{
     BODIES, EXPIRY, IDEMPOTENCY, IDEMPOTENCY_EXPIRY, JOBS, META, META_NEXT_JOB_ID, OUTBOX, QUEUES,
-    RESULTS,
+    RESULTS, SCHEDULES,
 };
 use super::{StoreError, StoreMetrics, StoredJob};
 
@@ -70,6 +71,18 @@ pub enum WriteOp {
         from: u64,
         /// Its new time.
         to: Option<u64>,
+    },
+    /// Create or replace a schedule.
+    PutSchedule {
+        /// Its name.
+        name: String,
+        /// The schedule.
+        record: ScheduleRecord,
+    },
+    /// Delete a schedule.
+    DeleteSchedule {
+        /// Its name.
+        name: String,
     },
     /// Forget an idempotency key whose window ended at `expires_at` (kept if it was reused
     /// since, with a later window).
@@ -367,6 +380,13 @@ impl Writer {
                     t.expiry.insert((*to, *id), ())?;
                 }
             }
+            WriteOp::PutSchedule { name, record } => {
+                t.schedules
+                    .insert(name.as_str(), encode(record).as_slice())?;
+            }
+            WriteOp::DeleteSchedule { name } => {
+                t.schedules.remove(name.as_str())?;
+            }
             WriteOp::ForgetKey { key, expires_at } => {
                 t.idempotency_expiry.remove((*expires_at, key.as_str()))?;
                 let current = match t.idempotency.get(key.as_str())? {
@@ -477,6 +497,7 @@ struct Tables<'txn> {
     expiry: Table<'txn, (u64, u64), ()>,
     idempotency: Table<'txn, &'static str, &'static [u8]>,
     idempotency_expiry: Table<'txn, (u64, &'static str), ()>,
+    schedules: Table<'txn, &'static str, &'static [u8]>,
 }
 
 impl<'txn> Tables<'txn> {
@@ -491,6 +512,7 @@ impl<'txn> Tables<'txn> {
             expiry: txn.open_table(EXPIRY)?,
             idempotency: txn.open_table(IDEMPOTENCY)?,
             idempotency_expiry: txn.open_table(IDEMPOTENCY_EXPIRY)?,
+            schedules: txn.open_table(SCHEDULES)?,
         })
     }
 }

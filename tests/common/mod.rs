@@ -196,3 +196,24 @@ pub fn assert_error(reply: &(u16, Value), status: u16, code: &str) {
         reply.1
     );
 }
+
+impl TestServer {
+    /// Like [`TestServer::start`], with the manual clock starting at `start` (epoch ms).
+    pub async fn start_at(start: u64) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = test_config(dir.path());
+        config.queue_defaults = QueueConfig {
+            backoff: wharf::broker::Backoff {
+                jitter: false,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        Self::start_in(dir, config, Clock::manual(start)).await
+    }
+}
+
+/// Epoch milliseconds of an RFC 3339 timestamp.
+pub fn ms(rfc3339: &str) -> u64 {
+    wharf::clock::parse_rfc3339(rfc3339).unwrap()
+}

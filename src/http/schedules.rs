@@ -1,0 +1,228 @@
+//! Schedule routes: create or replace, read, list, delete, pause, resume, trigger.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::body::{Obj, body_bytes, parse_json};
+use super::error::ApiError;
+use super::wire::{EnqueuedOut, JobInput, raw};
+use crate::broker::{BrokerError, ScheduleSpec, ScheduleView};
+use crate::clock::rfc3339;
+use crate::cron::CronSchedule;
+use crate::job::valid_queue_name;
+use crate::storage::JobTemplate;
+
+/// A valid schedule name from the path (same alphabet as queue names).
+pub struct ScheduleName(String);
+
+impl<S: Send + Sync> FromRequestParts<S> for ScheduleName {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Path(name) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::bad_request("invalid_path", e.body_text()))?;
+        if !valid_queue_name(&name) {
+            return Err(BrokerError::InvalidScheduleName.into());
+        }
+        Ok(ScheduleName(name))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum CatchUp {
+    Once,
+    None,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScheduleBody {
+    cron: String,
+    timezone: Option<String>,
+    queue: String,
+    job: Obj<JobInput>,
+    #[serde(default)]
+    paused: bool,
+    catch_up: Option<CatchUp>,
+}
+
+#[derive(Serialize)]
+/// The job a schedule enqueues, as rendered.
+pub struct TemplateOut {
+    payload: Box<RawValue>,
+    priority: u8,
+    max_attempts: Option<u32>,
+    lease_ms: Option<u64>,
+    headers: BTreeMap<String, String>,
+}
+
+#[derive(Serialize)]
+/// A schedule as the schedule routes render it.
+pub struct ScheduleOut {
+    name: String,
+    cron: String,
+    timezone: String,
+    queue: String,
+    job: TemplateOut,
+    paused: bool,
+    catch_up: &'static str,
+    last_fire_at: Option<String>,
+    next_fire_at: Option<String>,
+    upcoming: Vec<String>,
+    created_at: String,
+    updated_at: String,
+}
+
+impl From<ScheduleView> for ScheduleOut {
+    fn from(v: ScheduleView) -> ScheduleOut {
+        let r = v.record;
+        ScheduleOut {
+            name: v.name,
+            cron: r.cron,
+            timezone: r.zone,
+            queue: r.queue,
+            job: TemplateOut {
+                payload: raw(r.template.payload),
+                priority: r.template.priority,
+                max_attempts: r.template.max_attempts,
+                lease_ms: r.template.lease_ms,
+                headers: r.template.headers.into_iter().collect(),
+            },
+            paused: r.paused,
+            catch_up: if r.catch_up { "once" } else { "none" },
+            last_fire_at: r.last_fire.map(rfc3339),
+            next_fire_at: (!r.paused).then_some(r.next_fire).flatten().map(rfc3339),
+            upcoming: v.upcoming.into_iter().map(rfc3339).collect(),
+            created_at: rfc3339(r.created_at),
+            updated_at: rfc3339(r.updated_at),
+        }
+    }
+}
+
+/// `PUT /v1/schedules/{name}`: create (201) or replace (200).
+pub async fn put(
+    State(app): State<AppState>,
+    ScheduleName(name): ScheduleName,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<ScheduleOut>), ApiError> {
+    let broker = app.broker()?;
+    let body: ScheduleBody = parse_json(&body_bytes(body)?)?;
+    let cron = CronSchedule::parse(&body.cron, body.timezone.as_deref().unwrap_or("UTC")).map_err(
+        |e| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_schedule",
+                e.to_string(),
+            )
+        },
+    )?;
+    if !valid_queue_name(&body.queue) {
+        return Err(BrokerError::InvalidQueueName.into());
+    }
+    let job = body.job.0.validate(broker.now(), app.limits, None)?;
+    if job.run_at.is_some() || job.idempotency_key.is_some() {
+        return Err(ApiError::invalid(
+            "a schedule's job takes no delay_ms, run_at or idempotency_key: it is enqueued when the schedule fires",
+        ));
+    }
+    let template = JobTemplate {
+        payload: job.payload,
+        priority: job.priority,
+        max_attempts: job.max_attempts,
+        lease_ms: job.lease_ms,
+        headers: job.headers,
+    };
+    let spec = ScheduleSpec {
+        cron,
+        queue: body.queue,
+        template,
+        paused: body.paused,
+        catch_up: !matches!(body.catch_up, Some(CatchUp::None)),
+    };
+    let (created, view) = broker.put_schedule(&name, spec).await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(view.into())))
+}
+
+/// `GET /v1/schedules/{name}`.
+pub async fn get(
+    State(app): State<AppState>,
+    ScheduleName(name): ScheduleName,
+) -> Result<Json<ScheduleOut>, ApiError> {
+    Ok(Json(app.broker()?.schedule(&name)?.into()))
+}
+
+/// `GET /v1/schedules`.
+pub async fn list(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let schedules: Vec<ScheduleOut> = app
+        .broker()?
+        .schedules()
+        .into_iter()
+        .map(ScheduleOut::from)
+        .collect();
+    Ok(Json(json!({ "schedules": schedules })))
+}
+
+/// `DELETE /v1/schedules/{name}`.
+pub async fn delete(
+    State(app): State<AppState>,
+    ScheduleName(name): ScheduleName,
+) -> Result<Json<Value>, ApiError> {
+    app.broker()?.delete_schedule(&name).await?;
+    Ok(Json(json!({"name": name, "deleted": true})))
+}
+
+/// `POST /v1/schedules/{name}/pause`.
+pub async fn pause(
+    State(app): State<AppState>,
+    ScheduleName(name): ScheduleName,
+) -> Result<Json<ScheduleOut>, ApiError> {
+    Ok(Json(
+        app.broker()?.set_schedule_paused(&name, true).await?.into(),
+    ))
+}
+
+/// `POST /v1/schedules/{name}/resume`.
+pub async fn resume(
+    State(app): State<AppState>,
+    ScheduleName(name): ScheduleName,
+) -> Result<Json<ScheduleOut>, ApiError> {
+    Ok(Json(
+        app.broker()?
+            .set_schedule_paused(&name, false)
+            .await?
+            .into(),
+    ))
+}
+
+/// `POST /v1/schedules/{name}/trigger`: enqueue its job now.
+pub async fn trigger(
+    State(app): State<AppState>,
+    ScheduleName(name): ScheduleName,
+) -> Result<(StatusCode, Json<EnqueuedOut>), ApiError> {
+    let e = app.broker()?.trigger_schedule(&name).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(EnqueuedOut {
+            id: e.id.to_string(),
+            state: e.state.as_str(),
+            duplicate: e.duplicate,
+        }),
+    ))
+}

@@ -4,11 +4,13 @@
 //!
 //! - [`job`]: the vocabulary: job ids, priorities, states, lease tokens, queue names.
 //! - [`clock`]: the one source of time (system, or manual for tests).
+//! - [`cron`]: cron expressions in IANA time zones (next fire times, daylight saving).
 //! - [`config`]: server configuration (file, env, flags) and its validation.
 //! - [`storage`]: the embedded store (redb): record format, group-commit writer, reads and
 //!   recovery scans. Nothing else knows the engine.
-//! - [`broker`]: every life-cycle rule: enqueue, poll and leases, ack/nack/extend, retries with
-//!   backoff, dead jobs and replay, the timer, recovery of in-memory indexes.
+//! - [`broker`]: every life-cycle rule: enqueue (with idempotency keys), poll and leases,
+//!   ack/nack/extend, retries with backoff, dead jobs and replay, cron schedules, retention,
+//!   the timer, recovery of in-memory indexes.
 //! - [`http`]: the v1 JSON API: parse, call one broker operation, render.
 //! - [`server`]: binds, recovers, serves, shuts down gracefully.
 //! - [`metrics`]: counters and histograms for `/metrics`.

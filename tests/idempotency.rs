@@ -195,3 +195,40 @@ async fn keys_survive_a_restart_and_expire_after_their_window() {
     assert_eq!(status, 201);
     assert_ne!(newest["id"], fresh["id"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_outliving_its_purged_job_reports_it_as_purged() {
+    let server = TestServer::start().await;
+    server.patch("/v1/queues/q", r#"{"retention_ms":10}"#).await;
+    let (_, first) = enqueue_with_header(&server, "q", r#"{"payload":1}"#, "k").await;
+    let job = &server.poll("q", 1).await[0];
+    let lease = job["lease"].as_str().unwrap();
+    server
+        .post(
+            &format!("/v1/jobs/{}/ack", first["id"].as_str().unwrap()),
+            &format!(r#"{{"lease":"{lease}"}}"#),
+        )
+        .await;
+    server.advance(10).await;
+    assert_eq!(
+        server
+            .server
+            .as_ref()
+            .unwrap()
+            .broker()
+            .purge_expired()
+            .await
+            .unwrap()
+            .0,
+        1
+    );
+    let (status, again) = enqueue_with_header(&server, "q", r#"{"payload":1}"#, "k").await;
+    assert_eq!(
+        status, 200,
+        "the key's window (24 h) outlives the job's retention"
+    );
+    assert_eq!(
+        again,
+        json!({"id": first["id"], "state": "purged", "duplicate": true})
+    );
+}

@@ -290,7 +290,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 if let Some(&original) = key.and_then(|k| model.keys.get(&(queue, k))) {
                     prop_assert!(out[0].duplicate, "key {:?} of queue {} reused", key, queue);
                     prop_assert_eq!(out[0].id.0, original);
-                    prop_assert_eq!(out[0].state, model.public(&model.jobs[&original]));
+                    prop_assert_eq!(out[0].state, Some(model.public(&model.jobs[&original])));
                     compare(&h, &model)?;
                     continue;
                 }

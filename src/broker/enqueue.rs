@@ -126,7 +126,7 @@ impl Broker {
             if let Some((original, stored)) = duplicate {
                 enqueued.push(Enqueued {
                     id: JobId(original),
-                    state: public_state(&stored, now),
+                    state: stored.map(|s| public_state(&s, now)),
                     duplicate: true,
                 });
                 continue;
@@ -146,7 +146,7 @@ impl Broker {
             };
             enqueued.push(Enqueued {
                 id: JobId(id),
-                state: job_state,
+                state: Some(job_state),
                 duplicate: false,
             });
         }

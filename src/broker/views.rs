@@ -29,8 +29,9 @@ pub struct NewJob {
 pub struct Enqueued {
     /// The new job's id.
     pub id: JobId,
-    /// `scheduled` or `ready` for a new job; the original's current state for a duplicate.
-    pub state: JobState,
+    /// `scheduled` or `ready` for a new job; the original's current state for a duplicate, or
+    /// `None` when the original has been deleted (purge or retention) within the key's window.
+    pub state: Option<JobState>,
     /// Whether the idempotency key matched an earlier job (nothing was created).
     pub duplicate: bool,
 }

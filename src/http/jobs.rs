@@ -100,14 +100,7 @@ pub async fn enqueue(
     } else {
         StatusCode::CREATED
     };
-    let mut out: Vec<EnqueuedOut> = enqueued
-        .iter()
-        .map(|e| EnqueuedOut {
-            id: e.id.to_string(),
-            state: e.state.as_str(),
-            duplicate: e.duplicate,
-        })
-        .collect();
+    let mut out: Vec<EnqueuedOut> = enqueued.iter().map(EnqueuedOut::from).collect();
     let body = match out.pop() {
         Some(one) if !batch => json!(one),
         last => json!({"jobs": out.into_iter().chain(last).collect::<Vec<_>>()}),

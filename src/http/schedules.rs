@@ -217,12 +217,5 @@ pub async fn trigger(
     ScheduleName(name): ScheduleName,
 ) -> Result<(StatusCode, Json<EnqueuedOut>), ApiError> {
     let e = app.broker()?.trigger_schedule(&name).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(EnqueuedOut {
-            id: e.id.to_string(),
-            state: e.state.as_str(),
-            duplicate: e.duplicate,
-        }),
-    ))
+    Ok((StatusCode::CREATED, Json(EnqueuedOut::from(&e))))
 }

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use super::error::ApiError;
-use crate::broker::{Delivery, JobView, NewJob, QueueConfig, QueueView};
+use crate::broker::{Delivery, Enqueued, JobView, NewJob, QueueConfig, QueueView};
 use crate::clock::{Millis, parse_rfc3339, rfc3339};
 use crate::config::{MAX_ATTEMPTS, MAX_DELAY_MS, MAX_LEASE_MS};
 use crate::job::{JobState, LeaseToken, Priority};
@@ -215,6 +215,17 @@ pub struct EnqueuedOut {
     pub state: &'static str,
     /// Whether an idempotency key matched an earlier job (nothing was created).
     pub duplicate: bool,
+}
+
+impl From<&Enqueued> for EnqueuedOut {
+    fn from(e: &Enqueued) -> EnqueuedOut {
+        // A duplicate whose original was deleted since (purge, retention) has no state left.
+        EnqueuedOut {
+            id: e.id.to_string(),
+            state: e.state.map_or("purged", JobState::as_str),
+            duplicate: e.duplicate,
+        }
+    }
 }
 
 /// A queue as rendered by the queue routes.

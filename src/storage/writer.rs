@@ -109,8 +109,8 @@ pub struct Written {
     /// The rows asked for in `fetch`, in order.
     pub fetched: Vec<Option<StoredJob>>,
     /// One entry per `Insert` op, in order: `None` if the job was stored, or the original job
-    /// (id and state) its idempotency key maps to.
-    pub duplicates: Vec<Option<(u64, StoredState)>>,
+    /// its idempotency key maps to (id, and state unless it has been deleted since).
+    pub duplicates: Vec<Option<(u64, Option<StoredState>)>>,
 }
 
 /// The fields a transition sets; everything else in the record is kept.
@@ -299,7 +299,7 @@ impl Writer {
         &mut self,
         t: &mut Tables<'_>,
         op: &WriteOp,
-    ) -> Result<Option<Option<(u64, StoredState)>>, StoreError> {
+    ) -> Result<Option<Option<(u64, Option<StoredState>)>>, StoreError> {
         match op {
             WriteOp::PutQueue { name, record } => {
                 t.queues.insert(name.as_str(), encode(record).as_slice())?;
@@ -467,7 +467,7 @@ fn live_key(
     t: &Tables<'_>,
     key: &IdempotencyKey,
     now: u64,
-) -> Result<Option<(u64, StoredState)>, StoreError> {
+) -> Result<Option<(u64, Option<StoredState>)>, StoreError> {
     let Some(entry) = t.idempotency.get(key.key.as_str())? else {
         return Ok(None);
     };
@@ -475,13 +475,11 @@ fn live_key(
     if entry.expires_at <= now {
         return Ok(None);
     }
-    // The original may be gone already (purged, or past its retention): then the key still
-    // answers with its id, as documented, and the state it was last known in is unknown.
+    // The original may be gone already (purged, or past its retention): the key still answers
+    // with its id, and no state.
     let state = match t.jobs.get(entry.job_id)? {
-        Some(record) => decode::<JobRecord>(record.value())?.state,
-        None => StoredState::Cancelled {
-            finished_at: entry.expires_at,
-        },
+        Some(record) => Some(decode::<JobRecord>(record.value())?.state),
+        None => None,
     };
     Ok(Some((entry.job_id, state)))
 }

@@ -123,10 +123,10 @@ impl Broker {
             .into_iter()
             .chain(std::iter::repeat(None));
         for ((id, slot), duplicate) in slots.into_iter().zip(duplicates) {
-            if let Some((original, stored)) = duplicate {
+            if let Some(original) = duplicate {
                 enqueued.push(Enqueued {
-                    id: JobId(original),
-                    state: stored.map(|s| public_state(&s, now)),
+                    id: JobId(original.id),
+                    state: original.state.map(|s| public_state(&s, now)),
                     duplicate: true,
                 });
                 continue;

@@ -26,7 +26,7 @@ pub use records::{
     DecodeError, FORMAT_VERSION, IdempotencyRecord, JobBody, JobRecord, JobTemplate, OutboxEntry,
     QueueRecord, ScheduleRecord, StoredState, decode, decode_queue_record, encode,
 };
-pub use writer::{IdempotencyKey, JobChange, WriteOp, Written};
+pub use writer::{IdempotencyKey, JobChange, Original, WriteOp, Written};
 
 use crate::metrics::Histogram;
 use tables::{

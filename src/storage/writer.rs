@@ -103,6 +103,15 @@ pub struct IdempotencyKey {
     pub expires_at: u64,
 }
 
+/// The job an idempotency key already maps to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Original {
+    /// Its id.
+    pub id: u64,
+    /// Its state, unless it has been deleted since (purge, retention).
+    pub state: Option<StoredState>,
+}
+
 /// What a write request produced.
 #[derive(Debug, Default)]
 pub struct Written {
@@ -110,7 +119,7 @@ pub struct Written {
     pub fetched: Vec<Option<StoredJob>>,
     /// One entry per `Insert` op, in order: `None` if the job was stored, or the original job
     /// its idempotency key maps to (id, and state unless it has been deleted since).
-    pub duplicates: Vec<Option<(u64, Option<StoredState>)>>,
+    pub duplicates: Vec<Option<Original>>,
 }
 
 /// The fields a transition sets; everything else in the record is kept.
@@ -299,7 +308,7 @@ impl Writer {
         &mut self,
         t: &mut Tables<'_>,
         op: &WriteOp,
-    ) -> Result<Option<Option<(u64, Option<StoredState>)>>, StoreError> {
+    ) -> Result<Option<Option<Original>>, StoreError> {
         match op {
             WriteOp::PutQueue { name, record } => {
                 t.queues.insert(name.as_str(), encode(record).as_slice())?;
@@ -467,7 +476,7 @@ fn live_key(
     t: &Tables<'_>,
     key: &IdempotencyKey,
     now: u64,
-) -> Result<Option<(u64, Option<StoredState>)>, StoreError> {
+) -> Result<Option<Original>, StoreError> {
     let Some(entry) = t.idempotency.get(key.key.as_str())? else {
         return Ok(None);
     };
@@ -481,7 +490,10 @@ fn live_key(
         Some(record) => Some(decode::<JobRecord>(record.value())?.state),
         None => None,
     };
-    Ok(Some((entry.job_id, state)))
+    Ok(Some(Original {
+        id: entry.job_id,
+        state,
+    }))
 }
 
 /// Every table a write touches, opened once per transaction.

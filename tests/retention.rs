@@ -167,3 +167,25 @@ async fn retention_survives_a_restart() {
     assert_eq!(purge(&server).await, 1);
     assert_eq!(server.get(&format!("/v1/jobs/{id}")).await.0, 404);
 }
+
+/// On the real clock the background sweeper must wake for a retention that ends before its
+/// next scheduled look (it once slept a full minute when its index had been empty).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sweeper_wakes_for_a_short_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = common::test_config(dir.path());
+    let server = TestServer::start_in(dir, config, wharf::clock::Clock::System).await;
+    server.patch("/v1/queues/q", r#"{"retention_ms":50}"#).await;
+    server.enqueue("q", r#"{"payload":1}"#).await;
+    let id = ack_one(&server, "q").await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    // Waiting on the real clock is the point of this test; the loop ends as soon as the purge
+    // is visible.
+    while server.get(&format!("/v1/jobs/{id}")).await.0 != 404 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the sweeper did not purge within 10 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

@@ -28,7 +28,8 @@ impl Broker {
                         last_error: None,
                         result: None,
                         at: now,
-                        expires_at: Some(state.retention_end(
+                        expires_at: Some(self.retain_until(
+                            &state,
                             &slot.queue,
                             JobState::Cancelled,
                             now,

@@ -227,7 +227,8 @@ impl Broker {
                                 last_error: None,
                                 result: item.result.clone(),
                                 at: now,
-                                expires_at: Some(state.retention_end(
+                                expires_at: Some(self.retain_until(
+                                    &state,
                                     &slot.queue,
                                     JobState::Succeeded,
                                     now,
@@ -368,7 +369,7 @@ impl Broker {
             self.deadline_added(run_at);
         }
         let expires_at = (slot.phase == Phase::Dead)
-            .then(|| state.retention_end(&slot.queue, JobState::Dead, now));
+            .then(|| self.retain_until(&state, &slot.queue, JobState::Dead, now));
         let change = JobChange {
             state: stored_state(slot.phase, now),
             attempts: slot.attempts,

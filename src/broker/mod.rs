@@ -96,6 +96,10 @@ pub struct Broker {
     timer_wake: Notify,
     /// The deadline the timer sleeps until (`u64::MAX`: none).
     timer_target: AtomicU64,
+    /// Woken when a retention ends earlier than the sweeper's current target.
+    sweeper_wake: Notify,
+    /// The expiry the sweeper sleeps until (`u64::MAX`: none).
+    sweeper_target: AtomicU64,
     shutting_down: AtomicBool,
     shutdown_signal: Notify,
     recovery: RecoveryStats,

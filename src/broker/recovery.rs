@@ -70,6 +70,8 @@ impl Broker {
             next_id: AtomicU64::new(next_id),
             timer_wake: Notify::new(),
             timer_target: AtomicU64::new(0),
+            sweeper_wake: Notify::new(),
+            sweeper_target: AtomicU64::new(0),
             shutting_down: AtomicBool::new(false),
             shutdown_signal: Notify::new(),
             recovery: RecoveryStats {

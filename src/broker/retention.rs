@@ -6,8 +6,11 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::state::Phase;
+use std::sync::atomic::Ordering;
+
+use super::state::{Phase, State};
 use super::{Broker, BrokerError, Prepared, blocking, committed};
+use crate::clock::Millis;
 use crate::job::JobState;
 use crate::storage::{StoredState, WriteOp};
 
@@ -18,6 +21,23 @@ pub const SWEEP_BATCH: usize = 256;
 const MAX_SWEEP_WAIT: Duration = Duration::from_secs(60);
 
 impl Broker {
+    /// The end of a finished job's retention (see [`State::retention_end`]); wakes the sweeper
+    /// if that is earlier than what it sleeps until. Under the state lock.
+    pub(super) fn retain_until(
+        &self,
+        state: &State,
+        queue: &str,
+        kind: JobState,
+        now: Millis,
+    ) -> Millis {
+        let at = state.retention_end(queue, kind, now);
+        if at < self.sweeper_target.load(Ordering::SeqCst) {
+            self.sweeper_target.store(at, Ordering::SeqCst);
+            self.sweeper_wake.notify_one();
+        }
+        at
+    }
+
     /// Runs the retention sweeper until shutdown: sleeps until the earliest expiry (at most a
     /// minute), then purges what is due.
     pub async fn run_sweeper(self: Arc<Self>) {
@@ -27,7 +47,12 @@ impl Broker {
             if self.is_shutting_down() {
                 return;
             }
+            // Lower-only by writers: a retention that ends sooner than `next` wakes us (the
+            // permit of notify_one survives until we wait).
+            self.sweeper_target.store(Millis::MAX, Ordering::SeqCst);
             let next = blocking(|| self.store.next_expiry()).ok().flatten();
+            self.sweeper_target
+                .fetch_min(next.unwrap_or(Millis::MAX), Ordering::SeqCst);
             let wait = match next {
                 Some(at) if self.clock.is_system() => {
                     Duration::from_millis(at.saturating_sub(self.now())).min(MAX_SWEEP_WAIT)
@@ -36,6 +61,10 @@ impl Broker {
             };
             tokio::select! {
                 () = tokio::time::sleep(wait) => {}
+                () = self.sweeper_wake.notified() => {
+                    // Woken for an earlier expiry: loop to sleep until it.
+                    continue;
+                }
                 () = &mut stop => return,
             }
             if let Err(error) = self.purge_expired().await {

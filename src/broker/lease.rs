@@ -369,7 +369,7 @@ impl Broker {
             self.deadline_added(run_at);
         }
         let expires_at = (slot.phase == Phase::Dead)
-            .then(|| self.retain_until(&state, &slot.queue, JobState::Dead, now));
+            .then(|| self.retain_until(state, &slot.queue, JobState::Dead, now));
         let change = JobChange {
             state: stored_state(slot.phase, now),
             attempts: slot.attempts,

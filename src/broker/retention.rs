@@ -47,10 +47,14 @@ impl Broker {
             if self.is_shutting_down() {
                 return;
             }
-            // Lower-only by writers: a retention that ends sooner than `next` wakes us (the
-            // permit of notify_one survives until we wait).
-            self.sweeper_target.store(Millis::MAX, Ordering::SeqCst);
-            let next = blocking(|| self.store.next_expiry()).ok().flatten();
+            // Writers lower the target (and wake us) when a retention ends sooner. Their hint is
+            // kept, not re-read from disk: the expiry it announces may not be committed yet.
+            let hinted = self.sweeper_target.swap(Millis::MAX, Ordering::SeqCst);
+            let stored = blocking(|| self.store.next_expiry()).ok().flatten();
+            let next = stored
+                .into_iter()
+                .chain((hinted != Millis::MAX).then_some(hinted))
+                .min();
             self.sweeper_target
                 .fetch_min(next.unwrap_or(Millis::MAX), Ordering::SeqCst);
             let wait = match next {

@@ -1,7 +1,7 @@
 //! In-memory dispatch state: what a job needs to be dispatched, nothing more.
 //!
 //! Payloads, headers, errors and results stay on disk. A job that is scheduled, ready, leased
-//! or dead has a [`Slot`] (a few dozen bytes) and sits in exactly the indexes of its phase;
+//! or dead has a [`Slot`] (72 bytes) and sits in exactly the indexes of its phase;
 //! succeeded and cancelled jobs are only counted. All index upkeep goes through
 //! [`State::place`] and [`State::unplace`], so the invariant "a slot is in exactly the indexes of
 //! its phase" holds by construction.

@@ -174,23 +174,12 @@ async fn keys_survive_a_restart_and_expire_after_their_window() {
     assert_eq!(status, 201, "{fresh}");
     assert_ne!(fresh["id"], first["id"]);
     // Reusing the key replaced its old window, so the sweeper has nothing to forget yet…
-    let purge = || async {
-        server
-            .server
-            .as_ref()
-            .unwrap()
-            .broker()
-            .purge_expired()
-            .await
-            .unwrap()
-            .1
-    };
-    assert_eq!(purge().await, 0);
+    assert_eq!(server.purge_expired().await.1, 0);
     let (status, again) = enqueue_with_header(&server, "q", r#"{"payload":1}"#, "k").await;
     assert_eq!((status, &again["id"]), (200, &fresh["id"]));
     // …until the new window ends too.
     server.advance(10_000).await;
-    assert_eq!(purge().await, 1);
+    assert_eq!(server.purge_expired().await.1, 1);
     let (status, newest) = enqueue_with_header(&server, "q", r#"{"payload":1}"#, "k").await;
     assert_eq!(status, 201);
     assert_ne!(newest["id"], fresh["id"]);
@@ -210,18 +199,7 @@ async fn a_key_outliving_its_purged_job_reports_it_as_purged() {
         )
         .await;
     server.advance(10).await;
-    assert_eq!(
-        server
-            .server
-            .as_ref()
-            .unwrap()
-            .broker()
-            .purge_expired()
-            .await
-            .unwrap()
-            .0,
-        1
-    );
+    assert_eq!(server.purge_expired().await.0, 1);
     let (status, again) = enqueue_with_header(&server, "q", r#"{"payload":1}"#, "k").await;
     assert_eq!(
         status, 200,

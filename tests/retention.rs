@@ -5,18 +5,6 @@
 mod common;
 use common::TestServer;
 
-async fn purge(server: &TestServer) -> u64 {
-    server
-        .server
-        .as_ref()
-        .unwrap()
-        .broker()
-        .purge_expired()
-        .await
-        .unwrap()
-        .0
-}
-
 async fn ack_one(server: &TestServer, queue: &str) -> String {
     let job = &server.poll(queue, 1).await[0];
     let id = job["id"].as_str().unwrap().to_owned();
@@ -42,10 +30,10 @@ async fn finished_jobs_are_readable_until_their_retention_ends() {
     assert_eq!(server.delete(&format!("/v1/jobs/{cancelled}")).await.0, 200);
 
     server.advance(999).await;
-    assert_eq!(purge(&server).await, 0);
+    assert_eq!(server.purge_expired().await.0, 0);
     assert_eq!(server.state_of(&succeeded).await, "succeeded");
     server.advance(1).await;
-    assert_eq!(purge(&server).await, 2);
+    assert_eq!(server.purge_expired().await.0, 2);
     assert_eq!(server.get(&format!("/v1/jobs/{succeeded}")).await.0, 404);
     assert_eq!(server.get(&format!("/v1/jobs/{cancelled}")).await.0, 404);
     let (_, queue) = server.get("/v1/queues/q").await;
@@ -81,7 +69,7 @@ async fn dead_jobs_keep_their_own_retention_and_a_replay_saves_them() {
     assert_eq!(server.state_of(&kept).await, "dead");
     server.advance(4_000).await;
     assert_eq!(
-        purge(&server).await,
+        server.purge_expired().await.0,
         0,
         "dead jobs outlive the finished-job retention"
     );
@@ -90,7 +78,7 @@ async fn dead_jobs_keep_their_own_retention_and_a_replay_saves_them() {
         .await;
     assert_eq!(status, 200);
     server.advance(1_000).await;
-    assert_eq!(purge(&server).await, 1);
+    assert_eq!(server.purge_expired().await.0, 1);
     assert_eq!(server.get(&format!("/v1/jobs/{purged}")).await.0, 404);
     assert_eq!(
         server.state_of(&kept).await,
@@ -140,13 +128,13 @@ async fn a_longer_retention_postpones_the_purge_and_large_purges_run_in_batches(
         .await;
     server.advance(100).await;
     assert_eq!(
-        purge(&server).await,
+        server.purge_expired().await.0,
         0,
         "retention was extended after the jobs finished"
     );
     server.advance(900).await;
     assert_eq!(
-        purge(&server).await,
+        server.purge_expired().await.0,
         600,
         "more than one batch (256) in one call"
     );
@@ -164,7 +152,7 @@ async fn retention_survives_a_restart() {
     let id = ack_one(&server, "q").await;
     let server = server.restart().await;
     server.advance(1000).await;
-    assert_eq!(purge(&server).await, 1);
+    assert_eq!(server.purge_expired().await.0, 1);
     assert_eq!(server.get(&format!("/v1/jobs/{id}")).await.0, 404);
 }
 

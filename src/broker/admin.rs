@@ -1,6 +1,6 @@
 //! Cancel, replay, purge, queue defaults, and the read side (job, queue and listing views).
 
-use super::state::{Counters, Phase, Slot};
+use super::state::{Counters, Phase};
 use super::views::JobView;
 use super::{Broker, BrokerError, Prepared, QueuePatch, QueueView, committed};
 use crate::job::{JobId, JobState, valid_queue_name};
@@ -266,14 +266,5 @@ impl Broker {
             }
         }
         Ok(views)
-    }
-
-    /// The state of a live job in memory (`None` if finished or unknown).
-    pub fn live_state(&self, id: JobId) -> Option<JobState> {
-        self.state
-            .lock()
-            .jobs
-            .get(&id.0)
-            .map(|s: &Slot| s.phase.state())
     }
 }

@@ -48,9 +48,6 @@ pub enum BrokerError {
     /// written); retry.
     #[error("the job is being changed by another request; retry")]
     JobBusy,
-    /// The broker is shutting down.
-    #[error("the broker is shutting down")]
-    ShuttingDown,
     /// The store failed.
     #[error(transparent)]
     Storage(#[from] StoreError),

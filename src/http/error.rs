@@ -68,7 +68,6 @@ impl From<BrokerError> for ApiError {
             E::JobLeased => (S::CONFLICT, "job_leased"),
             E::JobFinished { .. } => (S::CONFLICT, "job_finished"),
             E::JobBusy => (S::CONFLICT, "job_busy"),
-            E::ShuttingDown => (S::SERVICE_UNAVAILABLE, "shutting_down"),
             E::Storage(StoreError::Poisoned) => (S::SERVICE_UNAVAILABLE, "storage_failed"),
             E::Storage(StoreError::Closed) => (S::SERVICE_UNAVAILABLE, "shutting_down"),
             _ => {

@@ -11,7 +11,7 @@ mod records;
 mod tables;
 mod writer;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Sender, channel};
@@ -401,28 +401,6 @@ impl Store {
             .open_table(META)?
             .get(META_NEXT_JOB_ID)?
             .map_or(1, |v| v.value()))
-    }
-
-    /// The outbox entries from `after` (exclusive), at most `limit`.
-    pub fn outbox_after(
-        &self,
-        after: u64,
-        limit: usize,
-    ) -> Result<Vec<(u64, OutboxEntry)>, StoreError> {
-        let db = self.db()?;
-        let txn = db.begin_read()?;
-        let table = txn.open_table(OUTBOX)?;
-        let mut entries = Vec::new();
-        for row in table.range(after.saturating_add(1)..)?.take(limit) {
-            let (seq, value) = row?;
-            entries.push((seq.value(), decode(value.value())?));
-        }
-        Ok(entries)
-    }
-
-    /// The path of the data file in `dir`.
-    pub fn data_file(dir: &Path) -> PathBuf {
-        dir.join(DATA_FILE)
     }
 }
 

@@ -217,3 +217,15 @@ impl TestServer {
 pub fn ms(rfc3339: &str) -> u64 {
     wharf::clock::parse_rfc3339(rfc3339).unwrap()
 }
+
+impl TestServer {
+    /// The running server's broker core.
+    pub fn broker(&self) -> &wharf::broker::Broker {
+        self.server.as_ref().unwrap().broker()
+    }
+
+    /// Runs the retention sweep now: (jobs purged, idempotency keys forgotten).
+    pub async fn purge_expired(&self) -> (u64, u64) {
+        self.broker().purge_expired().await.unwrap()
+    }
+}

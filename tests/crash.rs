@@ -1,6 +1,8 @@
 //! Crash consistency: a real `wharf serve` child is killed with SIGKILL under concurrent load.
 //! After a restart, every job whose enqueue got 201 is there exactly once, and no job whose ack
-//! got 200 is ever delivered again.
+//! got 200 is ever delivered again. Run twice: killed before the first checkpoint (everything
+//! comes back from the journal), and with a checkpoint every few milliseconds (the kill lands
+//! among checkpoints and journal rewinds).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may unwrap
 
 mod common;
@@ -17,11 +19,14 @@ use parking_lot::Mutex;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-/// Starts `wharf serve` on an ephemeral port and returns it with the address it logged.
-async fn spawn_wharf(dir: &Path) -> (Child, SocketAddr) {
+/// Starts `wharf serve` on an ephemeral port with `dir/wharf.toml`, and returns it with the
+/// address it logged and whether it replayed journal frames at start-up.
+async fn spawn_wharf(dir: &Path) -> (Child, SocketAddr, bool) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_wharf"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir)
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(dir.join("wharf.toml"))
+        .arg("--data-dir")
+        .arg(dir.join("data"))
         .env("WHARF_LOG", "info")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -30,6 +35,7 @@ async fn spawn_wharf(dir: &Path) -> (Child, SocketAddr) {
     let stderr = tokio::process::ChildStderr::from_std(child.stderr.take().unwrap()).unwrap();
     let mut lines = BufReader::new(stderr).lines();
     let mut addr = None;
+    let mut replayed = false;
     let deadline = Instant::now() + Duration::from_secs(30);
     while let Some(line) = tokio::time::timeout_at(deadline.into(), lines.next_line())
         .await
@@ -39,19 +45,33 @@ async fn spawn_wharf(dir: &Path) -> (Child, SocketAddr) {
         if let Some(rest) = line.split("listening on http://").nth(1) {
             addr = Some(rest.split_whitespace().next().unwrap().parse().unwrap());
         }
+        replayed |= line.contains("replayed the journal");
         if line.contains("recovered") {
             break;
         }
     }
     // Keep draining stderr so the child never blocks on a full pipe.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, addr.expect("wharf logged its address"))
+    (child, addr.expect("wharf logged its address"), replayed)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigkill_under_load_loses_no_acknowledged_write() {
+async fn sigkill_before_any_checkpoint_loses_no_acknowledged_write() {
+    // The kill comes well within the first minute: only the journal holds the writes.
+    let replayed = sigkill_under_load("checkpoint_interval_ms = 60000").await;
+    assert!(replayed, "the restart did not replay the journal");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_among_checkpoints_loses_no_acknowledged_write() {
+    sigkill_under_load("checkpoint_interval_ms = 5").await;
+}
+
+/// Runs the scenario with `config` and returns whether the restart replayed the journal.
+async fn sigkill_under_load(config: &str) -> bool {
     let dir = tempfile::tempdir().unwrap();
-    let (mut child, addr) = spawn_wharf(dir.path()).await;
+    std::fs::write(dir.path().join("wharf.toml"), config).unwrap();
+    let (mut child, addr, _) = spawn_wharf(dir.path()).await;
     // Short leases and tiny backoff so jobs leased at the kill come back quickly after restart.
     let (status, body) = request(
         addr,
@@ -140,7 +160,7 @@ async fn sigkill_under_load_loses_no_acknowledged_write() {
     let enqueued = enqueued.lock().clone();
     let acked = acked.lock().clone();
 
-    let (mut child, addr) = spawn_wharf(dir.path()).await;
+    let (mut child, addr, replayed) = spawn_wharf(dir.path()).await;
     for id in &acked {
         let (status, job) = request(addr, "GET", &format!("/v1/jobs/{id}"), None).await;
         assert_eq!(
@@ -211,6 +231,7 @@ async fn sigkill_under_load_loses_no_acknowledged_write() {
     }
     child.kill().unwrap();
     child.wait().unwrap();
+    replayed
 }
 
 /// A request that reports a dead server as `None` instead of panicking.

@@ -91,7 +91,12 @@ pub async fn metrics(State(app): State<AppState>) -> Result<impl IntoResponse, A
     store.fsync_seconds.render(
         &mut out,
         "wharf_fsync_seconds",
-        "Duration of durable commits (one fsync each).",
+        "Duration of journal fsyncs (each makes every commit group written before it durable).",
+    );
+    store.checkpoint_seconds.render(
+        &mut out,
+        "wharf_checkpoint_seconds",
+        "Duration of checkpoints (the journal folded into the data file with one durable commit).",
     );
     let recovery = broker.recovery_stats();
     let _ = writeln!(

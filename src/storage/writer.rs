@@ -14,21 +14,25 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use redb::{Database, Durability, ReadableTable, Table, WriteTransaction};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, Table, WriteTransaction};
+use serde::{Deserialize, Serialize};
 use tokio::sync::{OwnedSemaphorePermit, oneshot};
 
+use super::journal::{self, Journal};
 use super::records::{
     IdempotencyRecord, JobBody, JobRecord, OutboxEntry, QueueRecord, ScheduleRecord, StoredState,
     decode, encode,
 };
 use super::tables::{
-    BODIES, EXPIRY, IDEMPOTENCY, IDEMPOTENCY_EXPIRY, JOBS, META, META_NEXT_JOB_ID, OUTBOX, QUEUES,
-    RESULTS, SCHEDULES,
+    BODIES, EXPIRY, IDEMPOTENCY, IDEMPOTENCY_EXPIRY, JOBS, META, META_JOURNAL_SEQ,
+    META_NEXT_JOB_ID, OUTBOX, QUEUES, RESULTS, SCHEDULES,
 };
 use super::{StoreError, StoreMetrics, StoredJob};
 
-/// One change, applied atomically with the rest of its request.
-#[derive(Debug)]
+/// One change, applied atomically with the rest of its request. Applying an op depends only on
+/// the op and the stored state (never on the clock), so replaying the journal after a crash
+/// rebuilds exactly what was acknowledged.
+#[derive(Debug, Serialize, Deserialize)]
 pub enum WriteOp {
     /// Create or replace a queue's defaults.
     PutQueue {
@@ -95,7 +99,7 @@ pub enum WriteOp {
 }
 
 /// An idempotency key and the end of its window.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct IdempotencyKey {
     /// "queue\0key": keys are scoped to their queue.
     pub key: String,
@@ -123,7 +127,7 @@ pub struct Written {
 }
 
 /// The fields a transition sets; everything else in the record is kept.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct JobChange {
     /// The new state.
     pub state: StoredState,
@@ -146,9 +150,21 @@ pub(super) struct WriteRequest {
     /// Whether the reply must wait for an fsync. Lease writes (polls, expiries) need not: if
     /// one is lost in a crash the job is only delivered again, which at-least-once allows.
     pub durable: bool,
-    pub reply: oneshot::Sender<Result<Written, StoreError>>,
+    pub reply: Reply,
+}
+
+/// Where a request's answer goes.
+pub(super) struct Reply {
+    pub tx: oneshot::Sender<Result<Written, StoreError>>,
     /// Holds a place in the bounded admission queue until the request is answered.
     pub _permit: OwnedSemaphorePermit,
+}
+
+impl Reply {
+    pub fn send(self, result: Result<Written, StoreError>) {
+        // The submitter may have gone away (a dropped HTTP request); nothing to do then.
+        let _ = self.tx.send(result);
+    }
 }
 
 /// Messages to the writer thread.
@@ -163,15 +179,17 @@ pub(super) enum Message {
 pub(super) struct WriterOptions {
     /// `false` (`async` mode): no request waits for an fsync.
     pub sync_mode: bool,
-    /// Unsynced commits are fsynced at most this long after the first one.
-    pub flush_interval: Duration,
     pub max_group: usize,
     pub outbox_max_entries: u64,
+    /// A checkpoint (durable redb commit, then the journal starts over) follows at most this
+    /// long after the first change since the last one...
+    pub checkpoint_interval: Duration,
+    /// ...or as soon as this many journal bytes were written since it.
+    pub checkpoint_bytes: usize,
 }
 
 pub(super) struct Writer {
     pub db: Arc<Database>,
-    pub rx: Receiver<Message>,
     pub options: WriterOptions,
     pub metrics: Arc<StoreMetrics>,
     pub poisoned: Arc<AtomicBool>,
@@ -179,25 +197,37 @@ pub(super) struct Writer {
     pub outbox_first: u64,
     pub outbox_next: u64,
     pub next_job_id: u64,
+    /// Sequence of the last journal frame (applied to redb, not necessarily durable).
+    pub journal_seq: u64,
+    /// When the first change since the last checkpoint was committed, and the journal bytes
+    /// written since.
+    pub dirty_since: Option<Instant>,
+    pub journal_bytes: usize,
+    /// Reused buffer for encoding frames.
+    pub frame: Vec<u8>,
 }
 
 impl Writer {
-    pub fn run(mut self) {
-        let mut unsynced_since: Option<Instant> = None;
+    /// Runs the writer thread until shutdown.
+    pub fn run(mut self, rx: Receiver<Message>, journal: Journal) {
+        let mut journal = journal;
         loop {
-            let first = match unsynced_since {
+            let first = match self.dirty_since {
                 Some(since) => {
-                    let wait = self.options.flush_interval.saturating_sub(since.elapsed());
-                    match self.rx.recv_timeout(wait) {
+                    let wait = self
+                        .options
+                        .checkpoint_interval
+                        .saturating_sub(since.elapsed());
+                    match rx.recv_timeout(wait) {
                         Ok(message) => message,
                         Err(RecvTimeoutError::Timeout) => {
-                            self.flush(&mut unsynced_since);
+                            self.checkpoint(&journal);
                             continue;
                         }
                         Err(RecvTimeoutError::Disconnected) => Message::Shutdown,
                     }
                 }
-                None => self.rx.recv().unwrap_or(Message::Shutdown),
+                None => rx.recv().unwrap_or(Message::Shutdown),
             };
             let mut group = Vec::new();
             let mut shutdown = false;
@@ -206,58 +236,63 @@ impl Writer {
                 Message::Shutdown => shutdown = true,
             }
             while !shutdown && group.len() < self.options.max_group {
-                match self.rx.try_recv() {
+                match rx.try_recv() {
                     Ok(Message::Write(request)) => group.push(request),
                     Ok(Message::Shutdown) => shutdown = true,
                     Err(_) => break,
                 }
             }
             if !group.is_empty() {
-                self.commit_group(group, &mut unsynced_since);
+                self.commit_group(group, &journal);
             }
-            if let Some(since) = unsynced_since
-                && since.elapsed() >= self.options.flush_interval
-            {
-                self.flush(&mut unsynced_since);
+            let due = self.dirty_since.is_some_and(|since| {
+                since.elapsed() >= self.options.checkpoint_interval
+                    || self.journal_bytes >= self.options.checkpoint_bytes
+            });
+            if due || shutdown {
+                self.checkpoint(&journal);
             }
             if shutdown {
-                self.flush(&mut unsynced_since);
+                journal.shutdown();
                 // Answer whatever raced in behind the shutdown message.
-                while let Ok(Message::Write(request)) = self.rx.try_recv() {
-                    let _ = request.reply.send(Err(StoreError::Closed));
+                while let Ok(Message::Write(request)) = rx.try_recv() {
+                    request.reply.send(Err(StoreError::Closed));
                 }
                 return;
             }
         }
     }
 
-    fn commit_group(&mut self, group: Vec<WriteRequest>, unsynced_since: &mut Option<Instant>) {
+    fn commit_group(&mut self, group: Vec<WriteRequest>, journal: &Journal) {
         if self.poisoned.load(Ordering::Acquire) {
             for request in group {
-                let _ = request.reply.send(Err(StoreError::Poisoned));
+                request.reply.send(Err(StoreError::Poisoned));
             }
             return;
         }
-        // One fsync makes every earlier unsynced commit durable too.
-        let durable = self.options.sync_mode && group.iter().any(|r| r.durable);
-        let started = Instant::now();
         let outbox_next = self.outbox_next;
         let next_job_id = self.next_job_id;
-        let result = self.write_group(&group, durable);
+        let seq = self.journal_seq + 1;
+        self.frame.clear();
+        let result = self.write_group(&group).and_then(|results| {
+            journal::encode_frame(seq, group.iter().flat_map(|r| &r.ops), &mut self.frame)
+                .map(|()| results)
+        });
         match result {
             Ok(results) => {
-                if durable {
-                    self.metrics
-                        .fsync_seconds
-                        .observe(started.elapsed().as_secs_f64());
-                    *unsynced_since = None;
-                } else if unsynced_since.is_none() {
-                    *unsynced_since = Some(Instant::now());
-                }
+                self.journal_seq = seq;
+                self.journal_bytes += self.frame.len();
+                self.dirty_since.get_or_insert_with(Instant::now);
                 self.metrics.group_size.observe(group.len() as f64);
+                let mut waiters = Vec::new();
                 for (request, written) in group.into_iter().zip(results) {
-                    let _ = request.reply.send(Ok(written));
+                    if self.options.sync_mode && request.durable {
+                        waiters.push((request.reply, written));
+                    } else {
+                        request.reply.send(Ok(written));
+                    }
                 }
+                journal.append(seq, &self.frame, waiters);
             }
             Err(error) => {
                 tracing::error!(%error, "commit failed; storage is poisoned and refuses writes until restart");
@@ -265,22 +300,17 @@ impl Writer {
                 self.outbox_next = outbox_next;
                 self.next_job_id = next_job_id;
                 for request in group {
-                    let _ = request.reply.send(Err(StoreError::Poisoned));
+                    request.reply.send(Err(StoreError::Poisoned));
                 }
             }
         }
     }
 
-    /// Applies a whole group in one transaction and commits it.
-    fn write_group(
-        &mut self,
-        group: &[WriteRequest],
-        durable: bool,
-    ) -> Result<Vec<Written>, StoreError> {
+    /// Applies a whole group in one redb transaction, committed without fsync: the journal
+    /// frame makes it durable.
+    fn write_group(&mut self, group: &[WriteRequest]) -> Result<Vec<Written>, StoreError> {
         let mut txn = self.db.begin_write()?;
-        if !durable {
-            txn.set_durability(Durability::None)?;
-        }
+        txn.set_durability(Durability::None)?;
         let mut results = Vec::with_capacity(group.len());
         {
             let mut tables = Tables::open(&txn)?;
@@ -294,11 +324,95 @@ impl Writer {
                 written.fetched = fetch(&tables, &request.fetch)?;
                 results.push(written);
             }
-            self.trim_outbox(&mut tables.outbox)?;
-            tables.meta.insert(META_NEXT_JOB_ID, self.next_job_id)?;
+            self.finish(&mut tables)?;
         }
         txn.commit()?;
         Ok(results)
+    }
+
+    /// What every transaction ends with.
+    fn finish(&mut self, tables: &mut Tables<'_>) -> Result<(), StoreError> {
+        self.trim_outbox(&mut tables.outbox)?;
+        tables.meta.insert(META_NEXT_JOB_ID, self.next_job_id)?;
+        Ok(())
+    }
+
+    /// Makes everything so far durable in redb itself, so the journal can start over. Waits for
+    /// the journal first: the checkpoint must not contain a change whose frame could still be
+    /// lost, or a crash right after it would keep a write whose reply said it failed.
+    fn checkpoint(&mut self, journal: &Journal) {
+        if self.dirty_since.is_none() || self.poisoned.load(Ordering::Acquire) {
+            return;
+        }
+        let started = Instant::now();
+        let result = journal.sync_all().and_then(|()| self.commit_checkpoint());
+        match result {
+            Ok(()) => {
+                journal.rewind();
+                self.metrics
+                    .checkpoint_seconds
+                    .observe(started.elapsed().as_secs_f64());
+            }
+            Err(error) => {
+                tracing::error!(%error, "checkpoint failed; storage is poisoned and refuses writes until restart");
+                self.poisoned.store(true, Ordering::Release);
+            }
+        }
+    }
+
+    /// The durable redb commit of a checkpoint: records the last frame it contains.
+    fn commit_checkpoint(&mut self) -> Result<(), StoreError> {
+        let txn = self.db.begin_write()?;
+        txn.open_table(META)?
+            .insert(META_JOURNAL_SEQ, self.journal_seq)?;
+        txn.commit()?;
+        self.dirty_since = None;
+        self.journal_bytes = 0;
+        Ok(())
+    }
+
+    /// At start-up, before the thread runs: applies the journal frames written after the last
+    /// checkpoint, then checkpoints them. Returns how many frames were replayed.
+    pub fn recover(&mut self, path: &std::path::Path) -> Result<u64, StoreError> {
+        let checkpointed = {
+            let txn = self.db.begin_read()?;
+            txn.open_table(META)?
+                .get(META_JOURNAL_SEQ)?
+                .map_or(0, |v| v.value())
+        };
+        // Frames are applied in chunks, one transaction each.
+        const CHUNK: usize = 1024;
+        let mut chunk = Vec::with_capacity(CHUNK);
+        let last = journal::replay(path, checkpointed, |_, ops| {
+            chunk.push(ops);
+            if chunk.len() == CHUNK {
+                self.replay_chunk(&std::mem::take(&mut chunk))?;
+            }
+            Ok(())
+        })?;
+        self.replay_chunk(&chunk)?;
+        self.journal_seq = last;
+        if last > checkpointed {
+            self.commit_checkpoint()?;
+        }
+        Ok(last - checkpointed)
+    }
+
+    fn replay_chunk(&mut self, frames: &[Vec<WriteOp>]) -> Result<(), StoreError> {
+        if frames.is_empty() {
+            return Ok(());
+        }
+        let mut txn = self.db.begin_write()?;
+        txn.set_durability(Durability::None)?;
+        {
+            let mut tables = Tables::open(&txn)?;
+            for op in frames.iter().flatten() {
+                self.apply(&mut tables, op)?;
+            }
+            self.finish(&mut tables)?;
+        }
+        txn.commit()?;
+        Ok(())
     }
 
     /// Applies one op. For an `Insert` returns `Some(None)` when stored, `Some(Some(original))`
@@ -445,29 +559,6 @@ impl Writer {
             self.outbox_first = end;
         }
         Ok(())
-    }
-
-    /// Makes every earlier non-durable commit durable with one empty durable commit.
-    fn flush(&mut self, unsynced_since: &mut Option<Instant>) {
-        if unsynced_since.take().is_none() || self.poisoned.load(Ordering::Acquire) {
-            return;
-        }
-        let started = Instant::now();
-        let result = self
-            .db
-            .begin_write()
-            .map_err(StoreError::from)
-            .and_then(|txn| Ok(txn.commit()?));
-        match result {
-            Ok(()) => self
-                .metrics
-                .fsync_seconds
-                .observe(started.elapsed().as_secs_f64()),
-            Err(error) => {
-                tracing::error!(%error, "fsync failed; storage is poisoned and refuses writes until restart");
-                self.poisoned.store(true, Ordering::Release);
-            }
-        }
     }
 }
 

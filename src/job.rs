@@ -119,14 +119,16 @@ impl JobState {
 
 /// A lease token: which delivery of which job it fences.
 ///
-/// `nonce` (64 random bits drawn at every delivery) is what tells deliveries apart: a token from
-/// an earlier delivery, from another job, or a typo never matches by accident, even after a
-/// replay restarts `attempt` at 1. `attempt` makes the token self-describing.
+/// `nonce` (32 random bits drawn at every delivery, written as 16 hex digits) is what tells
+/// deliveries apart: a token from an earlier delivery, from another job, or a typo matches only
+/// by a 1-in-4-billion accident, even after a replay restarts `attempt` at 1. `attempt` makes
+/// the token self-describing. Nonces are 32 bits so that a job's in-memory slot stays 32 bytes
+/// (see `broker::state`); they fence deliveries, they are not secrets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct LeaseToken {
     /// The delivery this token belongs to (1-based).
     pub attempt: u32,
-    /// Random bits drawn at delivery.
+    /// Random bits drawn at delivery (wharf draws 32; a wider value matches no lease).
     pub nonce: u64,
 }
 

@@ -89,6 +89,8 @@ impl Server {
         let broker = tokio::task::spawn_blocking(move || Broker::open(&options, clock))
             .await
             .map_err(|_| ServeError::Recovery)??;
+        // Serve first, then log: clients (and tests) take the log line to mean "ready".
+        app.set_broker(broker.clone());
         let stats = broker.recovery_stats();
         tracing::info!(
             jobs = stats.jobs,
@@ -98,7 +100,6 @@ impl Server {
             stats.jobs,
             stats.elapsed
         );
-        app.set_broker(broker.clone());
         let timer = tokio::spawn(broker.clone().run_timer());
         let sweeper = tokio::spawn(broker.clone().run_sweeper());
         Ok(Server {

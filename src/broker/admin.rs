@@ -21,7 +21,7 @@ impl Broker {
                 None => None,
                 Some(Phase::Leased { .. }) => return Err(BrokerError::JobLeased),
                 Some(_) => state.unplace(id.0).map(|slot| {
-                    state.count_finished(&slot.queue, JobState::Cancelled);
+                    state.count_finished(slot.queue, JobState::Cancelled);
                     let change = JobChange {
                         state: StoredState::Cancelled { finished_at: now },
                         attempts: slot.attempts,
@@ -30,7 +30,7 @@ impl Broker {
                         at: now,
                         expires_at: Some(self.retain_until(
                             &state,
-                            &slot.queue,
+                            slot.queue,
                             JobState::Cancelled,
                             now,
                         )),
@@ -75,7 +75,10 @@ impl Broker {
             let mut chunk = Vec::new();
             let (pending, more) = {
                 let mut state = self.state.lock();
-                let q = state.queues.get(queue).ok_or(BrokerError::QueueNotFound)?;
+                let queue_id = state.queue_id(queue).ok_or(BrokerError::QueueNotFound)?;
+                let q = state
+                    .queue_by_id(queue_id)
+                    .ok_or(BrokerError::QueueNotFound)?;
                 let candidates: Vec<u64> = match &mut given {
                     Some(ids) => ids.drain(..ids.len().min(CHUNK)).collect(),
                     None => q.members[JobState::Dead.index()]
@@ -90,7 +93,7 @@ impl Broker {
                     let is_dead_here = state
                         .jobs
                         .get(&id)
-                        .is_some_and(|s| s.phase == Phase::Dead && &*s.queue == queue);
+                        .is_some_and(|s| s.phase == Phase::Dead && s.queue == queue_id);
                     let Some(mut slot) = is_dead_here.then(|| state.unplace(id)).flatten() else {
                         continue;
                     };
@@ -130,10 +133,14 @@ impl Broker {
             let admission = self.store.admit().await?;
             let (pending, count) = {
                 let mut state = self.state.lock();
-                let q = state.queues.get(queue).ok_or(BrokerError::QueueNotFound)?;
-                let ids: Vec<u64> = [JobState::Scheduled, JobState::Ready, JobState::Dead]
+                let q = state.queue(queue).ok_or(BrokerError::QueueNotFound)?;
+                // Ready jobs are only in the ready index (in dispatch order, which does not
+                // matter here: every chunk is deleted).
+                let ids: Vec<u64> = q.members[JobState::Scheduled.index()]
                     .iter()
-                    .flat_map(|s| q.members[s.index()].iter().copied())
+                    .copied()
+                    .chain(q.ready_ids())
+                    .chain(q.members[JobState::Dead.index()].iter().copied())
                     .take(CHUNK)
                     .collect();
                 let mut prepared = Prepared::default();
@@ -163,22 +170,22 @@ impl Broker {
         let admission = self.store.admit().await?;
         let (pending, view) = {
             let mut state = self.state.lock();
-            let (name, _) = state.queue_or_create(queue, self.queue_defaults);
-            let Some(q) = state.queues.get_mut(&name) else {
+            let (id, _) = state.queue_or_create(queue, self.queue_defaults)?;
+            let Some(q) = state.queue_by_id_mut(id) else {
                 return Err(BrokerError::QueueNotFound);
             };
             patch.apply(&mut q.config);
             let view = QueueView {
-                name: name.to_string(),
+                name: queue.to_owned(),
                 config: q.config,
                 counts: q.counts(),
             };
             let op = WriteOp::PutQueue {
-                name: name.to_string(),
+                name: queue.to_owned(),
                 record: QueueRecord::from(q.config),
             };
             if patch.paused == Some(false) {
-                state.wake(&name);
+                state.wake(queue);
             }
             (self.submit(admission, Prepared::ops(vec![op])), view)
         };
@@ -189,12 +196,9 @@ impl Broker {
     /// One queue's defaults and counts.
     pub fn queue(&self, queue: &str) -> Result<QueueView, BrokerError> {
         let state = self.state.lock();
-        let (name, q) = state
-            .queues
-            .get_key_value(queue)
-            .ok_or(BrokerError::QueueNotFound)?;
+        let q = state.queue(queue).ok_or(BrokerError::QueueNotFound)?;
         Ok(QueueView {
-            name: name.to_string(),
+            name: q.name.to_string(),
             config: q.config,
             counts: q.counts(),
         })
@@ -204,10 +208,10 @@ impl Broker {
     pub fn queues(&self) -> Vec<QueueView> {
         let state = self.state.lock();
         let mut views: Vec<QueueView> = state
-            .queues
+            .all_queues()
             .iter()
-            .map(|(name, q)| QueueView {
-                name: name.to_string(),
+            .map(|q| QueueView {
+                name: q.name.to_string(),
                 config: q.config,
                 counts: q.counts(),
             })
@@ -220,9 +224,9 @@ impl Broker {
     pub fn counters(&self) -> Vec<(String, [u64; 6], Counters)> {
         let state = self.state.lock();
         let mut all: Vec<_> = state
-            .queues
+            .all_queues()
             .iter()
-            .map(|(n, q)| (n.to_string(), q.counts(), q.counters))
+            .map(|q| (q.name.to_string(), q.counts(), q.counters))
             .collect();
         all.sort_by(|a, b| a.0.cmp(&b.0));
         all
@@ -253,11 +257,16 @@ impl Broker {
     ) -> Result<Vec<JobView>, BrokerError> {
         let ids: Vec<u64> = {
             let guard = self.state.lock();
-            let q = guard.queues.get(queue).ok_or(BrokerError::QueueNotFound)?;
+            let q = guard.queue(queue).ok_or(BrokerError::QueueNotFound)?;
             let start = after.map_or(0, |a| a.0.saturating_add(1));
-            q.members.get(state.index()).map_or_else(Vec::new, |m| {
-                m.range(start..).take(limit).copied().collect()
-            })
+            if state == JobState::Ready {
+                // Ready jobs are indexed in dispatch order only; the page is still in id order.
+                q.ready_ids_in_id_order(start, limit)
+            } else {
+                q.members.get(state.index()).map_or_else(Vec::new, |m| {
+                    m.range(start..).take(limit).copied().collect()
+                })
+            }
         };
         let mut views = Vec::with_capacity(ids.len());
         for id in ids {

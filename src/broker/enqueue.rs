@@ -2,7 +2,7 @@
 
 use std::sync::atomic::Ordering;
 
-use super::state::{Phase, Slot, State};
+use super::state::{Phase, Slot, State, slot_lease_ms, slot_max_attempts};
 use super::views::public_state;
 use super::{Broker, BrokerError, Enqueued, NewJob, Prepared, committed};
 use crate::clock::Millis;
@@ -35,7 +35,7 @@ impl Broker {
         let (pending, slots) = {
             let mut state = self.state.lock();
             let mut prepared = Prepared::default();
-            let slots = self.prepare_jobs(&mut state, queue, jobs, now, &mut prepared);
+            let slots = self.prepare_jobs(&mut state, queue, jobs, now, &mut prepared)?;
             (self.submit(admission, prepared), slots)
         };
         let written = committed(pending).await?;
@@ -43,7 +43,8 @@ impl Broker {
     }
 
     /// Adds the writes that store `jobs` in `queue` (creating the queue if new) to `prepared`,
-    /// and returns their slots. Call under the state lock.
+    /// and returns their slots. Call under the state lock. Fails (changing nothing) only when
+    /// the queue is new and no queue id is left.
     pub(super) fn prepare_jobs(
         &self,
         state: &mut State,
@@ -51,12 +52,14 @@ impl Broker {
         jobs: Vec<NewJob>,
         now: Millis,
         prepared: &mut Prepared,
-    ) -> PreparedJobs {
-        let (queue, created) = state.queue_or_create(queue, self.queue_defaults);
-        let config = state.queues[&queue].config;
+    ) -> Result<PreparedJobs, BrokerError> {
+        let (queue_id, created) = state.queue_or_create(queue, self.queue_defaults)?;
+        let config = state
+            .queue_by_id(queue_id)
+            .map_or(self.queue_defaults, |q| q.config);
         if created {
             prepared.ops.push(WriteOp::PutQueue {
-                name: queue.to_string(),
+                name: queue.to_owned(),
                 record: QueueRecord::from(config),
             });
         }
@@ -66,7 +69,7 @@ impl Broker {
             let run_at = job.run_at.unwrap_or(now);
             let max_attempts = job.max_attempts.unwrap_or(config.max_attempts);
             let record = JobRecord {
-                queue: queue.to_string(),
+                queue: queue.to_owned(),
                 priority: job.priority,
                 state: StoredState::Queued { run_at },
                 attempts: 0,
@@ -92,16 +95,16 @@ impl Broker {
                 idempotency,
             });
             let slot = Slot {
-                queue: queue.clone(),
+                queue: queue_id,
                 priority: job.priority,
                 phase: Phase::Scheduled { run_at },
                 attempts: 0,
-                max_attempts,
-                lease_ms: job.lease_ms,
+                max_attempts: slot_max_attempts(max_attempts),
+                lease_ms: slot_lease_ms(job.lease_ms),
             };
             slots.push((id, slot));
         }
-        slots
+        Ok(slots)
     }
 
     /// Makes committed jobs visible (or reports the original of a duplicate), wakes waiters and
@@ -117,7 +120,7 @@ impl Broker {
         let mut woke = false;
         let mut created = 0;
         let mut enqueued = Vec::with_capacity(slots.len());
-        let queue = slots.first().map(|(_, s)| s.queue.clone());
+        let queue = slots.first().map(|(_, s)| s.queue);
         let duplicates = written
             .duplicates
             .into_iter()
@@ -151,11 +154,11 @@ impl Broker {
             });
         }
         if let Some(queue) = queue {
-            if let Some(q) = state.queues.get_mut(&queue) {
+            if let Some(q) = state.queue_by_id_mut(queue) {
                 q.counters.enqueued += created;
             }
             if woke {
-                state.wake(&queue);
+                state.wake_by_id(queue);
             }
         }
         if earliest != u64::MAX {

@@ -48,6 +48,10 @@ pub enum BrokerError {
     /// written); retry.
     #[error("the job is being changed by another request; retry")]
     JobBusy,
+    /// A new queue was needed but 2^32 queues exist (queue ids are 32 bits). Unreachable in
+    /// practice: that many queues would take hundreds of gigabytes of memory.
+    #[error("too many queues")]
+    TooManyQueues,
     /// The store failed.
     #[error(transparent)]
     Storage(#[from] StoreError),

@@ -32,21 +32,24 @@ enum LeaseCheck {
     Refused(BrokerError),
 }
 
-/// Checks `token` against the job's current lease at time `now`.
-fn check_lease(slot: Option<&Slot>, token: LeaseToken, now: Millis) -> Result<(), LeaseCheck> {
+/// Checks `token` against the job's current lease at time `now`; returns the lease's nonce.
+///
+/// Nonces are 32 bits while the token carries 64: a token whose nonce does not fit in 32 bits
+/// was never handed out (or predates the narrowing) and is stale like any other mismatch.
+fn check_lease(slot: Option<&Slot>, token: LeaseToken, now: Millis) -> Result<u32, LeaseCheck> {
     let slot = slot.ok_or(LeaseCheck::Missing)?;
-    let Phase::Leased { nonce, deadline } = slot.phase else {
+    let Phase::Leased { deadline, nonce } = slot.phase else {
         return Err(LeaseCheck::Refused(BrokerError::NotLeased {
             state: slot.phase.state().as_str(),
         }));
     };
-    if token.attempt != slot.attempts || token.nonce != nonce {
+    if token.attempt != slot.attempts || token.nonce != u64::from(nonce) {
         return Err(LeaseCheck::Refused(BrokerError::StaleLease));
     }
     if deadline <= now {
         return Err(LeaseCheck::Refused(BrokerError::LeaseExpired));
     }
-    Ok(())
+    Ok(nonce)
 }
 
 impl Broker {
@@ -118,19 +121,17 @@ impl Broker {
         let mut leased = Vec::new();
         let pending = {
             let mut state = self.state.lock();
-            let Some(q) = state.queues.get(queue) else {
+            let Some(queue_id) = state.queue_id(queue) else {
+                return Ok(Vec::new());
+            };
+            let Some(q) = state.queue_by_id(queue_id) else {
                 return Ok(Vec::new());
             };
             if q.config.paused {
                 return Ok(Vec::new());
             }
             let default_lease = q.config.lease_ms;
-            let ids: Vec<u64> = q
-                .ready
-                .iter()
-                .take(request.max)
-                .map(|&(_, id)| id)
-                .collect();
+            let ids: Vec<u64> = q.ready_ids().take(request.max).collect();
             let mut prepared = Prepared {
                 durable: false,
                 ..Prepared::default()
@@ -140,18 +141,25 @@ impl Broker {
                     continue;
                 };
                 slot.attempts += 1;
-                let nonce = state.rng.next_u64();
-                let lease_ms = request.lease_ms.or(slot.lease_ms).unwrap_or(default_lease);
+                // 32 random bits: see the module docs of `state` for why not 64.
+                let nonce = state.rng.next_u64() as u32;
+                let lease_ms = request
+                    .lease_ms
+                    .or(slot.lease_ms())
+                    .unwrap_or(default_lease);
                 let deadline = now.saturating_add(lease_ms);
-                slot.phase = Phase::Leased { nonce, deadline };
+                slot.phase = Phase::Leased { deadline, nonce };
                 let token = LeaseToken {
                     attempt: slot.attempts,
-                    nonce,
+                    nonce: u64::from(nonce),
                 };
                 prepared.ops.push(WriteOp::Update {
                     id,
                     change: JobChange {
-                        state: StoredState::Leased { nonce, deadline },
+                        state: StoredState::Leased {
+                            nonce: u64::from(nonce),
+                            deadline,
+                        },
                         attempts: slot.attempts,
                         last_error: None,
                         result: None,
@@ -164,7 +172,7 @@ impl Broker {
                 state.place(id, slot, now);
                 self.deadline_added(deadline);
             }
-            if let Some(q) = state.queues.get_mut(queue) {
+            if let Some(q) = state.queue_by_id_mut(queue_id) {
                 q.counters.delivered += leased.len() as u64;
             }
             self.submit(admission, prepared)
@@ -211,12 +219,12 @@ impl Broker {
             for item in &items {
                 let id = item.id.0;
                 match check_lease(state.jobs.get(&id), item.lease, now) {
-                    Ok(()) => {
+                    Ok(_) => {
                         let Some(slot) = state.unplace(id) else {
                             continue;
                         };
-                        state.count_finished(&slot.queue, JobState::Succeeded);
-                        if let Some(q) = state.queues.get_mut(&slot.queue) {
+                        state.count_finished(slot.queue, JobState::Succeeded);
+                        if let Some(q) = state.queue_by_id_mut(slot.queue) {
                             q.counters.acked += 1;
                         }
                         prepared.ops.push(WriteOp::Update {
@@ -229,7 +237,7 @@ impl Broker {
                                 at: now,
                                 expires_at: Some(self.retain_until(
                                     &state,
-                                    &slot.queue,
+                                    slot.queue,
                                     JobState::Succeeded,
                                     now,
                                 )),
@@ -266,9 +274,9 @@ impl Broker {
         let now = self.now();
         let outcome = {
             let mut state = self.state.lock();
-            check_lease(state.jobs.get(&id.0), lease, now).map(|()| {
+            check_lease(state.jobs.get(&id.0), lease, now).map(|_| {
                 let slot = state.unplace(id.0)?;
-                if let Some(q) = state.queues.get_mut(&slot.queue) {
+                if let Some(q) = state.queue_by_id_mut(slot.queue) {
                     q.counters.nacked += 1;
                 }
                 let failure = Failure {
@@ -301,16 +309,13 @@ impl Broker {
         let now = self.now();
         let outcome = {
             let mut state = self.state.lock();
-            check_lease(state.jobs.get(&id.0), lease, now).map(|()| {
+            check_lease(state.jobs.get(&id.0), lease, now).map(|nonce| {
                 let mut slot = state.unplace(id.0)?;
                 let deadline = now.saturating_add(lease_ms);
-                slot.phase = Phase::Leased {
-                    nonce: lease.nonce,
-                    deadline,
-                };
+                slot.phase = Phase::Leased { deadline, nonce };
                 let change = JobChange {
                     state: StoredState::Leased {
-                        nonce: lease.nonce,
+                        nonce: u64::from(nonce),
                         deadline,
                     },
                     attempts: slot.attempts,
@@ -352,13 +357,12 @@ impl Broker {
             dead,
         } = failure;
         let backoff = state
-            .queues
-            .get(&slot.queue)
+            .queue_by_id(slot.queue)
             .map(|q| q.config.backoff)
             .unwrap_or_default();
-        if dead || slot.attempts >= slot.max_attempts {
+        if dead || slot.attempts >= u32::from(slot.max_attempts) {
             slot.phase = Phase::Dead;
-            if let Some(q) = state.queues.get_mut(&slot.queue) {
+            if let Some(q) = state.queue_by_id_mut(slot.queue) {
                 q.counters.dead_lettered += 1;
             }
         } else {
@@ -369,7 +373,7 @@ impl Broker {
             self.deadline_added(run_at);
         }
         let expires_at = (slot.phase == Phase::Dead)
-            .then(|| self.retain_until(state, &slot.queue, JobState::Dead, now));
+            .then(|| self.retain_until(state, slot.queue, JobState::Dead, now));
         let change = JobChange {
             state: stored_state(slot.phase, now),
             attempts: slot.attempts,
@@ -378,9 +382,9 @@ impl Broker {
             at: now,
             expires_at,
         };
-        let queue = slot.queue.clone();
+        let queue = slot.queue;
         let new_state = if state.place(id, slot, now) {
-            state.wake(&queue);
+            state.wake_by_id(queue);
             JobState::Ready
         } else {
             state

@@ -238,7 +238,10 @@ fn stored_state(phase: Phase, now: Millis) -> StoredState {
     match phase {
         Phase::Scheduled { run_at } => StoredState::Queued { run_at },
         Phase::Ready => StoredState::Queued { run_at: now },
-        Phase::Leased { nonce, deadline } => StoredState::Leased { nonce, deadline },
+        Phase::Leased { deadline, nonce } => StoredState::Leased {
+            nonce: u64::from(nonce),
+            deadline,
+        },
         Phase::Dead => StoredState::Dead { died_at: now },
     }
 }

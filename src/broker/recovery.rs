@@ -8,7 +8,7 @@ use parking_lot::Mutex;
 use tokio::sync::Notify;
 
 use super::rng::Rng;
-use super::state::{Phase, Slot, State};
+use super::state::{Phase, Slot, State, slot_lease_ms, slot_max_attempts};
 use super::{Broker, BrokerError, BrokerOptions, QueueConfig, RecoveryStats};
 use crate::clock::Clock;
 use crate::job::JobState;
@@ -28,22 +28,41 @@ impl Broker {
         let queues = store.queues(&options.queue_defaults.into())?;
         let queue_count = queues.len() as u64;
         for (name, record) in queues {
-            state.queue_or_create(&name, QueueConfig::from(record));
+            state.queue_or_create(&name, QueueConfig::from(record))?;
         }
         let now = clock.now();
+        // Sized once: growing the table during the scan would briefly hold the old and the new
+        // one (at 1M jobs, 40 + 80 MB). Finished jobs are counted too, hence the shrink below.
+        let stored = usize::try_from(store.job_count()?).unwrap_or(usize::MAX);
+        state.jobs.reserve(stored);
         let mut jobs = 0u64;
+        let mut failed = None;
         store.scan_jobs(|id, record| {
             jobs += 1;
-            let (queue, _) = state.queue_or_create(&record.queue, options.queue_defaults);
+            let queue = match state.queue_or_create(&record.queue, options.queue_defaults) {
+                Ok((queue, _)) => queue,
+                Err(error) => {
+                    failed.get_or_insert(error);
+                    return;
+                }
+            };
             let phase = match record.state {
                 StoredState::Queued { run_at } => Phase::Scheduled { run_at },
-                StoredState::Leased { nonce, deadline } => Phase::Leased { nonce, deadline },
+                // Memory keeps 32-bit nonces. Leases written since then fit exactly; a lease
+                // stored by an older version (64-bit nonce) keeps its low half, so its token
+                // no longer matches (ack, nack and extend get 409 stale_lease). The lease then
+                // expires as a failed attempt and the job is delivered again (or is dead if
+                // that was its last attempt): a redelivery that at-least-once allows.
+                StoredState::Leased { nonce, deadline } => Phase::Leased {
+                    deadline,
+                    nonce: nonce as u32,
+                },
                 StoredState::Dead { .. } => Phase::Dead,
                 StoredState::Succeeded { .. } => {
-                    return state.count_finished(&queue, JobState::Succeeded);
+                    return state.count_finished(queue, JobState::Succeeded);
                 }
                 StoredState::Cancelled { .. } => {
-                    return state.count_finished(&queue, JobState::Cancelled);
+                    return state.count_finished(queue, JobState::Cancelled);
                 }
             };
             let slot = Slot {
@@ -51,11 +70,17 @@ impl Broker {
                 priority: record.priority,
                 phase,
                 attempts: record.attempts,
-                max_attempts: record.max_attempts,
-                lease_ms: record.lease_ms,
+                max_attempts: slot_max_attempts(record.max_attempts),
+                lease_ms: slot_lease_ms(record.lease_ms),
             };
             state.place(id, slot, now);
         })?;
+        if let Some(error) = failed {
+            return Err(error);
+        }
+        if state.jobs.len() < state.jobs.capacity() / 4 {
+            state.jobs.shrink_to_fit();
+        }
         for (name, record) in store.schedules()? {
             if let Some(slot) = super::schedule::recover(&name, record, now) {
                 state.schedules.insert(&name, slot);

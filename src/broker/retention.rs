@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use std::sync::atomic::Ordering;
 
-use super::state::{Phase, State};
+use super::state::{Phase, QueueId, State};
 use super::{Broker, BrokerError, Prepared, blocking, committed};
 use crate::clock::Millis;
 use crate::job::JobState;
@@ -26,11 +26,11 @@ impl Broker {
     pub(super) fn retain_until(
         &self,
         state: &State,
-        queue: &str,
+        queue: QueueId,
         kind: JobState,
         now: Millis,
     ) -> Millis {
-        let at = state.retention_end(queue, kind, now);
+        let at = state.retention_end_by_id(queue, kind, now);
         if at < self.sweeper_target.load(Ordering::SeqCst) {
             self.sweeper_target.store(at, Ordering::SeqCst);
             self.sweeper_wake.notify_one();

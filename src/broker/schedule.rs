@@ -276,7 +276,7 @@ impl Broker {
                 let job = template_job(&name, &slot.record.template, due);
                 let mut prepared = Prepared::default();
                 let queue = slot.record.queue.clone();
-                let slots = self.prepare_jobs(&mut state, &queue, vec![job], now, &mut prepared);
+                let slots = self.prepare_jobs(&mut state, &queue, vec![job], now, &mut prepared)?;
                 slot.record.last_fire = Some(due);
                 slot.record.next_fire = slot.cron.next_after(now);
                 prepared.ops.push(WriteOp::PutSchedule {

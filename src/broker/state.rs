@@ -1,18 +1,40 @@
 //! In-memory dispatch state: what a job needs to be dispatched, nothing more.
 //!
 //! Payloads, headers, errors and results stay on disk. A job that is scheduled, ready, leased
-//! or dead has a [`Slot`] (72 bytes) and sits in exactly the indexes of its phase;
+//! or dead has a [`Slot`] (32 bytes) and sits in exactly the indexes of its phase;
 //! succeeded and cancelled jobs are only counted. All index upkeep goes through
 //! [`State::place`] and [`State::unplace`], so the invariant "a slot is in exactly the indexes of
 //! its phase" holds by construction.
+//!
+//! # Memory per job
+//!
+//! Every live job has a slot in [`State::jobs`], and hashbrown at 1M entries has 2^21 buckets,
+//! so each byte of `Slot` costs about 2 MB at 1M jobs. Its fields are therefore as narrow as
+//! their values allow:
+//!
+//! - `queue` is a [`QueueId`] (4 bytes), an index into the interned queues, instead of an
+//!   `Arc<str>` (16 bytes). Queues are never deleted, so ids are stable for the life of the
+//!   process; they are not persisted.
+//! - [`Phase`] is 16 bytes: the lease nonce is 32 bits, which packs next to the tag, so the
+//!   largest variant is the nonce plus one `Millis`. The token format is unchanged (the nonce is
+//!   still written as 16 hex digits); a token whose nonce does not fit in 32 bits matches no
+//!   lease.
+//! - `max_attempts` is a `u16` (inputs are at most `MAX_ATTEMPTS` = 1000); `attempts` stays a
+//!   `u32` like the stored record's.
+//! - `lease_ms` is an `Option<NonZeroU32>` (4 bytes thanks to the niche; inputs are 1 to
+//!   `MAX_LEASE_MS` = 43,200,000).
+//!
+//! Ready jobs are indexed only by their packed ready key (see [`pack_ready`]), not also in
+//! [`QueueState::members`].
 
-use std::cmp::Reverse;
 use std::collections::{BTreeSet, HashMap};
+use std::num::NonZeroU32;
 use std::sync::Arc;
 
 use tokio::sync::Notify;
 
 use super::config::QueueConfig;
+use super::error::BrokerError;
 use super::rng::Rng;
 use crate::clock::Millis;
 use crate::job::JobState;
@@ -25,10 +47,12 @@ pub enum Phase {
     /// In the ready index.
     Ready,
     /// Delivered; the lease token is (`attempts`, `nonce`).
-    Leased { nonce: u64, deadline: Millis },
+    Leased { deadline: Millis, nonce: u32 },
     /// Dead, waiting for replay or retention.
     Dead,
 }
+
+const _: () = assert!(std::mem::size_of::<Phase>() <= 16);
 
 impl Phase {
     pub fn state(self) -> JobState {
@@ -41,15 +65,75 @@ impl Phase {
     }
 }
 
-/// What dispatch needs to know about a live job.
+/// A queue's index in [`State`]: assigned on creation, stable for the life of the process
+/// (queues are never deleted), never stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct QueueId(u32);
+
+impl QueueId {
+    fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// What dispatch needs to know about a live job (see the module docs for the field widths).
 #[derive(Debug, Clone)]
 pub struct Slot {
-    pub queue: Arc<str>,
+    pub queue: QueueId,
     pub priority: u8,
     pub phase: Phase,
     pub attempts: u32,
-    pub max_attempts: u32,
-    pub lease_ms: Option<u64>,
+    pub max_attempts: u16,
+    /// The job's own lease length; `None` uses the poll's, then the queue's.
+    pub lease_ms: Option<NonZeroU32>,
+}
+
+const _: () = assert!(std::mem::size_of::<Slot>() <= 32);
+
+impl Slot {
+    /// The job's own lease length in milliseconds, if it has one.
+    pub fn lease_ms(&self) -> Option<u64> {
+        self.lease_ms.map(|ms| u64::from(ms.get()))
+    }
+}
+
+/// A job's `max_attempts` as a slot keeps it. Inputs are validated to at most `MAX_ATTEMPTS`
+/// (1000), so this never saturates in practice; a larger stored value (only a foreign or
+/// hand-edited record) saturates at 65,535 attempts.
+pub fn slot_max_attempts(max_attempts: u32) -> u16 {
+    u16::try_from(max_attempts).unwrap_or(u16::MAX)
+}
+
+/// A job's own lease length as a slot keeps it. Inputs are validated to 1 to `MAX_LEASE_MS`
+/// (12 h), so this is exact in practice; anything else (only a foreign or hand-edited record)
+/// is clamped to 1 ms .. `u32::MAX` ms (about 49 days).
+pub fn slot_lease_ms(lease_ms: Option<u64>) -> Option<NonZeroU32> {
+    lease_ms
+        .map(|ms| NonZeroU32::new(u32::try_from(ms).unwrap_or(u32::MAX)).unwrap_or(NonZeroU32::MIN))
+}
+
+/// Bits of a ready key that hold the job id.
+const READY_ID_BITS: u32 = 56;
+/// The largest job id a ready key can hold.
+pub const READY_MAX_ID: u64 = (1 << READY_ID_BITS) - 1;
+
+/// The ready-index key of a job: `((255 - priority) << 56) | id`, so that ascending key order
+/// is priority descending, then id ascending.
+///
+/// Job ids are allocated sequentially from 1, so an id needs more than 56 bits only after 2^56
+/// (72 quadrillion) jobs.
+pub fn pack_ready(priority: u8, id: u64) -> u64 {
+    debug_assert!(
+        id < 1 << READY_ID_BITS,
+        "job id {id} does not fit a ready key"
+    );
+    (u64::from(u8::MAX - priority) << READY_ID_BITS) | id
+}
+
+/// The (priority, id) of a ready-index key made by [`pack_ready`].
+pub fn unpack_ready(key: u64) -> (u8, u64) {
+    let inverted = (key >> READY_ID_BITS) as u8;
+    (u8::MAX - inverted, key & READY_MAX_ID)
 }
 
 /// Throughput counters of one queue (exported at `/metrics`).
@@ -63,14 +147,16 @@ pub struct Counters {
     pub dead_lettered: u64,
 }
 
-/// One queue's defaults, indexes and counts.
+/// One queue's name, defaults, indexes and counts.
 #[derive(Debug)]
 pub struct QueueState {
+    pub name: Arc<str>,
     pub config: QueueConfig,
-    /// Dispatch order: priority descending, then id (enqueue sequence) ascending.
-    pub ready: BTreeSet<(Reverse<u8>, u64)>,
-    /// Ids per state, indexed by [`JobState::index`]; only the live states (scheduled, ready,
-    /// leased, dead) are filled, finished jobs are just counted.
+    /// Dispatch order: priority descending, then id (enqueue sequence) ascending. Keys are
+    /// [`pack_ready`]`(priority, id)`.
+    pub ready: BTreeSet<u64>,
+    /// Ids per state, indexed by [`JobState::index`]; only scheduled, leased and dead jobs are
+    /// filled (ready ones are in `ready` only), finished jobs are just counted.
     pub members: [BTreeSet<u64>; 6],
     pub succeeded: u64,
     pub cancelled: u64,
@@ -78,8 +164,9 @@ pub struct QueueState {
 }
 
 impl QueueState {
-    pub fn new(config: QueueConfig) -> QueueState {
+    pub fn new(name: Arc<str>, config: QueueConfig) -> QueueState {
         QueueState {
+            name,
             config,
             ready: BTreeSet::new(),
             members: Default::default(),
@@ -94,19 +181,55 @@ impl QueueState {
         let live = |s: JobState| self.members[s.index()].len() as u64;
         [
             live(JobState::Scheduled),
-            live(JobState::Ready),
+            self.ready.len() as u64,
             live(JobState::Leased),
             self.succeeded,
             live(JobState::Dead),
             self.cancelled,
         ]
     }
+
+    /// Ids of ready jobs in dispatch order (priority descending, then id ascending).
+    pub fn ready_ids(&self) -> impl Iterator<Item = u64> + '_ {
+        self.ready.iter().map(|&key| unpack_ready(key).1)
+    }
+
+    /// The `limit` smallest ids of ready jobs that are at least `start`, in id order.
+    ///
+    /// Within one priority the ready index is in id order, so this takes at most `limit` ids
+    /// from each of the 256 priority bands and keeps the smallest: a bounded amount of work
+    /// however many jobs are ready.
+    pub fn ready_ids_in_id_order(&self, start: u64, limit: usize) -> Vec<u64> {
+        if start > READY_MAX_ID || limit == 0 {
+            return Vec::new();
+        }
+        let mut ids = Vec::new();
+        for priority in (0..=u8::MAX).rev() {
+            let band = pack_ready(priority, start)..=pack_ready(priority, READY_MAX_ID);
+            ids.extend(
+                self.ready
+                    .range(band)
+                    .take(limit)
+                    .map(|&key| unpack_ready(key).1),
+            );
+            if ids.len() >= limit.saturating_mul(2) {
+                ids.sort_unstable();
+                ids.truncate(limit);
+            }
+        }
+        ids.sort_unstable();
+        ids.truncate(limit);
+        ids
+    }
 }
 
 /// Everything the broker keeps in memory, behind one mutex that is never held across I/O.
 #[derive(Debug)]
 pub struct State {
-    pub queues: HashMap<Arc<str>, QueueState>,
+    /// Every queue, indexed by [`QueueId`]; queues are never removed.
+    queues: Vec<QueueState>,
+    /// Queue ids by name.
+    queue_ids: HashMap<Arc<str>, QueueId>,
     pub jobs: HashMap<u64, Slot>,
     /// Scheduled jobs by due time.
     pub delayed: BTreeSet<(Millis, u64)>,
@@ -122,7 +245,8 @@ pub struct State {
 impl State {
     pub fn new(rng: Rng) -> State {
         State {
-            queues: HashMap::new(),
+            queues: Vec::new(),
+            queue_ids: HashMap::new(),
             jobs: HashMap::new(),
             delayed: BTreeSet::new(),
             leases: BTreeSet::new(),
@@ -133,13 +257,56 @@ impl State {
     }
 
     /// The queue, created with `defaults` if new; the flag says whether it was created.
-    pub fn queue_or_create(&mut self, name: &str, defaults: QueueConfig) -> (Arc<str>, bool) {
-        if let Some((key, _)) = self.queues.get_key_value(name) {
-            return (key.clone(), false);
+    ///
+    /// Fails only when 2^32 queues exist, which would take hundreds of gigabytes of memory.
+    pub fn queue_or_create(
+        &mut self,
+        name: &str,
+        defaults: QueueConfig,
+    ) -> Result<(QueueId, bool), BrokerError> {
+        if let Some(&id) = self.queue_ids.get(name) {
+            return Ok((id, false));
         }
-        let key: Arc<str> = Arc::from(name);
-        self.queues.insert(key.clone(), QueueState::new(defaults));
-        (key, true)
+        let id = QueueId(u32::try_from(self.queues.len()).map_err(|_| BrokerError::TooManyQueues)?);
+        let name: Arc<str> = Arc::from(name);
+        self.queues.push(QueueState::new(name.clone(), defaults));
+        self.queue_ids.insert(name, id);
+        Ok((id, true))
+    }
+
+    /// The id of the queue named `name`, if it exists.
+    pub fn queue_id(&self, name: &str) -> Option<QueueId> {
+        self.queue_ids.get(name).copied()
+    }
+
+    /// The queue named `name`, if it exists.
+    pub fn queue(&self, name: &str) -> Option<&QueueState> {
+        self.queue_id(name).and_then(|id| self.queue_by_id(id))
+    }
+
+    /// The queue named `name`, if it exists.
+    pub fn queue_mut(&mut self, name: &str) -> Option<&mut QueueState> {
+        self.queue_id(name).and_then(|id| self.queue_by_id_mut(id))
+    }
+
+    /// The queue with id `id`.
+    pub fn queue_by_id(&self, id: QueueId) -> Option<&QueueState> {
+        self.queues.get(id.index())
+    }
+
+    /// The queue with id `id`.
+    pub fn queue_by_id_mut(&mut self, id: QueueId) -> Option<&mut QueueState> {
+        self.queues.get_mut(id.index())
+    }
+
+    /// The name of the queue with id `id`.
+    pub fn queue_name(&self, id: QueueId) -> Option<&Arc<str>> {
+        self.queue_by_id(id).map(|q| &q.name)
+    }
+
+    /// Every queue, in creation order.
+    pub fn all_queues(&self) -> &[QueueState] {
+        &self.queues
     }
 
     /// Adds a live job to the indexes of its phase. A scheduled job already due goes straight
@@ -151,10 +318,11 @@ impl State {
             slot.phase = Phase::Ready;
         }
         // Callers create the queue first (`queue_or_create`); a slot never outlives its queue.
-        if let Some(queue) = self.queues.get_mut(&slot.queue) {
-            queue.members[slot.phase.state().index()].insert(id);
+        if let Some(queue) = self.queues.get_mut(slot.queue.index()) {
             if slot.phase == Phase::Ready {
-                queue.ready.insert((Reverse(slot.priority), id));
+                queue.ready.insert(pack_ready(slot.priority, id));
+            } else {
+                queue.members[slot.phase.state().index()].insert(id);
             }
         }
         match slot.phase {
@@ -174,10 +342,11 @@ impl State {
     /// Removes a live job from memory and every index, returning its slot.
     pub fn unplace(&mut self, id: u64) -> Option<Slot> {
         let slot = self.jobs.remove(&id)?;
-        if let Some(queue) = self.queues.get_mut(&slot.queue) {
-            queue.members[slot.phase.state().index()].remove(&id);
+        if let Some(queue) = self.queues.get_mut(slot.queue.index()) {
             if slot.phase == Phase::Ready {
-                queue.ready.remove(&(Reverse(slot.priority), id));
+                queue.ready.remove(&pack_ready(slot.priority, id));
+            } else {
+                queue.members[slot.phase.state().index()].remove(&id);
             }
         }
         match slot.phase {
@@ -193,8 +362,8 @@ impl State {
     }
 
     /// Counts a job that left memory as succeeded or cancelled.
-    pub fn count_finished(&mut self, queue: &str, state: JobState) {
-        if let Some(q) = self.queues.get_mut(queue) {
+    pub fn count_finished(&mut self, queue: QueueId, state: JobState) {
+        if let Some(q) = self.queue_by_id_mut(queue) {
             match state {
                 JobState::Succeeded => q.succeeded += 1,
                 JobState::Cancelled => q.cancelled += 1,
@@ -206,18 +375,17 @@ impl State {
     /// When a job of `queue` that reached `state` at `now` is purged: succeeded and cancelled
     /// jobs after the queue's `retention_ms`, dead ones after its `dead_retention_ms`.
     pub fn retention_end(&self, queue: &str, state: JobState, now: Millis) -> Millis {
-        let config = self.queues.get(queue).map(|q| q.config).unwrap_or_default();
-        let keep = if state == JobState::Dead {
-            config.dead_retention_ms
-        } else {
-            config.retention_ms
-        };
-        now.saturating_add(keep)
+        retention_end(self.queue(queue), state, now)
+    }
+
+    /// [`State::retention_end`] of the queue with id `queue`.
+    pub fn retention_end_by_id(&self, queue: QueueId, state: JobState, now: Millis) -> Millis {
+        retention_end(self.queue_by_id(queue), state, now)
     }
 
     /// Uncounts a succeeded or cancelled job that retention purged.
     pub fn uncount_finished(&mut self, queue: &str, state: JobState) {
-        if let Some(q) = self.queues.get_mut(queue) {
+        if let Some(q) = self.queue_mut(queue) {
             match state {
                 JobState::Succeeded => q.succeeded = q.succeeded.saturating_sub(1),
                 JobState::Cancelled => q.cancelled = q.cancelled.saturating_sub(1),
@@ -233,6 +401,13 @@ impl State {
         }
     }
 
+    /// Wakes long-polls waiting on the queue with id `queue`.
+    pub fn wake_by_id(&self, queue: QueueId) {
+        if let Some(name) = self.queue_name(queue) {
+            self.wake(name);
+        }
+    }
+
     /// The earliest timer deadline: a scheduled job due, a lease expiring, a schedule firing.
     pub fn next_deadline(&self) -> Option<Millis> {
         let delayed = self.delayed.first().map(|&(at, _)| at);
@@ -245,13 +420,24 @@ impl State {
     }
 }
 
+/// When a job of `queue` (default config if unknown) that reached `state` at `now` is purged.
+fn retention_end(queue: Option<&QueueState>, state: JobState, now: Millis) -> Millis {
+    let config = queue.map(|q| q.config).unwrap_or_default();
+    let keep = if state == JobState::Dead {
+        config.dead_retention_ms
+    } else {
+        config.retention_ms
+    };
+    now.saturating_add(keep)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn slot(queue: &Arc<str>, priority: u8, phase: Phase) -> Slot {
+    fn slot(queue: QueueId, priority: u8, phase: Phase) -> Slot {
         Slot {
-            queue: queue.clone(),
+            queue,
             priority,
             phase,
             attempts: 0,
@@ -260,50 +446,127 @@ mod tests {
         }
     }
 
+    fn queue(state: &mut State, name: &str) -> QueueId {
+        let (id, created) = state
+            .queue_or_create(name, QueueConfig::default())
+            .expect("few queues");
+        assert!(created);
+        id
+    }
+
     #[test]
     fn ready_index_orders_by_priority_then_id() {
         let mut state = State::new(Rng::new(1));
-        let (q, _) = state.queue_or_create("q", QueueConfig::default());
+        let q = queue(&mut state, "q");
         for (id, prio) in [(1, 10), (2, 200), (3, 10), (4, 200)] {
-            assert!(state.place(id, slot(&q, prio, Phase::Ready), 0));
+            assert!(state.place(id, slot(q, prio, Phase::Ready), 0));
         }
-        let order: Vec<u64> = state.queues[&q].ready.iter().map(|&(_, id)| id).collect();
+        let order: Vec<u64> = state.queue("q").expect("exists").ready_ids().collect();
         assert_eq!(order, [2, 4, 1, 3]);
+    }
+
+    #[test]
+    fn ready_keys_round_trip_and_order() {
+        for (priority, id) in [(0, 1), (255, 9), (7, 42), (128, READY_MAX_ID), (255, 0)] {
+            assert_eq!(unpack_ready(pack_ready(priority, id)), (priority, id));
+        }
+        assert!(
+            pack_ready(255, 9) < pack_ready(0, 1),
+            "higher priority first"
+        );
+        assert!(
+            pack_ready(3, 1) < pack_ready(3, 2),
+            "same priority: smaller id first"
+        );
+        assert!(pack_ready(200, READY_MAX_ID) < pack_ready(199, 1));
+    }
+
+    #[test]
+    fn ready_ids_in_id_order_pages_across_priorities() {
+        let mut state = State::new(Rng::new(1));
+        let q = queue(&mut state, "q");
+        for (id, prio) in [(1, 10), (2, 200), (3, 10), (4, 200), (5, 0), (6, 255)] {
+            state.place(id, slot(q, prio, Phase::Ready), 0);
+        }
+        let qs = state.queue("q").expect("exists");
+        assert_eq!(qs.ready_ids_in_id_order(0, 100), [1, 2, 3, 4, 5, 6]);
+        assert_eq!(qs.ready_ids_in_id_order(0, 2), [1, 2]);
+        assert_eq!(qs.ready_ids_in_id_order(3, 2), [3, 4]);
+        assert_eq!(qs.ready_ids_in_id_order(6, 10), [6]);
+        assert!(qs.ready_ids_in_id_order(7, 10).is_empty());
+        assert!(qs.ready_ids_in_id_order(u64::MAX, 10).is_empty());
+        assert!(qs.ready_ids_in_id_order(0, 0).is_empty());
+    }
+
+    #[test]
+    fn queues_are_interned_by_name() {
+        let mut state = State::new(Rng::new(1));
+        let a = queue(&mut state, "a");
+        let b = queue(&mut state, "b");
+        assert_ne!(a, b);
+        let (again, created) = state
+            .queue_or_create("a", QueueConfig::default())
+            .expect("few queues");
+        assert_eq!((again, created), (a, false));
+        assert_eq!(state.queue_id("b"), Some(b));
+        assert_eq!(state.queue_name(b).map(|n| &**n), Some("b"));
+        assert!(state.queue("c").is_none());
+        assert_eq!(state.all_queues().len(), 2);
+    }
+
+    #[test]
+    fn narrowing_conversions_saturate() {
+        assert_eq!(slot_max_attempts(1000), 1000);
+        assert_eq!(slot_max_attempts(u32::MAX), u16::MAX);
+        assert_eq!(slot_lease_ms(None), None);
+        assert_eq!(
+            slot_lease_ms(Some(43_200_000)).map(NonZeroU32::get),
+            Some(43_200_000)
+        );
+        assert_eq!(slot_lease_ms(Some(0)), Some(NonZeroU32::MIN));
+        assert_eq!(
+            slot_lease_ms(Some(u64::MAX)).map(NonZeroU32::get),
+            Some(u32::MAX)
+        );
     }
 
     #[test]
     fn place_and_unplace_keep_every_index_consistent() {
         let mut state = State::new(Rng::new(1));
-        let (q, _) = state.queue_or_create("q", QueueConfig::default());
-        assert!(!state.place(1, slot(&q, 1, Phase::Scheduled { run_at: 50 }), 10));
+        let q = queue(&mut state, "q");
+        assert!(!state.place(1, slot(q, 1, Phase::Scheduled { run_at: 50 }), 10));
         assert!(
-            state.place(2, slot(&q, 1, Phase::Scheduled { run_at: 5 }), 10),
+            state.place(2, slot(q, 1, Phase::Scheduled { run_at: 5 }), 10),
             "due jobs go straight to ready"
         );
         state.place(
             3,
             slot(
-                &q,
+                q,
                 1,
                 Phase::Leased {
-                    nonce: 9,
                     deadline: 40,
+                    nonce: 9,
                 },
             ),
             10,
         );
-        state.place(4, slot(&q, 1, Phase::Dead), 10);
-        assert_eq!(state.queues[&q].counts(), [1, 1, 1, 0, 1, 0]);
+        state.place(4, slot(q, 1, Phase::Dead), 10);
+        assert_eq!(
+            state.queue("q").expect("exists").counts(),
+            [1, 1, 1, 0, 1, 0]
+        );
+        assert!(
+            state.queue("q").expect("exists").members[JobState::Ready.index()].is_empty(),
+            "ready jobs are only in the ready index"
+        );
         assert_eq!(state.next_deadline(), Some(40));
         for id in 1..=4 {
             assert!(state.unplace(id).is_some());
         }
-        assert_eq!(state.queues[&q].counts(), [0; 6]);
-        assert!(
-            state.delayed.is_empty()
-                && state.leases.is_empty()
-                && state.queues[&q].ready.is_empty()
-        );
+        let qs = state.queue("q").expect("exists");
+        assert_eq!(qs.counts(), [0; 6]);
+        assert!(state.delayed.is_empty() && state.leases.is_empty() && qs.ready.is_empty());
         assert_eq!(state.next_deadline(), None);
         assert!(state.unplace(1).is_none());
     }

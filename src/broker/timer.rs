@@ -75,9 +75,9 @@ impl Broker {
                     .collect();
                 for id in due {
                     if let Some(slot) = state.unplace(id) {
-                        let queue = slot.queue.clone();
+                        let queue = slot.queue;
                         if state.place(id, slot, now) {
-                            state.wake(&queue);
+                            state.wake_by_id(queue);
                         }
                     }
                 }
@@ -98,7 +98,7 @@ impl Broker {
                         continue;
                     };
                     debug_assert!(matches!(slot.phase, Phase::Leased { .. }));
-                    if let Some(q) = state.queues.get_mut(&slot.queue) {
+                    if let Some(q) = state.queue_by_id_mut(slot.queue) {
                         q.counters.expired += 1;
                     }
                     let failure = Failure {

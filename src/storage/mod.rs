@@ -22,7 +22,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
-use redb::{Database, ReadableDatabase, ReadableTable};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 use tokio::sync::{Semaphore, oneshot};
 
 pub use records::{
@@ -416,6 +416,13 @@ impl Store {
             .first()?
             .map(|(k, _)| k.value().0);
         Ok(job.into_iter().chain(key).min())
+    }
+
+    /// How many job records are stored, live and finished (an O(1) read of the table header).
+    pub fn job_count(&self) -> Result<u64, StoreError> {
+        let db = self.db()?;
+        let txn = db.begin_read()?;
+        Ok(txn.open_table(JOBS)?.len()?)
     }
 
     /// Calls `visit` for every stored job record in id order (for recovery).

@@ -88,6 +88,11 @@ pub async fn metrics(State(app): State<AppState>) -> Result<impl IntoResponse, A
         "wharf_commit_group_size",
         "Write requests per commit.",
     );
+    store.apply_seconds.render(
+        &mut out,
+        "wharf_apply_seconds",
+        "Duration of applying one commit group to the data file, before its journal fsync.",
+    );
     store.fsync_seconds.render(
         &mut out,
         "wharf_fsync_seconds",

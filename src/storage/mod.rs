@@ -108,6 +108,8 @@ engine_errors!(
 pub struct StoreMetrics {
     /// Requests per commit.
     pub group_size: Histogram,
+    /// Duration of applying one commit group to redb (without fsync).
+    pub apply_seconds: Histogram,
     /// Duration of journal fsyncs (each makes one or more commit groups durable).
     pub fsync_seconds: Histogram,
     /// Duration of checkpoints (journal fsync, then a durable redb commit).
@@ -190,6 +192,7 @@ impl Store {
                 ],
                 1.0,
             ),
+            apply_seconds: Histogram::new(SECONDS, 1e6),
             fsync_seconds: Histogram::new(SECONDS, 1e6),
             checkpoint_seconds: Histogram::new(SECONDS, 1e6),
         });

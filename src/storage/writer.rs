@@ -274,12 +274,16 @@ impl Writer {
         let next_job_id = self.next_job_id;
         let seq = self.journal_seq + 1;
         self.frame.clear();
+        let started = Instant::now();
         let result = self.write_group(&group).and_then(|results| {
             journal::encode_frame(seq, group.iter().flat_map(|r| &r.ops), &mut self.frame)
                 .map(|()| results)
         });
         match result {
             Ok(results) => {
+                self.metrics
+                    .apply_seconds
+                    .observe(started.elapsed().as_secs_f64());
                 self.journal_seq = seq;
                 self.journal_bytes += self.frame.len();
                 self.dirty_since.get_or_insert_with(Instant::now);

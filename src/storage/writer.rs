@@ -345,7 +345,13 @@ impl Writer {
     /// the journal first: the checkpoint must not contain a change whose frame could still be
     /// lost, or a crash right after it would keep a write whose reply said it failed.
     fn checkpoint(&mut self, journal: &Journal) {
-        if self.dirty_since.is_none() || self.poisoned.load(Ordering::Acquire) {
+        if self.poisoned.load(Ordering::Acquire) {
+            // Nothing can be checkpointed any more; forgetting the due time also keeps the run
+            // loop from waking at once, over and over, to try again.
+            self.dirty_since = None;
+            return;
+        }
+        if self.dirty_since.is_none() {
             return;
         }
         let started = Instant::now();

@@ -41,7 +41,7 @@ pub struct Config {
     pub checkpoint_interval_ms: u64,
     /// Storage page cache. Default: 64 (MiB).
     pub cache_mb: usize,
-    /// Largest request body. Default: 8388608 (8 MiB).
+    /// Largest request body, at most 268435456 (256 MiB). Default: 8388608 (8 MiB).
     pub max_body_bytes: usize,
     /// Largest job payload or ack result (JSON text). Default: 1048576 (1 MiB).
     pub max_payload_bytes: usize,
@@ -104,6 +104,9 @@ pub enum ConfigError {
     Invalid(String),
 }
 
+/// Largest request body that may be configured: one request is one part of a journal frame,
+/// and frames must stay well below the journal's 1 GiB frame limit.
+pub const MAX_BODY_BYTES: usize = 256 << 20;
 /// Most a lease can last (12 h, as in SQS); longer would hide dead consumers.
 pub const MAX_LEASE_MS: u64 = 12 * 3600 * 1000;
 /// Most attempts a job may have.
@@ -129,6 +132,9 @@ impl Config {
     /// Rejects values that cannot work, with a message that says which and why.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |m: &str| Err(ConfigError::Invalid(m.to_owned()));
+        if !(1..=MAX_BODY_BYTES).contains(&self.max_body_bytes) {
+            return invalid("max_body_bytes must be between 1 and 268435456 (256 MiB)");
+        }
         if self.max_payload_bytes == 0 || self.max_payload_bytes > self.max_body_bytes {
             return invalid("max_payload_bytes must be between 1 and max_body_bytes");
         }
@@ -229,6 +235,30 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("max_payload_bytes")
+        );
+    }
+
+    #[test]
+    fn limits_that_would_break_the_journal_are_rejected() {
+        let c = Config {
+            max_body_bytes: MAX_BODY_BYTES + 1,
+            ..Config::default()
+        };
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("max_body_bytes")
+        );
+        let c = Config {
+            checkpoint_interval_ms: 0,
+            ..Config::default()
+        };
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("checkpoint_interval_ms")
         );
     }
 }

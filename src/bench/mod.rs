@@ -171,10 +171,14 @@ pub async fn run(args: BenchArgs) -> Result<Report, BenchError> {
     let (addr, temporary) = match &args.url {
         Some(url) => (parse_url(url)?, None),
         None => {
+            // Unique per run, also for runs started in the same millisecond by one process
+            // (tests run benches in parallel).
+            static RUNS: AtomicU64 = AtomicU64::new(0);
             let dir = std::env::temp_dir().join(format!(
-                "wharf-bench-{}-{}",
+                "wharf-bench-{}-{}-{}",
                 std::process::id(),
-                Clock::System.now()
+                Clock::System.now(),
+                RUNS.fetch_add(1, Ordering::Relaxed)
             ));
             let config = Config {
                 data_dir: dir.clone(),

@@ -32,9 +32,12 @@ impl Broker {
         }
         let now = clock.now();
         // Sized once: growing the table during the scan would briefly hold the old and the new
-        // one (at 1M jobs, 40 + 80 MB). Finished jobs are counted too, hence the shrink below.
-        let stored = usize::try_from(store.job_count()?).unwrap_or(usize::MAX);
-        state.jobs.reserve(stored);
+        // one (at 1M jobs, 40 + 80 MB). The count includes finished jobs, which are not kept,
+        // so the reservation is capped (a big retention must not reserve gigabytes for jobs
+        // that are only counted) and an oversized table is shrunk below.
+        const MOST_RESERVED: u64 = 1 << 20;
+        let stored = store.job_count()?.min(MOST_RESERVED);
+        state.jobs.reserve(usize::try_from(stored).unwrap_or(0));
         let mut jobs = 0u64;
         let mut failed = None;
         store.scan_jobs(|id, record| {

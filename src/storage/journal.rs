@@ -38,7 +38,9 @@ use super::{StoreError, StoreMetrics};
 pub const JOURNAL_FILE: &str = "wharf.journal";
 
 const HEADER_LEN: usize = 16;
-/// Refuse to read a frame claiming to be larger (a torn length field).
+/// Refuse to read a frame claiming to be larger (a torn length field). Frames stay far below:
+/// a commit group stops at 64 MiB of ops plus one request of at most `max_body_bytes`
+/// (at most 256 MiB).
 const MAX_FRAME_LEN: usize = 1 << 30;
 
 /// Appends one frame holding `ops`, in order, to `out`.
@@ -165,8 +167,8 @@ pub(super) struct SyncPolicy {
 }
 
 impl Journal {
-    /// Opens the journal file for writing from its start; `durable` is the last frame already
-    /// safe (in the checkpoint).
+    /// Opens the journal file empty; `durable` is the last frame already safe (in the
+    /// checkpoint). Call after replay: everything the file held is in redb by then.
     pub fn start(
         path: &Path,
         durable: u64,
@@ -174,22 +176,24 @@ impl Journal {
         poisoned: Arc<AtomicBool>,
         metrics: Arc<StoreMetrics>,
     ) -> Result<Journal, StoreError> {
-        let created = !path.exists();
+        // Emptied, not only rewound: a crash can leave a torn frame followed by later,
+        // intact frames that were never acknowledged. This run's frames restart at the torn
+        // one's sequence number, and if one of them ended exactly where such an old frame
+        // starts, a later replay would take the old frame for the next one.
         let file = File::options()
             .read(true)
             .write(true)
             .create(true)
-            .truncate(false)
+            .truncate(true)
             .open(path)
             .map_err(StoreError::Io)?;
-        if created {
-            // The file's directory entry must be durable before any frame in it counts.
-            file.sync_all().map_err(StoreError::Io)?;
-            if let Some(dir) = path.parent() {
-                File::open(dir)
-                    .and_then(|d| d.sync_all())
-                    .map_err(StoreError::Io)?;
-            }
+        // The file's length and its directory entry must be durable before any frame in it
+        // counts (a run killed between creating the file and this point left them unsynced).
+        file.sync_all().map_err(StoreError::Io)?;
+        if let Some(dir) = path.parent() {
+            File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(StoreError::Io)?;
         }
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
@@ -281,8 +285,21 @@ struct Syncer {
     unsynced_since: Option<Instant>,
 }
 
+/// Marks the store failed if the syncer thread panics, so that nobody waits for it forever.
+struct PanicGuard(Arc<Shared>);
+
+impl Drop for PanicGuard {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.poisoned.store(true, Ordering::Release);
+            self.0.synced.notify_all();
+        }
+    }
+}
+
 impl Syncer {
     fn run(mut self) {
+        let _guard = PanicGuard(self.shared.clone());
         loop {
             let mut state = self.shared.state.lock();
             loop {
@@ -481,6 +498,37 @@ mod tests {
         );
         // A crash between the checkpoint and the first new frame: the old round is all there.
         assert_eq!(replayed(&old, 5), (5, Vec::new()));
+    }
+
+    #[test]
+    fn a_started_journal_holds_no_frame_of_an_earlier_run() {
+        // After a crash, frames past a torn one were never acknowledged; this run reuses
+        // their sequence numbers, so none of them may survive into it.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(JOURNAL_FILE);
+        std::fs::write(&path, frames(1..=3)).unwrap();
+        const SECONDS: &[f64] = &[1.0];
+        let metrics = Arc::new(StoreMetrics {
+            group_size: crate::metrics::Histogram::new(SECONDS, 1.0),
+            apply_seconds: crate::metrics::Histogram::new(SECONDS, 1.0),
+            fsync_seconds: crate::metrics::Histogram::new(SECONDS, 1.0),
+            checkpoint_seconds: crate::metrics::Histogram::new(SECONDS, 1.0),
+        });
+        let policy = SyncPolicy {
+            flush_interval: Duration::from_millis(10),
+        };
+        let mut journal = Journal::start(&path, 1, policy, Arc::default(), metrics).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 0);
+        let ops = [op("fresh")];
+        let mut frame = Vec::new();
+        encode_frame(2, ops.iter(), &mut frame).unwrap();
+        journal.append(2, &frame, Vec::new());
+        journal.sync_all().unwrap();
+        journal.shutdown();
+        assert_eq!(
+            replayed(&std::fs::read(&path).unwrap(), 1),
+            (2, vec!["fresh".to_owned()])
+        );
     }
 
     #[test]

@@ -153,6 +153,42 @@ pub(super) struct WriteRequest {
     pub reply: Reply,
 }
 
+impl WriteRequest {
+    /// Roughly the bytes its ops take in a journal frame (payloads dominate).
+    fn approx_len(&self) -> usize {
+        self.ops.iter().map(WriteOp::approx_len).sum()
+    }
+}
+
+impl WriteOp {
+    fn approx_len(&self) -> usize {
+        const FIXED: usize = 64;
+        match self {
+            WriteOp::Insert { body, .. } => {
+                FIXED
+                    + body.payload.len()
+                    + body
+                        .headers
+                        .iter()
+                        .map(|(k, v)| k.len() + v.len())
+                        .sum::<usize>()
+            }
+            WriteOp::Update { change, .. } => {
+                FIXED
+                    + change.result.as_ref().map_or(0, String::len)
+                    + change.last_error.as_ref().map_or(0, String::len)
+            }
+            WriteOp::PutSchedule { record, .. } => FIXED + record.template.payload.len(),
+            _ => FIXED,
+        }
+    }
+}
+
+/// A commit group stops taking requests once their ops reach this size. With requests of at
+/// most `max_body_bytes` (at most 256 MiB, see the config), a frame stays below the journal's
+/// 1 GiB frame limit.
+const MAX_GROUP_BYTES: usize = 64 << 20;
+
 /// Where a request's answer goes.
 pub(super) struct Reply {
     pub tx: oneshot::Sender<Result<Written, StoreError>>,
@@ -230,14 +266,22 @@ impl Writer {
                 None => rx.recv().unwrap_or(Message::Shutdown),
             };
             let mut group = Vec::new();
+            let mut bytes = 0;
             let mut shutdown = false;
             match first {
-                Message::Write(request) => group.push(request),
+                Message::Write(request) => {
+                    bytes += request.approx_len();
+                    group.push(request);
+                }
                 Message::Shutdown => shutdown = true,
             }
-            while !shutdown && group.len() < self.options.max_group {
+            // A group is one journal frame: its size is capped as well as its count.
+            while !shutdown && group.len() < self.options.max_group && bytes < MAX_GROUP_BYTES {
                 match rx.try_recv() {
-                    Ok(Message::Write(request)) => group.push(request),
+                    Ok(Message::Write(request)) => {
+                        bytes += request.approx_len();
+                        group.push(request);
+                    }
                     Ok(Message::Shutdown) => shutdown = true,
                     Err(_) => break,
                 }
@@ -275,7 +319,7 @@ impl Writer {
         let seq = self.journal_seq + 1;
         self.frame.clear();
         let started = Instant::now();
-        let result = self.write_group(&group).and_then(|results| {
+        let result = self.write_group(&group, seq).and_then(|results| {
             journal::encode_frame(seq, group.iter().flat_map(|r| &r.ops), &mut self.frame)
                 .map(|()| results)
         });
@@ -310,9 +354,13 @@ impl Writer {
         }
     }
 
-    /// Applies a whole group in one redb transaction, committed without fsync: the journal
-    /// frame makes it durable.
-    fn write_group(&mut self, group: &[WriteRequest]) -> Result<Vec<Written>, StoreError> {
+    /// Applies a whole group (journal frame `seq`) in one redb transaction, committed without
+    /// fsync: the journal frame makes it durable.
+    fn write_group(
+        &mut self,
+        group: &[WriteRequest],
+        seq: u64,
+    ) -> Result<Vec<Written>, StoreError> {
         let mut txn = self.db.begin_write()?;
         txn.set_durability(Durability::None)?;
         let mut results = Vec::with_capacity(group.len());
@@ -328,16 +376,21 @@ impl Writer {
                 written.fetched = fetch(&tables, &request.fetch)?;
                 results.push(written);
             }
-            self.finish(&mut tables)?;
+            self.finish(&mut tables, seq)?;
         }
         txn.commit()?;
         Ok(results)
     }
 
-    /// What every transaction ends with.
-    fn finish(&mut self, tables: &mut Tables<'_>) -> Result<(), StoreError> {
+    /// What every transaction ends with. Recording the last journal frame it holds in the
+    /// transaction itself keeps `meta.journal_seq` exact whatever redb ends up keeping: at a
+    /// crash redb falls back to the last checkpoint, but closing the database (say, a clean
+    /// stop after a failed fsync) makes every non-durable commit durable, and replay must then
+    /// skip exactly those frames, not apply them twice.
+    fn finish(&mut self, tables: &mut Tables<'_>, seq: u64) -> Result<(), StoreError> {
         self.trim_outbox(&mut tables.outbox)?;
         tables.meta.insert(META_NEXT_JOB_ID, self.next_job_id)?;
+        tables.meta.insert(META_JOURNAL_SEQ, seq)?;
         Ok(())
     }
 
@@ -393,14 +446,14 @@ impl Writer {
         // Frames are applied in chunks, one transaction each.
         const CHUNK: usize = 1024;
         let mut chunk = Vec::with_capacity(CHUNK);
-        let last = journal::replay(path, checkpointed, |_, ops| {
+        let last = journal::replay(path, checkpointed, |seq, ops| {
             chunk.push(ops);
             if chunk.len() == CHUNK {
-                self.replay_chunk(&std::mem::take(&mut chunk))?;
+                self.replay_chunk(&std::mem::take(&mut chunk), seq)?;
             }
             Ok(())
         })?;
-        self.replay_chunk(&chunk)?;
+        self.replay_chunk(&chunk, last)?;
         self.journal_seq = last;
         if last > checkpointed {
             self.commit_checkpoint()?;
@@ -408,7 +461,8 @@ impl Writer {
         Ok(last - checkpointed)
     }
 
-    fn replay_chunk(&mut self, frames: &[Vec<WriteOp>]) -> Result<(), StoreError> {
+    /// Applies replayed frames, the last of them frame `last`, in one transaction.
+    fn replay_chunk(&mut self, frames: &[Vec<WriteOp>], last: u64) -> Result<(), StoreError> {
         if frames.is_empty() {
             return Ok(());
         }
@@ -419,7 +473,7 @@ impl Writer {
             for op in frames.iter().flatten() {
                 self.apply(&mut tables, op)?;
             }
-            self.finish(&mut tables)?;
+            self.finish(&mut tables, last)?;
         }
         txn.commit()?;
         Ok(())

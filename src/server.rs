@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -79,6 +80,13 @@ impl Server {
         let stop = Arc::new(Notify::new());
         let stopped = stop.clone();
         let http = tokio::spawn(async move {
+            // Replies go out as soon as they are written: without TCP_NODELAY, the tail of a
+            // reply larger than one segment can wait for the client's (delayed) ACK.
+            let listener = listener.tap_io(|tcp| {
+                if let Err(error) = tcp.set_nodelay(true) {
+                    tracing::debug!(%error, "cannot set TCP_NODELAY");
+                }
+            });
             let serve = axum::serve(listener, router)
                 .with_graceful_shutdown(async move { stopped.notified().await });
             if let Err(error) = serve.await {

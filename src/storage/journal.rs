@@ -99,7 +99,8 @@ pub(super) fn replay(
         let Some((&version, ops)) = payload.split_first() else {
             break;
         };
-        if version != FORMAT_VERSION {
+        // Ops are encoded alike since version 2, the first with a journal.
+        if !(2..=FORMAT_VERSION).contains(&version) {
             return Err(StoreError::Format {
                 found: u64::from(version),
             });

@@ -27,7 +27,7 @@ use tokio::sync::{Semaphore, oneshot};
 
 pub use records::{
     DecodeError, FORMAT_VERSION, IdempotencyRecord, JobBody, JobRecord, JobTemplate, OutboxEntry,
-    QueueRecord, ScheduleRecord, StoredState, decode, decode_queue_record, encode,
+    QueueRecord, ScheduleRecord, StoredState, decode, decode_outbox, decode_queue_record, encode,
 };
 pub use writer::{IdempotencyKey, JobChange, Original, WriteOp, Written};
 
@@ -35,7 +35,7 @@ use crate::metrics::Histogram;
 use journal::{JOURNAL_FILE, Journal, SyncPolicy};
 use tables::{
     BODIES, EXPIRY, IDEMPOTENCY, IDEMPOTENCY_EXPIRY, JOBS, META, META_FORMAT, META_NEXT_JOB_ID,
-    OUTBOX, QUEUES, RESULTS, SCHEDULES,
+    META_OUTBOX_NEXT, OUTBOX, QUEUES, RESULTS, SCHEDULES,
 };
 use writer::{Message, Reply, WriteRequest, Writer, WriterOptions};
 
@@ -210,6 +210,7 @@ impl Store {
             poisoned: poisoned.clone(),
             outbox_first,
             outbox_next,
+            outbox_batch: Vec::new(),
             next_job_id,
             journal_seq: 0,
             dirty_since: None,
@@ -464,9 +465,9 @@ fn init(db: &Database) -> Result<(u64, u64, u64), StoreError> {
         let mut meta = txn.open_table(META)?;
         let found = meta.get(META_FORMAT)?.map(|v| v.value());
         match found {
-            // Version 1 files upgrade in place: version 2 added tables (created below) and
-            // decodes version-1 records.
-            None | Some(1) => {
+            // Older files upgrade in place: version 2 added tables (created below), version 3
+            // batches the outbox (`decode_outbox` reads both layouts); both decode older records.
+            None | Some(1 | 2) => {
                 meta.insert(META_FORMAT, u64::from(FORMAT_VERSION))?;
             }
             Some(v) if v == u64::from(FORMAT_VERSION) => {}
@@ -484,7 +485,12 @@ fn init(db: &Database) -> Result<(u64, u64, u64), StoreError> {
     let (first, next) = {
         let outbox = txn.open_table(OUTBOX)?;
         let first = outbox.first()?.map_or(1, |(k, _)| k.value());
-        let next = outbox.last()?.map_or(1, |(k, _)| k.value() + 1);
+        // Written by every commit since version 3; before, each key held one change.
+        let stored = txn
+            .open_table(META)?
+            .get(META_OUTBOX_NEXT)?
+            .map(|v| v.value());
+        let next = stored.unwrap_or(outbox.last()?.map_or(1, |(k, _)| k.value() + 1));
         (first, next)
     };
     let next_job_id = {
@@ -596,14 +602,51 @@ mod tests {
         store.close();
 
         let reopened = Store::open(&options(dir.path(), Duration::from_secs(600))).unwrap();
-        let db = reopened.db().unwrap();
-        let txn = db.begin_read().unwrap();
-        let outbox = txn.open_table(OUTBOX).unwrap().len().unwrap();
         assert_eq!(
-            outbox, 20,
-            "one outbox entry per insert, none applied twice"
+            outbox_changes(&reopened),
+            (1..=20).collect::<Vec<_>>(),
+            "one outbox change per insert, none applied twice"
         );
         assert_eq!(reopened.job_count().unwrap(), 20);
+    }
+
+    /// The job ids of every stored outbox change, in sequence order.
+    fn outbox_changes(store: &Store) -> Vec<u64> {
+        let db = store.db().unwrap();
+        let txn = db.begin_read().unwrap();
+        let table = txn.open_table(OUTBOX).unwrap();
+        let mut ids = Vec::new();
+        for row in table.iter().unwrap() {
+            let (_, value) = row.unwrap();
+            ids.extend(
+                decode_outbox(value.value())
+                    .unwrap()
+                    .iter()
+                    .map(|c| c.job_id),
+            );
+        }
+        ids
+    }
+
+    #[test]
+    fn the_outbox_keeps_its_newest_changes_in_whole_batches() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut opts = options(dir.path(), Duration::from_secs(600));
+        opts.outbox_max_entries = 10;
+        let store = Store::open(&opts).unwrap();
+        // Submitted one request at a time: each insert is a batch of its own.
+        for id in 1..=50 {
+            write_all(&store, vec![insert(id)]);
+        }
+        assert_eq!(outbox_changes(&store), (41..=50).collect::<Vec<_>>());
+        // Sequence numbers survive a restart: the next change continues after the last.
+        store.close();
+        let store = Store::open(&opts).unwrap();
+        write_all(&store, (51..=60).map(insert).collect());
+        let kept = outbox_changes(&store);
+        assert_eq!(kept.last(), Some(&60));
+        assert!(kept.len() >= 10, "{kept:?}");
+        assert!(kept.windows(2).all(|w| w[1] == w[0] + 1), "{kept:?}");
     }
 
     #[test]

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 /// - 2: `QueueRecord` gained retention and idempotency windows; every other record is encoded
 ///   exactly as in version 1, so [`decode`] reads both, and [`decode_queue_record`] upgrades a
 ///   version-1 queue record with the default windows.
-pub const FORMAT_VERSION: u8 = 2;
+pub const FORMAT_VERSION: u8 = 3;
 
 /// A job's mutable state and scheduling fields (table `jobs`). Small on purpose: recovery scans
 /// every one of these, and every life-cycle transition rewrites one.
@@ -190,7 +190,8 @@ pub struct IdempotencyRecord {
     pub expires_at: u64,
 }
 
-/// One entry of the change log (table `outbox`, keyed by a sequence).
+/// One change of the change log. Table `outbox` holds them in batches, one per commit, keyed by
+/// the sequence number of the batch's first change (see [`decode_outbox`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OutboxEntry {
     /// The job that changed.
@@ -223,6 +224,16 @@ pub enum DecodeError {
     Corrupt(#[from] postcard::Error),
 }
 
+/// Decodes an `outbox` value: the changes of one commit, in order. Versions 1 and 2 stored one
+/// change per key; version 3 stores one batch per commit (one B-tree insert per commit instead
+/// of one per change: the outbox was 40% of the writer's apply time).
+pub fn decode_outbox(bytes: &[u8]) -> Result<Vec<OutboxEntry>, DecodeError> {
+    match bytes.split_first() {
+        Some((1 | 2, rest)) => Ok(vec![postcard::from_bytes(rest)?]),
+        _ => decode(bytes),
+    }
+}
+
 /// Encodes a record behind the format-version byte.
 pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     let out = vec![FORMAT_VERSION];
@@ -238,8 +249,9 @@ pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
     match bytes.split_first() {
         None => Err(DecodeError::Empty),
-        // Version 2 changed only QueueRecord (see decode_queue_record).
-        Some((1 | 2, rest)) => Ok(postcard::from_bytes(rest)?),
+        // Version 2 changed only QueueRecord (see decode_queue_record), version 3 only the
+        // outbox (see decode_outbox); every other record is encoded alike in all three.
+        Some((1..=3, rest)) => Ok(postcard::from_bytes(rest)?),
         Some((&other, _)) => Err(DecodeError::UnknownVersion(other)),
     }
 }
@@ -317,6 +329,27 @@ mod tests {
             decode_queue_record(&encode(&current), &defaults).unwrap(),
             current
         );
+    }
+
+    fn change(job_id: u64) -> OutboxEntry {
+        OutboxEntry {
+            job_id,
+            queue: "q".into(),
+            state: None,
+            attempts: 1,
+            version: 2,
+            at: 3,
+        }
+    }
+
+    #[test]
+    fn outbox_values_decode_as_batches_in_every_version() {
+        let batch = vec![change(1), change(2)];
+        assert_eq!(decode_outbox(&encode(&batch)).unwrap(), batch);
+        // Versions 1 and 2 stored a single change per key.
+        let mut old = encode(&change(7));
+        old[0] = 2;
+        assert_eq!(decode_outbox(&old).unwrap(), vec![change(7)]);
     }
 
     #[test]

@@ -30,5 +30,7 @@ pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 pub const META_FORMAT: &str = "format_version";
 /// The next job id to allocate; ids are never reused, even after a purge.
 pub const META_NEXT_JOB_ID: &str = "next_job_id";
+/// The sequence number the next outbox change gets.
+pub const META_OUTBOX_NEXT: &str = "outbox_next";
 /// The last journal frame the latest checkpoint contains (see [`journal`](super::journal)).
 pub const META_JOURNAL_SEQ: &str = "journal_seq";

@@ -25,7 +25,7 @@ use super::records::{
 };
 use super::tables::{
     BODIES, EXPIRY, IDEMPOTENCY, IDEMPOTENCY_EXPIRY, JOBS, META, META_JOURNAL_SEQ,
-    META_NEXT_JOB_ID, OUTBOX, QUEUES, RESULTS, SCHEDULES,
+    META_NEXT_JOB_ID, META_OUTBOX_NEXT, OUTBOX, QUEUES, RESULTS, SCHEDULES,
 };
 use super::{StoreError, StoreMetrics, StoredJob};
 
@@ -229,9 +229,12 @@ pub(super) struct Writer {
     pub options: WriterOptions,
     pub metrics: Arc<StoreMetrics>,
     pub poisoned: Arc<AtomicBool>,
-    /// Outbox sequence range currently stored: `[first, next)`.
+    /// Outbox change sequence range currently stored: `[first, next)`. `first` is the key of
+    /// the oldest stored batch.
     pub outbox_first: u64,
     pub outbox_next: u64,
+    /// The changes of the transaction being built, written as one batch by `finish`.
+    pub outbox_batch: Vec<OutboxEntry>,
     pub next_job_id: u64,
     /// Sequence of the last journal frame (applied to redb, not necessarily durable).
     pub journal_seq: u64,
@@ -346,6 +349,7 @@ impl Writer {
                 tracing::error!(%error, "commit failed; storage is poisoned and refuses writes until restart");
                 self.poisoned.store(true, Ordering::Release);
                 self.outbox_next = outbox_next;
+                self.outbox_batch.clear();
                 self.next_job_id = next_job_id;
                 for request in group {
                     request.reply.send(Err(StoreError::Poisoned));
@@ -388,6 +392,14 @@ impl Writer {
     /// stop after a failed fsync) makes every non-durable commit durable, and replay must then
     /// skip exactly those frames, not apply them twice.
     fn finish(&mut self, tables: &mut Tables<'_>, seq: u64) -> Result<(), StoreError> {
+        if !self.outbox_batch.is_empty() {
+            let first = self.outbox_next - self.outbox_batch.len() as u64;
+            tables
+                .outbox
+                .insert(first, encode(&self.outbox_batch).as_slice())?;
+            self.outbox_batch.clear();
+        }
+        tables.meta.insert(META_OUTBOX_NEXT, self.outbox_next)?;
         self.trim_outbox(&mut tables.outbox)?;
         tables.meta.insert(META_NEXT_JOB_ID, self.next_job_id)?;
         tables.meta.insert(META_JOURNAL_SEQ, seq)?;
@@ -519,7 +531,7 @@ impl Writer {
                 t.jobs.insert(id, encode(record).as_slice())?;
                 t.bodies.insert(id, encode(body).as_slice())?;
                 self.next_job_id = self.next_job_id.max(id + 1);
-                self.append_outbox(t, *id, record, Some(record.state), record.updated_at)?;
+                self.append_outbox(*id, record, Some(record.state), record.updated_at);
                 return Ok(Some(None));
             }
             WriteOp::Update { id, change } => {
@@ -544,7 +556,7 @@ impl Writer {
                 if let Some(at) = change.expires_at {
                     t.expiry.insert((at, *id), ())?;
                 }
-                self.append_outbox(t, *id, &record, Some(record.state), change.at)?;
+                self.append_outbox(*id, &record, Some(record.state), change.at);
             }
             WriteOp::Delete { id, expiry } => {
                 if let Some(at) = expiry {
@@ -559,7 +571,7 @@ impl Writer {
                 t.results.remove(id)?;
                 record.version += 1;
                 let at = record.updated_at;
-                self.append_outbox(t, *id, &record, None, at)?;
+                self.append_outbox(*id, &record, None, at);
             }
             WriteOp::MoveExpiry { id, from, to } => {
                 t.expiry.remove((*from, *id))?;
@@ -588,39 +600,45 @@ impl Writer {
         Ok(None)
     }
 
+    /// Adds one change to the outbox batch of the transaction being built.
     fn append_outbox(
         &mut self,
-        t: &mut Tables<'_>,
         job_id: u64,
         record: &JobRecord,
         state: Option<StoredState>,
         at: u64,
-    ) -> Result<(), StoreError> {
-        let entry = OutboxEntry {
+    ) {
+        self.outbox_batch.push(OutboxEntry {
             job_id,
             queue: record.queue.clone(),
             state,
             attempts: record.attempts,
             version: record.version,
             at,
-        };
-        t.outbox
-            .insert(self.outbox_next, encode(&entry).as_slice())?;
+        });
         self.outbox_next += 1;
-        Ok(())
     }
 
-    /// Keeps the outbox at most `outbox_max_entries` long by dropping its oldest entries.
+    /// Keeps the outbox at most `outbox_max_entries` changes long (plus less than one batch) by
+    /// dropping its oldest batches.
     fn trim_outbox(
         &mut self,
         outbox: &mut Table<'_, u64, &'static [u8]>,
     ) -> Result<(), StoreError> {
         let excess =
             (self.outbox_next - self.outbox_first).saturating_sub(self.options.outbox_max_entries);
-        if excess > 0 {
-            let end = self.outbox_first + excess;
-            outbox.retain_in(self.outbox_first..end, |_, _| false)?;
-            self.outbox_first = end;
+        if excess == 0 {
+            return Ok(());
+        }
+        // The batch holding the oldest change to keep stays whole; everything before it goes.
+        let keep_from = self.outbox_first + excess;
+        let Some(batch) = outbox.range(..=keep_from)?.next_back() else {
+            return Ok(());
+        };
+        let cut = batch?.0.value();
+        if cut > self.outbox_first {
+            outbox.retain_in(self.outbox_first..cut, |_, _| false)?;
+            self.outbox_first = cut;
         }
         Ok(())
     }

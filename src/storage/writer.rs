@@ -1,13 +1,17 @@
 //! The single writer thread (`wharf-storage`): group commit.
 //!
-//! Requests arrive on a channel. The thread takes what is queued (up to `max_group` requests),
-//! applies them in arrival order inside one write transaction, commits once (in `sync` mode one
-//! fsync), and only then answers every waiter. Arrival order is the order the broker decided the
-//! changes in (it submits while holding its state lock), so disk and memory agree.
+//! Requests arrive on a channel. The thread takes what is queued (up to `max_group` requests or
+//! 64 MiB of ops), applies them in arrival order inside one redb write transaction committed
+//! without fsync, and hands the group's ops to the [`journal`](super::journal) as one frame.
+//! Requests that must be durable are answered by the journal thread after its fdatasync; the
+//! others at once. Arrival order is the order the broker decided the changes in (it submits
+//! while holding its state lock), so disk and memory agree. Checkpoints (durable redb commits)
+//! let the journal start over.
 //!
-//! A failed commit poisons the store: every waiter of that group and every later request gets
-//! [`StoreError::Poisoned`]. Retrying an fsync that failed is unsafe (the kernel may have dropped
-//! the dirty pages), so the only way on is a restart, which recovers from the last good commit.
+//! A failed commit, journal write or checkpoint poisons the store: every waiter of that group
+//! and every later request gets [`StoreError::Poisoned`]. Retrying an fsync that failed is
+//! unsafe (the kernel may have dropped the dirty pages), so the only way on is a restart, which
+//! recovers from the last checkpoint and the journal.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -248,8 +252,7 @@ pub(super) struct Writer {
 
 impl Writer {
     /// Runs the writer thread until shutdown.
-    pub fn run(mut self, rx: Receiver<Message>, journal: Journal) {
-        let mut journal = journal;
+    pub fn run(mut self, rx: Receiver<Message>, mut journal: Journal) {
         loop {
             let first = match self.dirty_since {
                 Some(since) => {

@@ -39,6 +39,9 @@ pub struct Config {
     /// file (also after 64 MiB of journal). Longer: fewer checkpoints, a longer replay after a
     /// crash. Default: 5000.
     pub checkpoint_interval_ms: u64,
+    /// Disk space given to the write-ahead journal up front, once (zeros), so that its fsyncs
+    /// overwrite rather than grow the file; 0 lets it grow on demand. Default: 64 (MiB).
+    pub journal_preallocate_mb: u64,
     /// Storage page cache. Default: 64 (MiB).
     pub cache_mb: usize,
     /// Largest request body, at most 268435456 (256 MiB). Default: 8388608 (8 MiB).
@@ -67,6 +70,7 @@ impl Default for Config {
             durability: Durability::Sync,
             fsync_interval_ms: 50,
             checkpoint_interval_ms: 5000,
+            journal_preallocate_mb: 64,
             cache_mb: 64,
             max_body_bytes: 8 << 20,
             max_payload_bytes: 1 << 20,
@@ -147,6 +151,9 @@ impl Config {
         if !(1..=600_000).contains(&self.checkpoint_interval_ms) {
             return invalid("checkpoint_interval_ms must be between 1 and 600000");
         }
+        if self.journal_preallocate_mb > 4096 {
+            return invalid("journal_preallocate_mb must be at most 4096");
+        }
         validate_queue_config(&self.queue_defaults)
             .map_err(|m| ConfigError::Invalid(format!("queue_defaults: {m}")))
     }
@@ -159,6 +166,7 @@ impl Config {
                 sync_mode: self.durability == Durability::Sync,
                 flush_interval: Duration::from_millis(self.fsync_interval_ms),
                 checkpoint_interval: Duration::from_millis(self.checkpoint_interval_ms),
+                journal_preallocate_bytes: self.journal_preallocate_mb << 20,
                 cache_bytes: self.cache_mb << 20,
                 max_group: self.max_commit_group,
                 max_pending: self.max_pending_writes,

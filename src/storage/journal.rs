@@ -13,13 +13,17 @@
 //! start; after a crash, redb reopens at its last checkpoint and the frames after it are applied
 //! again, in order (the ops are deterministic, see [`super::writer`]).
 //!
-//! A frame is `len: u32 LE | crc32: u32 LE | seq: u64 LE | payload`, the CRC covering seq and
-//! payload, the payload a format byte and the postcard-encoded ops. Reading stops at the first
-//! frame that is torn (short, bad CRC) or stale (a sequence other than the next one): what
-//! follows a torn write was never acknowledged, and stale frames are an earlier round's.
+//! A frame is `len: u32 LE | crc32: u32 LE | seq: u64 LE | payload`, the CRC covering the run's
+//! salt, seq and payload, the payload a format byte and the postcard-encoded ops. Reading stops
+//! at the first frame that is torn (short, bad CRC), of another run (another salt: bad CRC) or
+//! stale (a sequence other than the next one): what follows a torn write was never
+//! acknowledged, and stale frames are an earlier round's.
+//!
+//! The file is preallocated with zeros once and then only overwritten: an fdatasync that has no
+//! file size to commit was ~30% faster here (0.18-0.19 ms against 0.27-0.28 ms).
 
 use std::fs::File;
-use std::io::{Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -43,8 +47,35 @@ const HEADER_LEN: usize = 16;
 /// (at most 256 MiB).
 const MAX_FRAME_LEN: usize = 1 << 30;
 
-/// Appends one frame holding `ops`, in order, to `out`.
-pub(super) fn encode_frame<'a, I>(seq: u64, ops: I, out: &mut Vec<u8>) -> Result<(), StoreError>
+/// The checksum of a frame's `seq | payload` bytes (given in `parts`) in the run salted with
+/// `salt`.
+fn checksum(salt: u64, parts: &[&[u8]]) -> u32 {
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&salt.to_le_bytes());
+    for part in parts {
+        hasher.update(part);
+    }
+    hasher.finalize()
+}
+
+/// A salt for a new run's frames: different in every run, so that frames an earlier run left
+/// behind in the file never pass the checksum (they may reuse this run's sequence numbers: a
+/// crash can leave intact, never acknowledged frames behind a torn one).
+pub(super) fn fresh_salt() -> u64 {
+    use std::hash::BuildHasher;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    std::collections::hash_map::RandomState::new().hash_one((std::process::id(), now))
+}
+
+/// Appends one frame holding `ops`, in order, to `out`, checksummed with the run's `salt`.
+pub(super) fn encode_frame<'a, I>(
+    seq: u64,
+    salt: u64,
+    ops: I,
+    out: &mut Vec<u8>,
+) -> Result<(), StoreError>
 where
     I: Iterator<Item = &'a WriteOp> + Clone,
 {
@@ -65,29 +96,34 @@ where
     let mut buf = postcard::to_extend(&Ops(ops), buf).map_err(StoreError::Journal)?;
     let len = buf.len() - start - HEADER_LEN;
     buf[start + 8..start + HEADER_LEN].copy_from_slice(&seq.to_le_bytes());
-    let crc = crc32fast::hash(&buf[start + 8..]);
+    let crc = checksum(salt, &[&buf[start + 8..]]);
     buf[start..start + 4].copy_from_slice(&(len as u32).to_le_bytes());
     buf[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
     *out = buf;
     Ok(())
 }
 
-/// Calls `apply` with the ops of every intact frame after `applied`, in order, and returns the
-/// sequence of the last frame read (or `applied`). A missing file reads as empty.
+/// Calls `apply` with the ops of every intact frame of the run salted with `salt` after
+/// `applied`, in order, and returns the sequence of the last frame read (or `applied`). A
+/// missing file reads as empty. The file is read frame by frame: most of it is usually zeros.
 pub(super) fn replay(
     path: &Path,
     applied: u64,
+    salt: u64,
     mut apply: impl FnMut(u64, Vec<WriteOp>) -> Result<(), StoreError>,
 ) -> Result<u64, StoreError> {
-    let bytes = match std::fs::read(path) {
-        Ok(bytes) => bytes,
+    let file = match File::open(path) {
+        Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(applied),
         Err(e) => return Err(StoreError::Io(e)),
     };
+    let mut remaining = file.metadata().map_err(StoreError::Io)?.len();
+    let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
     let mut last = applied;
-    let mut at = 0;
-    while let Some((seq, payload)) = frame_at(&bytes, at) {
-        at += HEADER_LEN + payload.len();
+    let mut frame = Vec::new();
+    while let Some(seq) =
+        next_frame(&mut reader, &mut remaining, salt, &mut frame).map_err(StoreError::Io)?
+    {
         if seq <= applied && last == applied {
             // The previous round, already in the checkpoint (a crash between the checkpoint
             // and the rewind leaves it in place).
@@ -96,7 +132,7 @@ pub(super) fn replay(
         if seq != last + 1 {
             break; // stale: a frame of an earlier round past the end of this one
         }
-        let Some((&version, ops)) = payload.split_first() else {
+        let Some((&version, ops)) = frame.split_first() else {
             break;
         };
         // Ops are encoded alike since version 2, the first with a journal.
@@ -112,20 +148,33 @@ pub(super) fn replay(
     Ok(last)
 }
 
-/// The frame starting at `at`, if it is whole and its checksum matches.
-fn frame_at(bytes: &[u8], at: usize) -> Option<(u64, &[u8])> {
-    let header = bytes.get(at..at + HEADER_LEN)?;
-    let len = u32::from_le_bytes(header[0..4].try_into().ok()?) as usize;
-    let crc = u32::from_le_bytes(header[4..8].try_into().ok()?);
-    let seq = u64::from_le_bytes(header[8..16].try_into().ok()?);
-    if len > MAX_FRAME_LEN {
-        return None;
+/// Reads the next frame into `payload` and returns its sequence, or `None` at the end of the
+/// file or at a frame that is torn or of another run (its checksum does not match `salt`).
+/// `remaining` (the unread bytes of the file) keeps a torn length field from allocating more
+/// than the file holds.
+fn next_frame(
+    reader: &mut impl Read,
+    remaining: &mut u64,
+    salt: u64,
+    payload: &mut Vec<u8>,
+) -> std::io::Result<Option<u64>> {
+    if *remaining < HEADER_LEN as u64 {
+        return Ok(None);
     }
-    let checked = bytes.get(at + 8..at + HEADER_LEN + len)?;
-    if crc32fast::hash(checked) != crc {
-        return None;
+    let mut header = [0; HEADER_LEN];
+    reader.read_exact(&mut header)?;
+    *remaining -= HEADER_LEN as u64;
+    let [l0, l1, l2, l3, c0, c1, c2, c3, seq @ ..] = header;
+    let len = u32::from_le_bytes([l0, l1, l2, l3]);
+    let crc = u32::from_le_bytes([c0, c1, c2, c3]);
+    if len as usize > MAX_FRAME_LEN || u64::from(len) > *remaining {
+        return Ok(None);
     }
-    Some((seq, &checked[8..]))
+    payload.clear();
+    payload.resize(len as usize, 0);
+    reader.read_exact(payload)?;
+    *remaining -= u64::from(len);
+    Ok((checksum(salt, &[&seq, payload]) == crc).then(|| u64::from_le_bytes(seq)))
 }
 
 /// The writer's handle on the journal and its syncing thread.
@@ -168,26 +217,33 @@ pub(super) struct SyncPolicy {
 }
 
 impl Journal {
-    /// Opens the journal file empty; `durable` is the last frame already safe (in the
-    /// checkpoint). Call after replay: everything the file held is in redb by then.
+    /// Opens the journal file for writing from its start, preallocated to `preallocate` bytes;
+    /// `durable` is the last frame already safe (in the checkpoint). Call after replay and
+    /// after the run's new salt is durable: what the file holds is then in redb, or of no run
+    /// that replay would accept.
     pub fn start(
         path: &Path,
         durable: u64,
+        preallocate: u64,
         policy: SyncPolicy,
         poisoned: Arc<AtomicBool>,
         metrics: Arc<StoreMetrics>,
     ) -> Result<Journal, StoreError> {
-        // Emptied, not only rewound: a crash can leave a torn frame followed by later,
-        // intact frames that were never acknowledged. This run's frames restart at the torn
-        // one's sequence number, and if one of them ended exactly where such an old frame
-        // starts, a later replay would take the old frame for the next one.
         let file = File::options()
             .read(true)
             .write(true)
             .create(true)
-            .truncate(true)
+            .truncate(false)
             .open(path)
             .map_err(StoreError::Io)?;
+        let len = file.metadata().map_err(StoreError::Io)?.len();
+        if len < preallocate {
+            // Once per data directory (the file is never shrunk): zeros are no valid frame.
+            (&file)
+                .seek(SeekFrom::Start(len))
+                .and_then(|_| (&file).write_all(&vec![0; (preallocate - len) as usize]))
+                .map_err(StoreError::Io)?;
+        }
         // The file's length and its directory entry must be durable before any frame in it
         // counts (a run killed between creating the file and this point left them unsynced).
         file.sync_all().map_err(StoreError::Io)?;
@@ -429,22 +485,34 @@ mod tests {
             .collect()
     }
 
-    /// Frames `seqs`, each holding one op named after its sequence.
-    fn frames(seqs: impl IntoIterator<Item = u64>) -> Vec<u8> {
+    /// The salt of the runs in these tests, unless one says otherwise.
+    const SALT: u64 = 0x5eed;
+
+    /// Frames `seqs` of the run salted with `salt`, each holding one op named after its
+    /// sequence.
+    fn salted_frames(salt: u64, seqs: impl IntoIterator<Item = u64>) -> Vec<u8> {
         let mut out = Vec::new();
         for seq in seqs {
             let ops = [op(&format!("s{seq}"))];
-            encode_frame(seq, ops.iter(), &mut out).unwrap();
+            encode_frame(seq, salt, ops.iter(), &mut out).unwrap();
         }
         out
+    }
+
+    fn frames(seqs: impl IntoIterator<Item = u64>) -> Vec<u8> {
+        salted_frames(SALT, seqs)
     }
 
     fn replayed(bytes: &[u8], applied: u64) -> (u64, Vec<String>) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(JOURNAL_FILE);
         std::fs::write(&path, bytes).unwrap();
+        replayed_file(&path, applied, SALT)
+    }
+
+    fn replayed_file(path: &Path, applied: u64, salt: u64) -> (u64, Vec<String>) {
         let mut seen = Vec::new();
-        let last = replay(&path, applied, |_, ops| {
+        let last = replay(path, applied, salt, |_, ops| {
             seen.extend(names(&ops));
             Ok(())
         })
@@ -502,9 +570,30 @@ mod tests {
     }
 
     #[test]
-    fn a_started_journal_holds_no_frame_of_an_earlier_run() {
-        // After a crash, frames past a torn one were never acknowledged; this run reuses
-        // their sequence numbers, so none of them may survive into it.
+    fn frames_of_an_earlier_run_are_not_replayed() {
+        // Run A's frames 2..=4 were written but only 1 was acknowledged before a crash tore
+        // frame 2; run B replayed up to 1 and wrote its own 2..=3 from the start of the file.
+        // If those end exactly where run A's frame 4 starts, only the salt tells them apart.
+        let run_a = salted_frames(1, [2, 3, 4]);
+        let mut bytes = salted_frames(2, [2, 3]);
+        let a4 = salted_frames(1, [2, 3]).len();
+        assert_eq!(
+            bytes.len(),
+            a4,
+            "the new frames end where the old frame 4 starts"
+        );
+        bytes.extend_from_slice(&run_a[a4..]);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(JOURNAL_FILE);
+        std::fs::write(&path, &bytes).unwrap();
+        assert_eq!(
+            replayed_file(&path, 1, 2),
+            (3, vec!["s2".to_owned(), "s3".to_owned()])
+        );
+    }
+
+    #[test]
+    fn a_started_journal_is_preallocated_once_and_overwritten() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(JOURNAL_FILE);
         std::fs::write(&path, frames(1..=3)).unwrap();
@@ -518,24 +607,26 @@ mod tests {
         let policy = SyncPolicy {
             flush_interval: Duration::from_millis(10),
         };
-        let mut journal = Journal::start(&path, 1, policy, Arc::default(), metrics).unwrap();
-        assert_eq!(std::fs::metadata(&path).unwrap().len(), 0);
+        let preallocate = 1 << 20;
+        let mut journal =
+            Journal::start(&path, 3, preallocate, policy, Arc::default(), metrics).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), preallocate);
+        // The next run (salt 7) overwrites from the start; run SALT's frames behind it and
+        // the zeros behind those are never replayed.
         let ops = [op("fresh")];
         let mut frame = Vec::new();
-        encode_frame(2, ops.iter(), &mut frame).unwrap();
-        journal.append(2, &frame, Vec::new());
+        encode_frame(4, 7, ops.iter(), &mut frame).unwrap();
+        journal.append(4, &frame, Vec::new());
         journal.sync_all().unwrap();
         journal.shutdown();
-        assert_eq!(
-            replayed(&std::fs::read(&path).unwrap(), 1),
-            (2, vec!["fresh".to_owned()])
-        );
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), preallocate);
+        assert_eq!(replayed_file(&path, 3, 7), (4, vec!["fresh".to_owned()]));
     }
 
     #[test]
     fn a_missing_journal_is_empty() {
         let dir = tempfile::tempdir().unwrap();
-        let last = replay(&dir.path().join(JOURNAL_FILE), 9, |_, _| Ok(())).unwrap();
+        let last = replay(&dir.path().join(JOURNAL_FILE), 9, SALT, |_, _| Ok(())).unwrap();
         assert_eq!(last, 9);
     }
 }

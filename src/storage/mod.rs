@@ -141,6 +141,9 @@ pub struct StoreOptions {
     /// The longest the journal grows before a checkpoint folds it into the data file. Longer
     /// means fewer, larger checkpoints and a longer journal replay after a crash.
     pub checkpoint_interval: Duration,
+    /// Zeroed space the journal file is given once, so that its fsyncs overwrite instead of
+    /// growing the file.
+    pub journal_preallocate_bytes: u64,
     /// Page cache size in bytes.
     pub cache_bytes: usize,
     /// Most write requests in one commit.
@@ -213,6 +216,7 @@ impl Store {
             outbox_batch: Vec::new(),
             next_job_id,
             journal_seq: 0,
+            journal_salt: 0,
             dirty_since: None,
             journal_bytes: 0,
             frame: Vec::new(),
@@ -225,6 +229,7 @@ impl Store {
         let journal = Journal::start(
             &journal_path,
             writer.journal_seq,
+            options.journal_preallocate_bytes,
             SyncPolicy {
                 flush_interval: options.flush_interval,
             },
@@ -516,6 +521,7 @@ mod tests {
             sync_mode: true,
             flush_interval: Duration::from_millis(50),
             checkpoint_interval,
+            journal_preallocate_bytes: 0,
             cache_bytes: 4 << 20,
             max_group: 64,
             max_pending: 64,

@@ -32,5 +32,7 @@ pub const META_FORMAT: &str = "format_version";
 pub const META_NEXT_JOB_ID: &str = "next_job_id";
 /// The sequence number the next outbox change gets.
 pub const META_OUTBOX_NEXT: &str = "outbox_next";
+/// The checksum salt of the current run's journal frames (see [`journal`](super::journal)).
+pub const META_JOURNAL_SALT: &str = "journal_salt";
 /// The last journal frame the latest checkpoint contains (see [`journal`](super::journal)).
 pub const META_JOURNAL_SEQ: &str = "journal_seq";

@@ -28,8 +28,8 @@ use super::records::{
     decode, encode,
 };
 use super::tables::{
-    BODIES, EXPIRY, IDEMPOTENCY, IDEMPOTENCY_EXPIRY, JOBS, META, META_JOURNAL_SEQ,
-    META_NEXT_JOB_ID, META_OUTBOX_NEXT, OUTBOX, QUEUES, RESULTS, SCHEDULES,
+    BODIES, EXPIRY, IDEMPOTENCY, IDEMPOTENCY_EXPIRY, JOBS, META, META_JOURNAL_SALT,
+    META_JOURNAL_SEQ, META_NEXT_JOB_ID, META_OUTBOX_NEXT, OUTBOX, QUEUES, RESULTS, SCHEDULES,
 };
 use super::{StoreError, StoreMetrics, StoredJob};
 
@@ -242,6 +242,8 @@ pub(super) struct Writer {
     pub next_job_id: u64,
     /// Sequence of the last journal frame (applied to redb, not necessarily durable).
     pub journal_seq: u64,
+    /// This run's frame checksum salt (set by `recover`).
+    pub journal_salt: u64,
     /// When the first change since the last checkpoint was committed, and the journal bytes
     /// written since.
     pub dirty_since: Option<Instant>,
@@ -326,8 +328,13 @@ impl Writer {
         self.frame.clear();
         let started = Instant::now();
         let result = self.write_group(&group, seq).and_then(|results| {
-            journal::encode_frame(seq, group.iter().flat_map(|r| &r.ops), &mut self.frame)
-                .map(|()| results)
+            journal::encode_frame(
+                seq,
+                self.journal_salt,
+                group.iter().flat_map(|r| &r.ops),
+                &mut self.frame,
+            )
+            .map(|()| results)
         });
         match result {
             Ok(results) => {
@@ -438,11 +445,15 @@ impl Writer {
         }
     }
 
-    /// The durable redb commit of a checkpoint: records the last frame it contains.
+    /// The durable redb commit of a checkpoint: records the last frame it contains and the
+    /// salt of the run's frames.
     fn commit_checkpoint(&mut self) -> Result<(), StoreError> {
         let txn = self.db.begin_write()?;
-        txn.open_table(META)?
-            .insert(META_JOURNAL_SEQ, self.journal_seq)?;
+        {
+            let mut meta = txn.open_table(META)?;
+            meta.insert(META_JOURNAL_SEQ, self.journal_seq)?;
+            meta.insert(META_JOURNAL_SALT, self.journal_salt)?;
+        }
         txn.commit()?;
         self.dirty_since = None;
         self.journal_bytes = 0;
@@ -450,18 +461,20 @@ impl Writer {
     }
 
     /// At start-up, before the thread runs: applies the journal frames written after the last
-    /// checkpoint, then checkpoints them. Returns how many frames were replayed.
+    /// checkpoint, then checkpoints them together with a fresh salt for this run's frames.
+    /// Returns how many frames were replayed.
     pub fn recover(&mut self, path: &std::path::Path) -> Result<u64, StoreError> {
-        let checkpointed = {
+        let (checkpointed, salt) = {
             let txn = self.db.begin_read()?;
-            txn.open_table(META)?
-                .get(META_JOURNAL_SEQ)?
-                .map_or(0, |v| v.value())
+            let meta = txn.open_table(META)?;
+            let seq = meta.get(META_JOURNAL_SEQ)?.map_or(0, |v| v.value());
+            let salt = meta.get(META_JOURNAL_SALT)?.map_or(0, |v| v.value());
+            (seq, salt)
         };
         // Frames are applied in chunks, one transaction each.
         const CHUNK: usize = 1024;
         let mut chunk = Vec::with_capacity(CHUNK);
-        let last = journal::replay(path, checkpointed, |seq, ops| {
+        let last = journal::replay(path, checkpointed, salt, |seq, ops| {
             chunk.push(ops);
             if chunk.len() == CHUNK {
                 self.replay_chunk(&std::mem::take(&mut chunk), seq)?;
@@ -470,9 +483,9 @@ impl Writer {
         })?;
         self.replay_chunk(&chunk, last)?;
         self.journal_seq = last;
-        if last > checkpointed {
-            self.commit_checkpoint()?;
-        }
+        // Durable before the first frame of this run is written (see `journal::fresh_salt`).
+        self.journal_salt = journal::fresh_salt();
+        self.commit_checkpoint()?;
         Ok(last - checkpointed)
     }
 

@@ -41,7 +41,7 @@ use super::{StoreError, StoreMetrics};
 /// The journal file inside the data directory.
 pub const JOURNAL_FILE: &str = "wharf.journal";
 
-const HEADER_LEN: usize = 16;
+pub(super) const HEADER_LEN: usize = 16;
 /// Refuse to read a frame claiming to be larger (a torn length field). Frames stay far below:
 /// a commit group stops at 64 MiB of ops plus one request of at most `max_body_bytes`
 /// (at most 256 MiB).
@@ -391,6 +391,14 @@ impl Syncer {
                 || self
                     .unsynced_since
                     .is_some_and(|since| since.elapsed() >= self.policy.flush_interval);
+            // A clean stop right after its checkpoint: every frame is in redb, so the first
+            // is blanked and the next start's replay ends at once instead of reading the
+            // whole round only to skip it.
+            let pending = if shutdown && rewind && pending.is_empty() {
+                vec![0; HEADER_LEN]
+            } else {
+                pending
+            };
             let result = self.write_and_sync(&pending, must_sync);
             let failed = result.is_err();
             if let Err(error) = result {

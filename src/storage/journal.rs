@@ -41,6 +41,7 @@ use super::{StoreError, StoreMetrics};
 /// The journal file inside the data directory.
 pub const JOURNAL_FILE: &str = "wharf.journal";
 
+/// Bytes before a frame's payload: length, checksum, sequence.
 pub(super) const HEADER_LEN: usize = 16;
 /// Refuse to read a frame claiming to be larger (a torn length field). Frames stay far below:
 /// a commit group stops at 64 MiB of ops plus one request of at most `max_body_bytes`

@@ -229,21 +229,21 @@ mod tests {
         assert!(toml::from_str::<Config>("durabilty = \"sync\"").is_err());
     }
 
+    /// The message a configuration that must be refused is refused with.
+    fn rejection(c: &Config) -> String {
+        c.validate().unwrap_err().to_string()
+    }
+
     #[test]
     fn contradictions_are_rejected_with_the_field_named() {
         let mut c = Config::default();
         c.queue_defaults.backoff.base_ms = c.queue_defaults.backoff.cap_ms + 1;
-        assert!(c.validate().unwrap_err().to_string().contains("base_ms"));
+        assert!(rejection(&c).contains("base_ms"));
         let c = Config {
             max_payload_bytes: 10 << 20,
             ..Config::default()
         };
-        assert!(
-            c.validate()
-                .unwrap_err()
-                .to_string()
-                .contains("max_payload_bytes")
-        );
+        assert!(rejection(&c).contains("max_payload_bytes"));
     }
 
     #[test]
@@ -252,21 +252,16 @@ mod tests {
             max_body_bytes: MAX_BODY_BYTES + 1,
             ..Config::default()
         };
-        assert!(
-            c.validate()
-                .unwrap_err()
-                .to_string()
-                .contains("max_body_bytes")
-        );
+        assert!(rejection(&c).contains("max_body_bytes"));
         let c = Config {
             checkpoint_interval_ms: 0,
             ..Config::default()
         };
-        assert!(
-            c.validate()
-                .unwrap_err()
-                .to_string()
-                .contains("checkpoint_interval_ms")
-        );
+        assert!(rejection(&c).contains("checkpoint_interval_ms"));
+        let c = Config {
+            journal_preallocate_mb: 4097,
+            ..Config::default()
+        };
+        assert!(rejection(&c).contains("journal_preallocate_mb"));
     }
 }

@@ -240,10 +240,15 @@ impl Journal {
         let len = file.metadata().map_err(StoreError::Io)?.len();
         if len < preallocate {
             // Once per data directory (the file is never shrunk): zeros are no valid frame.
-            (&file)
-                .seek(SeekFrom::Start(len))
-                .and_then(|_| (&file).write_all(&vec![0; (preallocate - len) as usize]))
-                .map_err(StoreError::Io)?;
+            // Written a MiB at a time, so a large preallocation needs no large buffer.
+            let zeros = vec![0; 1 << 20];
+            let mut at = len;
+            (&file).seek(SeekFrom::Start(at)).map_err(StoreError::Io)?;
+            while at < preallocate {
+                let n = (preallocate - at).min(zeros.len() as u64) as usize;
+                (&file).write_all(&zeros[..n]).map_err(StoreError::Io)?;
+                at += n as u64;
+            }
         }
         // The file's length and its directory entry must be durable before any frame in it
         // counts (a run killed between creating the file and this point left them unsynced).
@@ -606,13 +611,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(JOURNAL_FILE);
         std::fs::write(&path, frames(1..=3)).unwrap();
-        const SECONDS: &[f64] = &[1.0];
-        let metrics = Arc::new(StoreMetrics {
-            group_size: crate::metrics::Histogram::new(SECONDS, 1.0),
-            apply_seconds: crate::metrics::Histogram::new(SECONDS, 1.0),
-            fsync_seconds: crate::metrics::Histogram::new(SECONDS, 1.0),
-            checkpoint_seconds: crate::metrics::Histogram::new(SECONDS, 1.0),
-        });
+        let metrics = Arc::new(StoreMetrics::new());
         let policy = SyncPolicy {
             flush_interval: Duration::from_millis(10),
         };

@@ -116,6 +116,25 @@ pub struct StoreMetrics {
     pub checkpoint_seconds: Histogram,
 }
 
+impl StoreMetrics {
+    fn new() -> StoreMetrics {
+        const SECONDS: &[f64] = &[
+            0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+        ];
+        StoreMetrics {
+            group_size: Histogram::new(
+                &[
+                    1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0,
+                ],
+                1.0,
+            ),
+            apply_seconds: Histogram::new(SECONDS, 1e6),
+            fsync_seconds: Histogram::new(SECONDS, 1e6),
+            checkpoint_seconds: Histogram::new(SECONDS, 1e6),
+        }
+    }
+}
+
 /// A job as stored: record, body and, once acked with one, its result.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredJob {
@@ -185,20 +204,7 @@ impl Store {
             .create(dir.join(DATA_FILE))?;
         let (outbox_first, outbox_next, next_job_id) = init(&db)?;
         let db = Arc::new(db);
-        const SECONDS: &[f64] = &[
-            0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
-        ];
-        let metrics = Arc::new(StoreMetrics {
-            group_size: Histogram::new(
-                &[
-                    1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0,
-                ],
-                1.0,
-            ),
-            apply_seconds: Histogram::new(SECONDS, 1e6),
-            fsync_seconds: Histogram::new(SECONDS, 1e6),
-            checkpoint_seconds: Histogram::new(SECONDS, 1e6),
-        });
+        let metrics = Arc::new(StoreMetrics::new());
         let poisoned = Arc::new(AtomicBool::new(false));
         let mut writer = Writer {
             db: db.clone(),

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::broker::{BrokerOptions, QueueConfig};
+use crate::broker::{BrokerOptions, Limits, QueueConfig};
 use crate::storage::StoreOptions;
 
 /// When an acknowledged write is on disk.
@@ -111,14 +111,6 @@ pub enum ConfigError {
 /// Largest request body that may be configured: one request is one part of a journal frame,
 /// and frames must stay well below the journal's 1 GiB frame limit.
 pub const MAX_BODY_BYTES: usize = 256 << 20;
-/// Most a lease can last (12 h, as in SQS); longer would hide dead consumers.
-pub const MAX_LEASE_MS: u64 = 12 * 3600 * 1000;
-/// Most attempts a job may have.
-pub const MAX_ATTEMPTS: u32 = 1000;
-/// Longest retention or idempotency window (10 years).
-pub const MAX_RETENTION_MS: u64 = 10 * 365 * 24 * 3600 * 1000;
-/// Longest backoff or delay (365 days).
-pub const MAX_DELAY_MS: u64 = 365 * 24 * 3600 * 1000;
 
 impl Config {
     /// Reads a TOML file (every key optional).
@@ -154,8 +146,9 @@ impl Config {
         if self.journal_preallocate_mb > 4096 {
             return invalid("journal_preallocate_mb must be at most 4096");
         }
-        validate_queue_config(&self.queue_defaults)
-            .map_err(|m| ConfigError::Invalid(format!("queue_defaults: {m}")))
+        self.queue_defaults
+            .check()
+            .map_err(|e| ConfigError::Invalid(format!("queue_defaults: {e}")))
     }
 
     /// The broker's options derived from this configuration.
@@ -173,38 +166,13 @@ impl Config {
                 outbox_max_entries: self.outbox_max_entries,
             },
             queue_defaults: self.queue_defaults,
+            limits: Limits {
+                max_payload_bytes: self.max_payload_bytes,
+                max_batch: self.max_batch,
+            },
             seed: None,
         }
     }
-}
-
-/// Checks a queue's defaults; the message names the field.
-pub fn validate_queue_config(c: &QueueConfig) -> Result<(), String> {
-    if !(1..=MAX_LEASE_MS).contains(&c.lease_ms) {
-        return Err(format!("lease_ms must be between 1 and {MAX_LEASE_MS}"));
-    }
-    if !(1..=MAX_ATTEMPTS).contains(&c.max_attempts) {
-        return Err(format!("max_attempts must be between 1 and {MAX_ATTEMPTS}"));
-    }
-    if c.backoff.base_ms > MAX_DELAY_MS || c.backoff.cap_ms > MAX_DELAY_MS {
-        return Err(format!(
-            "backoff base_ms and cap_ms must be at most {MAX_DELAY_MS}"
-        ));
-    }
-    if c.backoff.base_ms > c.backoff.cap_ms {
-        return Err("backoff base_ms must not exceed cap_ms".into());
-    }
-    if c.retention_ms > MAX_RETENTION_MS || c.dead_retention_ms > MAX_RETENTION_MS {
-        return Err(format!(
-            "retention_ms and dead_retention_ms must be at most {MAX_RETENTION_MS} (10 years)"
-        ));
-    }
-    if !(1..=MAX_RETENTION_MS).contains(&c.idempotency_window_ms) {
-        return Err(format!(
-            "idempotency_window_ms must be between 1 and {MAX_RETENTION_MS}"
-        ));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -3,7 +3,8 @@
 //! # Module map
 //!
 //! - [`job`]: the vocabulary: job ids, priorities, states, lease tokens, queue names.
-//! - [`clock`]: the one source of time (system, or manual for tests).
+//! - [`clock`]: the one clock every deadline reads (system, or manual for tests).
+//! - [`random`]: the one random source (jitter, lease nonces, the journal's salt).
 //! - [`cron`]: cron expressions in IANA time zones (next fire times, daylight saving).
 //! - [`config`]: server configuration (file, env, flags) and its validation.
 //! - [`storage`]: the embedded store (redb): record format, group-commit writer, reads and
@@ -15,17 +16,20 @@
 //! - [`server`]: binds, recovers, serves, shuts down gracefully.
 //! - [`metrics`]: counters and histograms for `/metrics`.
 //! - [`bench`]: the load generator behind `wharf bench`.
+//! - [`client`]: a minimal HTTP/1.1 client, shared by `wharf bench` and the tests.
 //!
 //! Requests flow `http` → `broker` → `storage`; see `docs/design.md` for the record format,
 //! the commit path and the invariants.
 
 pub mod bench;
 pub mod broker;
+pub mod client;
 pub mod clock;
 pub mod config;
 pub mod cron;
 pub mod http;
 pub mod job;
 pub mod metrics;
+pub mod random;
 pub mod server;
 pub mod storage;

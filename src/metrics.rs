@@ -56,6 +56,43 @@ impl Histogram {
     }
 }
 
+/// Commit metrics of the store, exported at `/metrics`.
+#[derive(Debug)]
+pub struct StorageMetrics {
+    /// Requests per commit.
+    pub group_size: Histogram,
+    /// Duration of applying one commit group to redb (without fsync).
+    pub apply_seconds: Histogram,
+    /// Duration of journal fsyncs (each makes one or more commit groups durable).
+    pub fsync_seconds: Histogram,
+    /// Duration of checkpoints (journal fsync, then a durable redb commit).
+    pub checkpoint_seconds: Histogram,
+}
+
+impl StorageMetrics {
+    /// Empty histograms with the buckets `/metrics` shows.
+    pub fn new() -> StorageMetrics {
+        const SECONDS: &[f64] = &[
+            0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+        ];
+        const GROUP: &[f64] = &[
+            1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0,
+        ];
+        StorageMetrics {
+            group_size: Histogram::new(GROUP, 1.0),
+            apply_seconds: Histogram::new(SECONDS, 1e6),
+            fsync_seconds: Histogram::new(SECONDS, 1e6),
+            checkpoint_seconds: Histogram::new(SECONDS, 1e6),
+        }
+    }
+}
+
+impl Default for StorageMetrics {
+    fn default() -> Self {
+        StorageMetrics::new()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

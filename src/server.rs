@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 use crate::broker::{Broker, BrokerError, BrokerOptions};
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::http::{self, AppState, Limits};
+use crate::http::{self, AppState};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -71,11 +71,7 @@ impl Server {
         })?;
         tracing::info!(%addr, data_dir = %config.data_dir.display(), durability = ?config.durability, "wharf listening on http://{addr}");
 
-        let limits = Limits {
-            max_payload_bytes: config.max_payload_bytes,
-            max_batch: config.max_batch,
-        };
-        let app = AppState::new(limits);
+        let app = AppState::new();
         let router = http::router(app.clone(), config.max_body_bytes);
         let stop = Arc::new(Notify::new());
         let stopped = stop.clone();

@@ -226,36 +226,62 @@ async fn stale_token_after_redelivery_is_refused_and_changes_nothing() {
     assert_eq!(view["attempts"], 2);
 }
 
+/// The moment between a lease's deadline and the timer retrying the job: only the broker core
+/// without its timer task can hold time there, so this one runs on `Broker` directly (the
+/// HTTP mapping of `LeaseExpired` to 409 `lease_expired` is tested in `src/http/error.rs`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn right_token_after_the_deadline_is_lease_expired() {
-    let server = TestServer::start().await;
-    let id = server.enqueue("q", r#"{"payload":1}"#).await;
-    let (_, lease, _) = poll_one(&server, "q", json!({})).await;
-    let before = job(&server, &id).await;
-    // Move the clock to the deadline without running the timer: the lease is past its deadline
-    // but not yet retried.
-    server.clock.advance(30_000);
-    assert_error(&ack(&server, &id, &lease).await, 409, "lease_expired");
-    assert_error(
-        &nack(&server, &id, json!({"lease": lease})).await,
-        409,
-        "lease_expired",
-    );
-    assert_error(
-        &extend(&server, &id, json!({"lease": lease, "lease_ms": 60000})).await,
-        409,
-        "lease_expired",
+    use wharf::broker::{AckItem, Broker, BrokerError, NackRequest, NewJob, PollRequest};
+
+    let dir = tempfile::tempdir().unwrap();
+    let clock = wharf::clock::Clock::manual(T0);
+    let mut options = common::quiet_config_in(dir.path()).broker_options();
+    options.seed = Some(7);
+    let broker = Broker::open(&options, clock.clone()).unwrap();
+    let job = NewJob {
+        payload: "1".into(),
+        priority: 128,
+        run_at: None,
+        max_attempts: None,
+        lease_ms: None,
+        headers: Vec::new(),
+        idempotency_key: None,
+    };
+    let id = broker.enqueue("q", vec![job]).await.unwrap()[0].id;
+    let request = PollRequest {
+        max: 1,
+        wait_ms: 0,
+        lease_ms: None,
+    };
+    let lease = broker.poll("q", request).await.unwrap()[0].lease;
+    let before = format!("{:?}", broker.job(id).await.unwrap());
+    // The deadline passes; no timer runs.
+    clock.advance(30_000);
+    let expired = |r: Result<(), BrokerError>| matches!(r, Err(BrokerError::LeaseExpired));
+    let item = AckItem {
+        id,
+        lease,
+        result: None,
+    };
+    assert!(expired(broker.ack(item).await));
+    let nack = broker.nack(id, lease, NackRequest::default()).await;
+    assert!(matches!(nack, Err(BrokerError::LeaseExpired)), "{nack:?}");
+    let extend = broker.extend(id, lease, 60_000).await;
+    assert!(
+        matches!(extend, Err(BrokerError::LeaseExpired)),
+        "{extend:?}"
     );
     assert_eq!(
-        job(&server, &id).await,
+        format!("{:?}", broker.job(id).await.unwrap()),
         before,
         "a refused token changed the job"
     );
-    // The timer then retries it as usual.
-    server.advance(0).await;
-    let view = job(&server, &id).await;
-    assert_eq!(view["state"], "scheduled", "{view}");
-    assert_eq!(view["run_at"], at(31_000));
+    // The timer's pass then retries it as usual.
+    broker.run_due().await.unwrap();
+    let view = broker.job(id).await.unwrap();
+    assert_eq!(view.state.as_str(), "scheduled");
+    assert_eq!(view.run_at, Some(T0 + 31_000));
+    broker.close();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use proptest::prelude::*;
 use wharf::broker::{
-    AckItem, Backoff, Broker, BrokerError, NackRequest, NewJob, PollRequest, QueueConfig,
+    AckItem, Backoff, Broker, BrokerError, NackRequest, NewJob, PollRequest, QueueConfig, RunAt,
 };
 use wharf::clock::Clock;
 use wharf::config::{Config, Durability};
@@ -277,7 +277,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let job = NewJob {
                     payload: "{}".into(),
                     priority: PRIORITIES[priority],
-                    run_at: delay_ms.map(|d| model.now + d),
+                    run_at: delay_ms.map(|d| RunAt::At(model.now + d)),
                     max_attempts: None,
                     lease_ms: None,
                     headers: Vec::new(),
@@ -435,7 +435,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             }
             Op::Advance { ms } => {
                 h.clock.advance(ms);
-                h.runtime.block_on(h.broker().run_due());
+                h.runtime.block_on(h.broker().run_due()).unwrap();
                 model.advance(ms);
             }
             Op::Restart => {
@@ -457,12 +457,7 @@ fn compare(h: &Harness, model: &Model) -> Result<(), TestCaseError> {
     for (&id, job) in &model.jobs {
         let view = h.runtime.block_on(h.broker().job(JobId(id))).unwrap();
         prop_assert_eq!(view.state, model.public(job), "state of job {}", id);
-        prop_assert_eq!(
-            view.stored.record.attempts,
-            job.attempts,
-            "attempts of job {}",
-            id
-        );
+        prop_assert_eq!(view.attempts, job.attempts, "attempts of job {}", id);
     }
     for (q, name) in QUEUES.iter().enumerate() {
         let Ok(view) = h.broker().queue(name) else {

@@ -30,10 +30,10 @@ async fn finished_jobs_are_readable_until_their_retention_ends() {
     assert_eq!(server.delete(&format!("/v1/jobs/{cancelled}")).await.0, 200);
 
     server.advance(999).await;
-    assert_eq!(server.purge_expired().await.0, 0);
+    assert_eq!(server.purged().0, 0);
     assert_eq!(server.state_of(&succeeded).await, "succeeded");
     server.advance(1).await;
-    assert_eq!(server.purge_expired().await.0, 2);
+    assert_eq!(server.purged().0, 2);
     assert_eq!(server.get(&format!("/v1/jobs/{succeeded}")).await.0, 404);
     assert_eq!(server.get(&format!("/v1/jobs/{cancelled}")).await.0, 404);
     let (_, queue) = server.get("/v1/queues/q").await;
@@ -69,7 +69,7 @@ async fn dead_jobs_keep_their_own_retention_and_a_replay_saves_them() {
     assert_eq!(server.state_of(&kept).await, "dead");
     server.advance(4_000).await;
     assert_eq!(
-        server.purge_expired().await.0,
+        server.purged().0,
         0,
         "dead jobs outlive the finished-job retention"
     );
@@ -78,7 +78,7 @@ async fn dead_jobs_keep_their_own_retention_and_a_replay_saves_them() {
         .await;
     assert_eq!(status, 200);
     server.advance(1_000).await;
-    assert_eq!(server.purge_expired().await.0, 1);
+    assert_eq!(server.purged().0, 1);
     assert_eq!(server.get(&format!("/v1/jobs/{purged}")).await.0, 404);
     assert_eq!(
         server.state_of(&kept).await,
@@ -128,15 +128,15 @@ async fn a_longer_retention_postpones_the_purge_and_large_purges_run_in_batches(
         .await;
     server.advance(100).await;
     assert_eq!(
-        server.purge_expired().await.0,
+        server.purged().0,
         0,
         "retention was extended after the jobs finished"
     );
     server.advance(900).await;
     assert_eq!(
-        server.purge_expired().await.0,
+        server.purged().0,
         600,
-        "more than one batch (256) in one call"
+        "more than one batch (256) in one sweep"
     );
     let (_, queue) = server.get("/v1/queues/q").await;
     assert_eq!(queue["counts"]["succeeded"], 0);
@@ -152,28 +152,51 @@ async fn retention_survives_a_restart() {
     let id = ack_one(&server, "q").await;
     let server = server.restart().await;
     server.advance(1000).await;
-    assert_eq!(server.purge_expired().await.0, 1);
+    assert_eq!(server.purged().0, 1, "counted by the new run");
     assert_eq!(server.get(&format!("/v1/jobs/{id}")).await.0, 404);
 }
 
-/// On the real clock the background sweeper must wake for a retention that ends before its
-/// next scheduled look (it once slept a full minute when its index had been empty).
+/// The sweeper must wake for a retention that ends before its next look (it once slept a full
+/// minute when its index had been empty).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sweeper_wakes_for_a_short_retention() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = common::test_config(dir.path());
-    let server = TestServer::start_in(dir, config, wharf::clock::Clock::System).await;
+    let server = TestServer::start().await;
     server.patch("/v1/queues/q", r#"{"retention_ms":50}"#).await;
     server.enqueue("q", r#"{"payload":1}"#).await;
     let id = ack_one(&server, "q").await;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    // Waiting on the real clock is the point of this test; the loop ends as soon as the purge
-    // is visible.
-    while server.get(&format!("/v1/jobs/{id}")).await.0 != 404 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the sweeper did not purge within 10 s"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    server.advance(50).await;
+    assert_eq!(server.get(&format!("/v1/jobs/{id}")).await.0, 404);
+}
+
+/// An idle broker holding finished jobs sleeps until the first retention ends: one look when it
+/// learns of the expiry, none while nothing is due, and one sweep (a look that purges, then a
+/// look to find the next) when it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_sweeper_sleeps_until_the_next_retention_ends() {
+    let server = TestServer::start().await;
+    server
+        .patch("/v1/queues/q", r#"{"retention_ms":3600000}"#)
+        .await;
+    for n in 0..3 {
+        server.enqueue("q", &format!(r#"{{"payload":{n}}}"#)).await;
+        ack_one(&server, "q").await;
     }
+    server.advance(0).await;
+    let idle = server.sweeper_looks();
+    // Requests that index no expiry, and time passing short of it, do not wake it.
+    for _ in 0..20 {
+        assert_eq!(server.get("/v1/queues/q").await.0, 200);
+    }
+    server.advance(59_000).await;
+    server.advance(3_000_000).await;
+    assert_eq!(
+        server.sweeper_looks(),
+        idle,
+        "the idle sweeper looked again"
+    );
+    assert_eq!(server.purged().0, 0);
+    // The retention ends: one look purges all three, one more finds nothing left.
+    server.advance(3_600_000 - 3_059_000).await;
+    assert_eq!(server.purged().0, 3);
+    assert_eq!(server.sweeper_looks(), idle + 2);
 }

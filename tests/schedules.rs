@@ -131,9 +131,7 @@ async fn a_restart_neither_double_fires_nor_loses_a_fire() {
     );
 
     // Down across three due times: catch-up (the default) fires once on start.
-    server.clock.advance(3 * HOUR + 5);
-    let server = server.restart().await;
-    server.advance(0).await;
+    let server = server.restart_after(3 * HOUR + 5).await;
     assert_eq!(
         fired(&server, "q").await,
         ["2026-01-01T01:00:00.000Z", "2026-01-01T02:00:00.000Z"],
@@ -158,9 +156,7 @@ async fn catch_up_none_skips_fires_missed_while_down() {
         r#"{"cron":"0 * * * *","queue":"q","job":{"payload":1},"catch_up":"none"}"#,
     )
     .await;
-    server.clock.advance(3 * HOUR + 5);
-    let server = server.restart().await;
-    server.advance(0).await;
+    let server = server.restart_after(3 * HOUR + 5).await;
     assert!(fired(&server, "q").await.is_empty());
     let (_, schedule) = server.get("/v1/schedules/tick").await;
     assert_eq!(

@@ -6,7 +6,6 @@
 //! `--url` a temporary broker runs in-process on loopback, in a temporary data directory that
 //! is removed afterwards. Runs stop after `--jobs` cycles or `--duration`, whichever is first.
 
-mod client;
 mod report;
 
 use std::net::SocketAddr;
@@ -21,10 +20,10 @@ use serde_json::json;
 
 pub use report::{Errors, Latencies, Percentiles, Report};
 
+use crate::client::{ClientError, Connection};
 use crate::clock::Clock;
 use crate::config::{Config, Durability};
 use crate::server::Server;
-use client::{ClientError, Connection};
 
 /// What to run. Every flag has a default, so `wharf bench` alone is a meaningful run.
 #[derive(Debug, Clone, clap::Args)]
@@ -377,7 +376,8 @@ async fn produce(
             .send(
                 "POST",
                 &format!("/v1/queues/{queue}/jobs"),
-                Bytes::from(body),
+                Some(Bytes::from(body)),
+                &[],
             )
             .await
         {
@@ -445,7 +445,8 @@ async fn consume(
             .send(
                 "POST",
                 &format!("/v1/queues/{queue}/poll"),
-                poll_body.clone(),
+                Some(poll_body.clone()),
+                &[],
             )
             .await;
         let jobs = match parse_poll(reply) {
@@ -496,7 +497,7 @@ async fn ack(conn: &mut Connection, jobs: &[PolledJob], single: bool) -> u64 {
         for job in jobs {
             let body = Bytes::from(format!(r#"{{"lease":"{}"}}"#, job.lease));
             if let Ok((200, _)) = conn
-                .send("POST", &format!("/v1/jobs/{}/ack", job.id), body)
+                .send("POST", &format!("/v1/jobs/{}/ack", job.id), Some(body), &[])
                 .await
             {
                 acked += 1;
@@ -509,7 +510,7 @@ async fn ack(conn: &mut Connection, jobs: &[PolledJob], single: bool) -> u64 {
         .map(|j| format!(r#"{{"id":"{}","lease":"{}"}}"#, j.id, j.lease))
         .collect();
     let body = Bytes::from(format!(r#"{{"acks":[{}]}}"#, items.join(",")));
-    match conn.send("POST", "/v1/ack", body).await {
+    match conn.send("POST", "/v1/ack", Some(body), &[]).await {
         Ok((200, reply)) => serde_json::from_slice::<BatchAckReply>(&reply)
             .map_or(0, |r| r.acks.iter().filter(|a| a.ok).count() as u64),
         _ => 0,

@@ -1,8 +1,7 @@
-//! Cancel, replay, purge, queue defaults, and the read side (job, queue and listing views).
+//! Cancel, replay, purge and queue settings.
 
-use super::state::{Counters, Phase};
-use super::views::JobView;
-use super::{Broker, BrokerError, Prepared, QueuePatch, QueueView, committed};
+use super::state::Phase;
+use super::{Broker, BrokerError, Prepared, QueuePatch, QueueView};
 use crate::job::{JobId, JobState, valid_queue_name};
 use crate::storage::{JobChange, QueueRecord, StoredState, WriteOp};
 
@@ -22,27 +21,23 @@ impl Broker {
                 Some(Phase::Leased { .. }) => return Err(BrokerError::JobLeased),
                 Some(_) => state.unplace(id.0).map(|slot| {
                     state.count_finished(slot.queue, JobState::Cancelled);
+                    let expires_at =
+                        state.retention_end_by_id(slot.queue, JobState::Cancelled, now);
                     let change = JobChange {
                         state: StoredState::Cancelled { finished_at: now },
                         attempts: slot.attempts,
                         last_error: None,
                         result: None,
                         at: now,
-                        expires_at: Some(self.retain_until(
-                            &state,
-                            slot.queue,
-                            JobState::Cancelled,
-                            now,
-                        )),
+                        expires_at: Some(expires_at),
                     };
-                    self.submit(
-                        admission,
-                        Prepared::ops(vec![WriteOp::Update { id: id.0, change }]),
-                    )
+                    let mut prepared = Prepared::ops(vec![WriteOp::Update { id: id.0, change }]);
+                    prepared.expires_at(expires_at);
+                    self.submit(admission, prepared)
                 }),
             }
         };
-        let Some(pending) = outcome else {
+        let Some(submitted) = outcome else {
             // Not live in memory: finished, purged, unknown, or its enqueue is completing.
             return match self.read_stored(id.0).await? {
                 None => Err(BrokerError::JobNotFound),
@@ -55,7 +50,7 @@ impl Broker {
                 },
             };
         };
-        committed(pending).await?;
+        self.committed(submitted).await?;
         Ok(())
     }
 
@@ -67,13 +62,16 @@ impl Broker {
         queue: &str,
         ids: Option<Vec<JobId>>,
     ) -> Result<Vec<JobId>, BrokerError> {
+        if let Some(ids) = &ids {
+            self.limits.check_batch("ids", ids.len())?;
+        }
         let mut replayed = Vec::new();
         let mut given = ids.map(|ids| ids.into_iter().map(|id| id.0).collect::<Vec<u64>>());
         loop {
             let admission = self.store.admit().await?;
             let now = self.now();
             let mut chunk = Vec::new();
-            let (pending, more) = {
+            let (submitted, more) = {
                 let mut state = self.state.lock();
                 let queue_id = state.queue_id(queue).ok_or(BrokerError::QueueNotFound)?;
                 let q = state
@@ -116,7 +114,7 @@ impl Broker {
                 }
                 (self.submit(admission, prepared), more)
             };
-            committed(pending).await?;
+            self.committed(submitted).await?;
             replayed.append(&mut chunk);
             if !more {
                 return Ok(replayed);
@@ -131,7 +129,7 @@ impl Broker {
         let mut purged = 0;
         loop {
             let admission = self.store.admit().await?;
-            let (pending, count) = {
+            let (submitted, count) = {
                 let mut state = self.state.lock();
                 let q = state.queue(queue).ok_or(BrokerError::QueueNotFound)?;
                 // Ready jobs are only in the ready index (in dispatch order, which does not
@@ -150,7 +148,7 @@ impl Broker {
                 }
                 (self.submit(admission, prepared), ids.len())
             };
-            committed(pending).await?;
+            self.committed(submitted).await?;
             purged += count as u64;
             if count < CHUNK {
                 return Ok(purged);
@@ -158,7 +156,10 @@ impl Broker {
         }
     }
 
-    /// Changes a queue's defaults (creating the queue if new) and returns its view.
+    /// Changes a queue's settings (creating the queue if new) and returns its view. The patch
+    /// is applied to the settings the queue has under the state lock, and the result is checked
+    /// there as a whole before anything changes, so concurrent patches can never combine into
+    /// settings that break a rule (such as `backoff.base_ms <= backoff.cap_ms`).
     pub async fn update_queue(
         &self,
         queue: &str,
@@ -168,112 +169,31 @@ impl Broker {
             return Err(BrokerError::InvalidQueueName);
         }
         let admission = self.store.admit().await?;
-        let (pending, view) = {
+        let (submitted, view) = {
             let mut state = self.state.lock();
+            let mut config = state.queue(queue).map_or(self.queue_defaults, |q| q.config);
+            patch.apply(&mut config);
+            config.check()?;
             let (id, _) = state.queue_or_create(queue, self.queue_defaults)?;
             let Some(q) = state.queue_by_id_mut(id) else {
                 return Err(BrokerError::QueueNotFound);
             };
-            patch.apply(&mut q.config);
+            q.config = config;
             let view = QueueView {
                 name: queue.to_owned(),
-                config: q.config,
+                config,
                 counts: q.counts(),
             };
             let op = WriteOp::PutQueue {
                 name: queue.to_owned(),
-                record: QueueRecord::from(q.config),
+                record: QueueRecord::from(config),
             };
             if patch.paused == Some(false) {
                 state.wake(queue);
             }
             (self.submit(admission, Prepared::ops(vec![op])), view)
         };
-        committed(pending).await?;
+        self.committed(submitted).await?;
         Ok(view)
-    }
-
-    /// One queue's defaults and counts.
-    pub fn queue(&self, queue: &str) -> Result<QueueView, BrokerError> {
-        let state = self.state.lock();
-        let q = state.queue(queue).ok_or(BrokerError::QueueNotFound)?;
-        Ok(QueueView {
-            name: q.name.to_string(),
-            config: q.config,
-            counts: q.counts(),
-        })
-    }
-
-    /// Every queue, sorted by name.
-    pub fn queues(&self) -> Vec<QueueView> {
-        let state = self.state.lock();
-        let mut views: Vec<QueueView> = state
-            .all_queues()
-            .iter()
-            .map(|q| QueueView {
-                name: q.name.to_string(),
-                config: q.config,
-                counts: q.counts(),
-            })
-            .collect();
-        views.sort_by(|a, b| a.name.cmp(&b.name));
-        views
-    }
-
-    /// Every queue's throughput counters, sorted by name.
-    pub fn counters(&self) -> Vec<(String, [u64; 6], Counters)> {
-        let state = self.state.lock();
-        let mut all: Vec<_> = state
-            .all_queues()
-            .iter()
-            .map(|q| (q.name.to_string(), q.counts(), q.counters))
-            .collect();
-        all.sort_by(|a, b| a.0.cmp(&b.0));
-        all
-    }
-
-    /// Commit metrics of the store.
-    pub fn store_metrics(&self) -> &crate::storage::StoreMetrics {
-        self.store.metrics()
-    }
-
-    /// Everything stored about one job.
-    pub async fn job(&self, id: JobId) -> Result<JobView, BrokerError> {
-        let stored = self
-            .read_stored(id.0)
-            .await?
-            .ok_or(BrokerError::JobNotFound)?;
-        Ok(JobView::new(id.0, stored, self.now()))
-    }
-
-    /// A page of `queue`'s jobs in a live `state` (scheduled, ready, leased or dead), in id
-    /// order, starting after `after`.
-    pub async fn list_jobs(
-        &self,
-        queue: &str,
-        state: JobState,
-        after: Option<JobId>,
-        limit: usize,
-    ) -> Result<Vec<JobView>, BrokerError> {
-        let ids: Vec<u64> = {
-            let guard = self.state.lock();
-            let q = guard.queue(queue).ok_or(BrokerError::QueueNotFound)?;
-            let start = after.map_or(0, |a| a.0.saturating_add(1));
-            if state == JobState::Ready {
-                // Ready jobs are indexed in dispatch order only; the page is still in id order.
-                q.ready_ids_in_id_order(start, limit)
-            } else {
-                q.members.get(state.index()).map_or_else(Vec::new, |m| {
-                    m.range(start..).take(limit).copied().collect()
-                })
-            }
-        };
-        let mut views = Vec::with_capacity(ids.len());
-        for id in ids {
-            if let Some(stored) = self.read_stored(id).await? {
-                views.push(JobView::new(id, stored, self.now()));
-            }
-        }
-        Ok(views)
     }
 }

@@ -4,7 +4,7 @@ use std::sync::atomic::Ordering;
 
 use super::state::{Phase, Slot, State, slot_lease_ms, slot_max_attempts};
 use super::views::public_state;
-use super::{Broker, BrokerError, Enqueued, NewJob, Prepared, committed};
+use super::{Broker, BrokerError, Enqueued, NewJob, Prepared};
 use crate::clock::Millis;
 use crate::job::{JobId, JobState, valid_queue_name};
 use crate::storage::{
@@ -16,7 +16,8 @@ pub(super) type PreparedJobs = Vec<(u64, Slot)>;
 
 impl Broker {
     /// Enqueues `jobs` into `queue` (created with the server defaults on first use), all or
-    /// nothing. Returns once the write is durable; only then can a poll see the jobs.
+    /// nothing: a job that breaks a rule is [`BrokerError::InvalidItem`] and nothing is
+    /// enqueued. Returns once the write is durable; only then can a poll see the jobs.
     ///
     /// A job whose idempotency key already maps to a job of this queue within the key's window
     /// creates nothing: its outcome names the original job with `duplicate: true`. The check
@@ -30,15 +31,30 @@ impl Broker {
         if !valid_queue_name(queue) {
             return Err(BrokerError::InvalidQueueName);
         }
+        if jobs.is_empty() {
+            return Err(super::Invalid {
+                field: "jobs",
+                rule: "must hold at least one job".into(),
+                kind: super::Limit::Value,
+            }
+            .into());
+        }
+        self.limits.check_batch("jobs", jobs.len())?;
+        let now = self.now();
+        for (index, job) in jobs.iter().enumerate() {
+            self.limits
+                .check_job(job, now)
+                .map_err(|error| BrokerError::InvalidItem { index, error })?;
+        }
         let admission = self.store.admit().await?;
         let now = self.now();
-        let (pending, slots) = {
+        let (submitted, slots) = {
             let mut state = self.state.lock();
             let mut prepared = Prepared::default();
             let slots = self.prepare_jobs(&mut state, queue, jobs, now, &mut prepared)?;
             (self.submit(admission, prepared), slots)
         };
-        let written = committed(pending).await?;
+        let written = self.committed(submitted).await?;
         Ok(self.place_enqueued(slots, written, now))
     }
 
@@ -66,7 +82,7 @@ impl Broker {
         let first = self.next_id.fetch_add(jobs.len() as u64, Ordering::Relaxed);
         let mut slots = Vec::with_capacity(jobs.len());
         for (id, job) in (first..).zip(jobs) {
-            let run_at = job.run_at.unwrap_or(now);
+            let run_at = job.run_at.map_or(now, |r| r.resolve(now));
             let max_attempts = job.max_attempts.unwrap_or(config.max_attempts);
             let record = JobRecord {
                 queue: queue.to_owned(),
@@ -88,6 +104,9 @@ impl Broker {
                 key: format!("{queue}\0{key}"),
                 expires_at: now.saturating_add(config.idempotency_window_ms),
             });
+            if let Some(key) = &idempotency {
+                prepared.expires_at(key.expires_at);
+            }
             prepared.ops.push(WriteOp::Insert {
                 id,
                 record,

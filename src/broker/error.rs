@@ -1,5 +1,6 @@
 //! What a broker operation can refuse.
 
+use super::limits::Invalid;
 use crate::storage::StoreError;
 
 /// Why a broker operation did not happen. Every variant leaves state unchanged.
@@ -52,7 +53,42 @@ pub enum BrokerError {
     /// practice: that many queues would take hundreds of gigabytes of memory.
     #[error("too many queues")]
     TooManyQueues,
-    /// The store failed.
+    /// A value breaks one of the rules in [`super::limits`].
     #[error(transparent)]
-    Storage(#[from] StoreError),
+    Invalid(#[from] Invalid),
+    /// Item `index` of a batch (jobs, acks) breaks a rule; nothing of the batch happened.
+    #[error("item {index}: {error}")]
+    InvalidItem {
+        /// Its position in the batch, from 0.
+        index: usize,
+        /// The rule.
+        error: Invalid,
+    },
+    /// A commit or fsync failed earlier; the broker refuses writes until it is restarted.
+    #[error("storage failed and refuses writes until wharf is restarted; see the server log")]
+    StorageFailed,
+    /// The broker is shutting down and has closed its storage.
+    #[error("the broker is shutting down")]
+    ShuttingDown,
+    /// An unexpected storage failure (I/O, a record that does not decode).
+    #[error("storage: {0}")]
+    Internal(StoreError),
+}
+
+impl From<StoreError> for BrokerError {
+    fn from(error: StoreError) -> BrokerError {
+        match error {
+            StoreError::Poisoned => BrokerError::StorageFailed,
+            StoreError::Closed => BrokerError::ShuttingDown,
+            other => BrokerError::Internal(other),
+        }
+    }
+}
+
+impl BrokerError {
+    /// Whether the broker cannot serve the request right now (its storage failed, or it is
+    /// shutting down), as opposed to refusing this request: retry later, or elsewhere.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, BrokerError::StorageFailed | BrokerError::ShuttingDown)
+    }
 }

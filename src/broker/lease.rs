@@ -1,15 +1,11 @@
 //! Poll, ack, nack and extend: everything that hands out or settles a lease.
 
 use std::pin::pin;
-use std::sync::Arc;
-use std::time::Duration;
 
-use tokio::sync::Notify;
-
+use super::limits::{check_lease_ms, check_nack, check_poll};
 use super::state::{Phase, Slot, State};
 use super::{
-    AckItem, Broker, BrokerError, Delivery, NackRequest, PollRequest, Prepared, committed,
-    stored_state,
+    AckItem, Broker, BrokerError, Delivery, NackRequest, PollRequest, Prepared, stored_state,
 };
 use crate::clock::Millis;
 use crate::job::{JobId, JobState, LeaseToken, valid_queue_name};
@@ -53,8 +49,9 @@ fn check_lease(slot: Option<&Slot>, token: LeaseToken, now: Millis) -> Result<u3
 }
 
 impl Broker {
-    /// Delivers up to `request.max` ready jobs of `queue`, waiting up to `request.wait_ms` for
-    /// the first one. Each delivery's lease is stored before it is returned.
+    /// Delivers up to `request.max` ready jobs of `queue`, waiting up to `request.wait_ms`
+    /// (on the broker's clock) for the first one. Each delivery's lease is written before it
+    /// is returned.
     pub async fn poll(
         &self,
         queue: &str,
@@ -63,7 +60,8 @@ impl Broker {
         if !valid_queue_name(queue) {
             return Err(BrokerError::InvalidQueueName);
         }
-        let until = tokio::time::Instant::now() + Duration::from_millis(request.wait_ms);
+        check_poll(&request)?;
+        let until = self.now().saturating_add(request.wait_ms);
         let notify = self.waiter(queue);
         let result = async {
             loop {
@@ -74,10 +72,16 @@ impl Broker {
                     return Ok(Vec::new());
                 }
                 let deliveries = self.lease_ready(queue, request).await?;
-                if !deliveries.is_empty() || request.wait_ms == 0 {
+                if !deliveries.is_empty() || request.wait_ms == 0 || self.now() >= until {
                     return Ok(deliveries);
                 }
-                if tokio::time::timeout_at(until, notified).await.is_err() {
+                self.count_waiting(true);
+                let woken = tokio::select! {
+                    () = notified => true,
+                    () = self.clock.sleep_until(Some(until)) => false,
+                };
+                self.count_waiting(false);
+                if !woken {
                     return Ok(Vec::new());
                 }
             }
@@ -85,30 +89,6 @@ impl Broker {
         .await;
         self.release_waiter(queue, notify);
         result
-    }
-
-    fn waiter(&self, queue: &str) -> Arc<Notify> {
-        let mut state = self.state.lock();
-        if let Some(notify) = state.waiters.get(queue) {
-            return notify.clone();
-        }
-        let notify = Arc::new(Notify::new());
-        state.waiters.insert(Arc::from(queue), notify.clone());
-        notify
-    }
-
-    /// Forgets a queue's waiter entry once nobody waits on it, so polling many names does not
-    /// grow memory.
-    fn release_waiter(&self, queue: &str, notify: Arc<Notify>) {
-        let mut state = self.state.lock();
-        drop(notify);
-        if state
-            .waiters
-            .get(queue)
-            .is_some_and(|n| Arc::strong_count(n) == 1)
-        {
-            state.waiters.remove(queue);
-        }
     }
 
     async fn lease_ready(
@@ -119,7 +99,7 @@ impl Broker {
         let admission = self.store.admit().await?;
         let now = self.now();
         let mut leased = Vec::new();
-        let pending = {
+        let submitted = {
             let mut state = self.state.lock();
             let Some(queue_id) = state.queue_id(queue) else {
                 return Ok(Vec::new());
@@ -132,10 +112,7 @@ impl Broker {
             }
             let default_lease = q.config.lease_ms;
             let ids: Vec<u64> = q.ready_ids().take(request.max).collect();
-            let mut prepared = Prepared {
-                durable: false,
-                ..Prepared::default()
-            };
+            let mut prepared = Prepared::lazy();
             for id in ids {
                 let Some(mut slot) = state.unplace(id) else {
                     continue;
@@ -177,7 +154,7 @@ impl Broker {
             }
             self.submit(admission, prepared)
         };
-        let rows = committed(pending).await?.fetched;
+        let rows = self.committed(submitted).await?.fetched;
         Ok(leased
             .into_iter()
             .zip(rows)
@@ -210,10 +187,16 @@ impl Broker {
         &self,
         items: Vec<AckItem>,
     ) -> Result<Vec<Result<(), BrokerError>>, BrokerError> {
+        self.limits.check_batch("acks", items.len())?;
+        for (index, item) in items.iter().enumerate() {
+            self.limits
+                .check_result(item.result.as_deref())
+                .map_err(|error| BrokerError::InvalidItem { index, error })?;
+        }
         let admission = self.store.admit().await?;
         let now = self.now();
         let mut outcomes: Vec<Option<Result<(), BrokerError>>> = Vec::with_capacity(items.len());
-        let pending = {
+        let submitted = {
             let mut state = self.state.lock();
             let mut prepared = Prepared::default();
             for item in &items {
@@ -227,6 +210,9 @@ impl Broker {
                         if let Some(q) = state.queue_by_id_mut(slot.queue) {
                             q.counters.acked += 1;
                         }
+                        let expires_at =
+                            state.retention_end_by_id(slot.queue, JobState::Succeeded, now);
+                        prepared.expires_at(expires_at);
                         prepared.ops.push(WriteOp::Update {
                             id,
                             change: JobChange {
@@ -235,12 +221,7 @@ impl Broker {
                                 last_error: None,
                                 result: item.result.clone(),
                                 at: now,
-                                expires_at: Some(self.retain_until(
-                                    &state,
-                                    slot.queue,
-                                    JobState::Succeeded,
-                                    now,
-                                )),
+                                expires_at: Some(expires_at),
                             },
                         });
                         outcomes.push(Some(Ok(())));
@@ -251,7 +232,7 @@ impl Broker {
             }
             self.submit(admission, prepared)
         };
-        committed(pending).await?;
+        self.committed(submitted).await?;
         let mut resolved = Vec::with_capacity(outcomes.len());
         for (item, outcome) in items.iter().zip(outcomes) {
             resolved.push(match outcome {
@@ -270,6 +251,7 @@ impl Broker {
         lease: LeaseToken,
         request: NackRequest,
     ) -> Result<JobState, BrokerError> {
+        check_nack(&request)?;
         let admission = self.store.admit().await?;
         let now = self.now();
         let outcome = {
@@ -284,17 +266,19 @@ impl Broker {
                     delay_ms: request.delay_ms,
                     dead: request.dead,
                 };
-                let (op, new_state) = self.fail_attempt(&mut state, id.0, slot, failure, now);
-                Some((self.submit(admission, Prepared::ops(vec![op])), new_state))
+                let mut prepared = Prepared::default();
+                let new_state =
+                    self.fail_attempt(&mut state, id.0, slot, failure, now, &mut prepared);
+                Some((self.submit(admission, prepared), new_state))
             })
         };
-        let (pending, new_state) = match outcome {
+        let (submitted, new_state) = match outcome {
             Ok(Some(settled)) => settled,
             Ok(None) => return Err(BrokerError::JobNotFound),
             Err(LeaseCheck::Refused(error)) => return Err(error),
             Err(LeaseCheck::Missing) => return Err(self.missing_job_error(id.0).await),
         };
-        committed(pending).await?;
+        self.committed(submitted).await?;
         Ok(new_state)
     }
 
@@ -305,6 +289,7 @@ impl Broker {
         lease: LeaseToken,
         lease_ms: u64,
     ) -> Result<Millis, BrokerError> {
+        check_lease_ms("lease_ms", Some(lease_ms))?;
         let admission = self.store.admit().await?;
         let now = self.now();
         let outcome = {
@@ -330,19 +315,20 @@ impl Broker {
                 Some((self.submit(admission, Prepared::ops(ops)), deadline))
             })
         };
-        let (pending, deadline) = match outcome {
+        let (submitted, deadline) = match outcome {
             Ok(Some(settled)) => settled,
             Ok(None) => return Err(BrokerError::JobNotFound),
             Err(LeaseCheck::Refused(error)) => return Err(error),
             Err(LeaseCheck::Missing) => return Err(self.missing_job_error(id.0).await),
         };
-        committed(pending).await?;
+        self.committed(submitted).await?;
         Ok(deadline)
     }
 
     /// The one rule for a failed attempt (nack or expired lease), applied to a slot already
     /// taken out of the indexes: dead if asked or out of attempts, else scheduled after
-    /// `delay_ms` or the queue's backoff. Places the slot back and returns the write.
+    /// `delay_ms` or the queue's backoff. Places the slot back, adds the write to `prepared`
+    /// and returns the job's new state.
     pub(super) fn fail_attempt(
         &self,
         state: &mut State,
@@ -350,7 +336,8 @@ impl Broker {
         mut slot: Slot,
         failure: Failure,
         now: Millis,
-    ) -> (WriteOp, JobState) {
+        prepared: &mut Prepared,
+    ) -> JobState {
         let Failure {
             error,
             delay_ms,
@@ -373,7 +360,10 @@ impl Broker {
             self.deadline_added(run_at);
         }
         let expires_at = (slot.phase == Phase::Dead)
-            .then(|| self.retain_until(state, slot.queue, JobState::Dead, now));
+            .then(|| state.retention_end_by_id(slot.queue, JobState::Dead, now));
+        if let Some(at) = expires_at {
+            prepared.expires_at(at);
+        }
         let change = JobChange {
             state: stored_state(slot.phase, now),
             attempts: slot.attempts,
@@ -383,7 +373,8 @@ impl Broker {
             expires_at,
         };
         let queue = slot.queue;
-        let new_state = if state.place(id, slot, now) {
+        prepared.ops.push(WriteOp::Update { id, change });
+        if state.place(id, slot, now) {
             state.wake_by_id(queue);
             JobState::Ready
         } else {
@@ -391,7 +382,6 @@ impl Broker {
                 .jobs
                 .get(&id)
                 .map_or(JobState::Dead, |s| s.phase.state())
-        };
-        (WriteOp::Update { id, change }, new_state)
+        }
     }
 }

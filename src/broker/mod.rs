@@ -9,8 +9,9 @@
 //!
 //! A **poll** takes ready jobs in order (priority descending, then enqueue sequence), gives each
 //! a **lease**: a token made of the attempt number and a random nonce, and a deadline. The lease
-//! is stored before the delivery is answered, so after a restart a leased job stays leased until
-//! its deadline and its token stays valid.
+//! is written to the store before the delivery is answered, but its fsync is not waited for: a
+//! lease lost in a crash only means the job is delivered again. After a restart a leased job
+//! whose lease was kept stays leased until its deadline and its token stays valid.
 //!
 //! The consumer then **acks** (the job **succeeded**; an optional result is stored), **nacks**
 //! (a failed attempt), or **extends** the lease. Every one of these must present the current,
@@ -21,7 +22,11 @@
 //! an exponential backoff with jitter (scheduled again), unless the job has used all its
 //! attempts or was nacked with `dead`: then it is **dead**. Dead jobs can be listed and
 //! **replayed** (ready again, attempts reset). Any job that is not leased can be **cancelled**;
-//! a queue's waiting and dead jobs can be **purged**.
+//! a queue's waiting and dead jobs can be **purged**. Finished and dead jobs are deleted by the
+//! retention sweeper once their queue's retention has passed.
+//!
+//! Every input is checked against [`limits`] first; every deadline is read from the one
+//! [`Clock`].
 //!
 //! # Concurrency
 //!
@@ -31,36 +36,41 @@
 //! changes were decided, so disk never disagrees with memory. Replies wait for the commit.
 
 mod admin;
+mod background;
 mod config;
 mod enqueue;
 mod error;
 mod lease;
+pub mod limits;
+mod reads;
 mod recovery;
 mod retention;
-mod rng;
 mod schedule;
 mod state;
 mod timer;
 mod views;
+mod waiters;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 
+pub use background::Parked;
 pub use config::{Backoff, QueueConfig};
 pub use error::BrokerError;
-pub use schedule::{ScheduleSpec, ScheduleView};
+pub use limits::{Invalid, Limit, Limits};
 pub use state::Counters;
 pub use views::{
     AckItem, Delivery, Enqueued, JobView, NackRequest, NewJob, PollRequest, QueuePatch, QueueView,
+    RunAt, ScheduleSpec, ScheduleView, TemplateView,
 };
+pub use waiters::PollStats;
 
 use crate::clock::{Clock, Millis};
-use crate::storage::{
-    Admission, Pending, Store, StoreError, StoreOptions, StoredJob, StoredState, WriteOp, Written,
-};
+use crate::metrics::StorageMetrics;
+use crate::storage::{Admission, Pending, Store, StoreOptions, StoredState, WriteOp, Written};
 use state::{Phase, State};
 
 /// How the broker runs.
@@ -70,7 +80,9 @@ pub struct BrokerOptions {
     pub store: StoreOptions,
     /// Defaults for queues created on first use.
     pub queue_defaults: QueueConfig,
-    /// Seed for jitter and lease nonces; `None` seeds from the clock (tests fix it).
+    /// Payload and batch limits.
+    pub limits: Limits,
+    /// Seed for jitter and lease nonces; `None` seeds from entropy (tests fix it).
     pub seed: Option<u64>,
 }
 
@@ -85,21 +97,30 @@ pub struct RecoveryStats {
     pub elapsed: Duration,
 }
 
-/// The broker core, shared by every request handler and the timer.
+/// The broker core, shared by every request handler and the background tasks.
 pub struct Broker {
     state: Mutex<State>,
     store: Store,
     clock: Clock,
     queue_defaults: QueueConfig,
+    limits: Limits,
     next_id: AtomicU64,
     /// Woken when a deadline earlier than the timer's current one appears.
     timer_wake: Notify,
-    /// The deadline the timer sleeps until (`u64::MAX`: none).
+    /// The deadline the timer sleeps until (`u64::MAX`: none); lowered by `deadline_added`.
     timer_target: AtomicU64,
-    /// Woken when a retention ends earlier than the sweeper's current target.
+    timer_status: watch::Sender<Parked>,
+    /// Woken when an expiry earlier than the one the sweeper sleeps until was committed.
     sweeper_wake: Notify,
     /// The expiry the sweeper sleeps until (`u64::MAX`: none).
     sweeper_target: AtomicU64,
+    /// The earliest expiry committed since the sweeper last looked (`u64::MAX`: none).
+    sweeper_hint: AtomicU64,
+    sweeper_status: watch::Sender<Parked>,
+    /// Jobs purged and idempotency keys forgotten by retention, since start.
+    purged_jobs: AtomicU64,
+    forgotten_keys: AtomicU64,
+    polls: watch::Sender<PollStats>,
     shutting_down: AtomicBool,
     shutdown_signal: Notify,
     recovery: RecoveryStats,
@@ -116,14 +137,22 @@ impl Broker {
         self.clock.now()
     }
 
-    /// Defaults of queues created on first use.
-    pub fn queue_defaults(&self) -> QueueConfig {
-        self.queue_defaults
-    }
-
     /// What recovery found at start-up.
     pub fn recovery_stats(&self) -> RecoveryStats {
         self.recovery
+    }
+
+    /// Commit metrics of the store.
+    pub fn storage_metrics(&self) -> &StorageMetrics {
+        self.store.metrics()
+    }
+
+    /// Jobs purged and idempotency keys forgotten by retention since the broker started.
+    pub fn retention_totals(&self) -> (u64, u64) {
+        (
+            self.purged_jobs.load(Ordering::Relaxed),
+            self.forgotten_keys.load(Ordering::Relaxed),
+        )
     }
 
     /// Whether the store still accepts writes.
@@ -131,12 +160,13 @@ impl Broker {
         !self.store.is_poisoned()
     }
 
-    /// Stops long-polls and the timer. Writes in flight still complete; call [`Broker::close`]
-    /// after the HTTP server has drained to flush and stop the writer.
+    /// Stops long-polls and the background tasks. Writes in flight still complete; call
+    /// [`Broker::close`] after the HTTP server has drained to flush and stop the writer.
     pub fn begin_shutdown(&self) {
         self.shutting_down.store(true, Ordering::SeqCst);
         self.shutdown_signal.notify_waiters();
         self.timer_wake.notify_one();
+        self.sweeper_wake.notify_one();
         let state = self.state.lock();
         for notify in state.waiters.values() {
             notify.notify_waiters();
@@ -155,29 +185,43 @@ impl Broker {
     }
 
     /// Hands prepared writes to the store. Call it under the state lock (see the module docs
-    /// for why); it never blocks. `None` when there is nothing to write.
-    fn submit(&self, admission: Admission, prepared: Prepared) -> Option<Pending> {
+    /// for why); it never blocks.
+    fn submit(&self, admission: Admission, prepared: Prepared) -> Submitted {
         let Prepared {
             ops,
             fetch,
             durable,
+            earliest_expiry,
         } = prepared;
-        if ops.is_empty() && fetch.is_empty() {
-            return None;
+        let pending = (!ops.is_empty() || !fetch.is_empty())
+            .then(|| self.store.submit(admission, ops, fetch, durable));
+        Submitted {
+            pending,
+            earliest_expiry,
         }
-        Some(self.store.submit(admission, ops, fetch, durable))
     }
 
-    /// Reads one stored job off the async runtime.
-    async fn read_stored(&self, id: u64) -> Result<Option<StoredJob>, BrokerError> {
-        Ok(blocking(|| self.store.read_job(id))?)
+    /// Waits for a submitted write to commit; returns the rows it was asked to fetch. Once the
+    /// write is committed, tells the sweeper about the retentions and key windows it added.
+    async fn committed(&self, submitted: Submitted) -> Result<Written, BrokerError> {
+        let Some(pending) = submitted.pending else {
+            return Ok(Written::default());
+        };
+        let written = match pending.await {
+            Ok(result) => result?,
+            Err(_) => return Err(BrokerError::ShuttingDown),
+        };
+        if let Some(at) = submitted.earliest_expiry {
+            self.expiry_committed(at);
+        }
+        Ok(written)
     }
 
     /// The 404/409 for an ack, nack, extend or cancel of a job that is not live in memory.
     async fn missing_job_error(&self, id: u64) -> BrokerError {
         match self.read_stored(id).await {
             Ok(Some(job)) => BrokerError::NotLeased {
-                state: views::stored_state_name(&job.record.state, self.now()),
+                state: views::public_state(&job.record.state, self.now()).as_str(),
             },
             Ok(None) => BrokerError::JobNotFound,
             Err(error) => error,
@@ -195,17 +239,6 @@ fn blocking<T>(read: impl FnOnce() -> T) -> T {
     }
 }
 
-/// Waits for a submitted write to commit; returns the rows it was asked to fetch.
-async fn committed(pending: Option<Pending>) -> Result<Written, BrokerError> {
-    let Some(pending) = pending else {
-        return Ok(Written::default());
-    };
-    match pending.await {
-        Ok(result) => Ok(result?),
-        Err(_) => Err(StoreError::Closed.into()),
-    }
-}
-
 /// Writes decided under the lock, to hand to the store.
 struct Prepared {
     ops: Vec<WriteOp>,
@@ -214,6 +247,8 @@ struct Prepared {
     /// write; false for lease writes (polls, expiries), whose loss in a crash only means the
     /// job is delivered again.
     durable: bool,
+    /// The earliest retention end or key window these writes index, for the sweeper.
+    earliest_expiry: Option<Millis>,
 }
 
 impl Prepared {
@@ -223,7 +258,21 @@ impl Prepared {
             ops,
             fetch: Vec::new(),
             durable: true,
+            earliest_expiry: None,
         }
+    }
+
+    /// Writes whose reply need not wait for an fsync.
+    fn lazy() -> Prepared {
+        Prepared {
+            durable: false,
+            ..Prepared::default()
+        }
+    }
+
+    /// Notes that these writes index an expiry at `at`.
+    fn expires_at(&mut self, at: Millis) {
+        self.earliest_expiry = Some(self.earliest_expiry.map_or(at, |e| e.min(at)));
     }
 }
 
@@ -231,6 +280,13 @@ impl Default for Prepared {
     fn default() -> Self {
         Prepared::ops(Vec::new())
     }
+}
+
+/// Writes handed to the store, and what to tell the sweeper once they commit.
+struct Submitted {
+    /// `None` when there was nothing to write.
+    pending: Option<Pending>,
+    earliest_expiry: Option<Millis>,
 }
 
 /// The stored form of an in-memory phase.

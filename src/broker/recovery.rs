@@ -5,13 +5,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::time::Instant;
 
 use parking_lot::Mutex;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 
-use super::rng::Rng;
 use super::state::{Phase, Slot, State, slot_lease_ms, slot_max_attempts};
 use super::{Broker, BrokerError, BrokerOptions, QueueConfig, RecoveryStats};
 use crate::clock::Clock;
+use crate::clock::Millis;
 use crate::job::JobState;
+use crate::random::Rng;
 use crate::storage::{Store, StoredState};
 
 impl Broker {
@@ -95,11 +96,19 @@ impl Broker {
             store,
             clock,
             queue_defaults: options.queue_defaults,
+            limits: options.limits,
             next_id: AtomicU64::new(next_id),
             timer_wake: Notify::new(),
+            // Until the timer's first look, everything may be due.
             timer_target: AtomicU64::new(0),
+            timer_status: watch::Sender::default(),
             sweeper_wake: Notify::new(),
             sweeper_target: AtomicU64::new(0),
+            sweeper_hint: AtomicU64::new(Millis::MAX),
+            sweeper_status: watch::Sender::default(),
+            purged_jobs: AtomicU64::new(0),
+            forgotten_keys: AtomicU64::new(0),
+            polls: watch::Sender::default(),
             shutting_down: AtomicBool::new(false),
             shutdown_signal: Notify::new(),
             recovery: RecoveryStats {

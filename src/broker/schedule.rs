@@ -2,107 +2,54 @@
 //!
 //! A schedule's record stores `next_fire`, the next due time to fire. Firing writes the job and
 //! the record (`last_fire` = the due time, `next_fire` = the first fire time after now) in one
-//! atomic write, so a due time fires exactly once across restarts: a crash before the commit
+//! atomic write, so a due time never fires twice across restarts: a crash before the commit
 //! leaves the due time pending, a crash after it has already moved `next_fire` on.
 //!
-//! Missed fires: when the broker starts and a schedule's `next_fire` has passed (it was down),
-//! `catch_up` decides: `true` (the default) fires once, now, for everything missed; `false`
-//! skips to the first fire time after now. While running, a late timer never drops a fire.
+//! One fire per look, not per due time: when the broker was down, or the timer looked late,
+//! every due time that passed meanwhile is folded into the one job that fire enqueues (its
+//! `wharf-due-at` is the first of them). At start-up `catch_up` decides whether due times
+//! missed while down fire that one job (`true`, the default) or are skipped (`false`).
 //! Resuming a paused schedule skips what fell due while it was paused.
 
-use std::collections::BTreeSet;
-
-use super::state::State;
-use super::{Broker, BrokerError, Enqueued, NewJob, Prepared, committed};
+use super::state::{ScheduleSlot, State};
+use super::views::TemplateView;
+use super::{
+    Broker, BrokerError, Enqueued, NewJob, Prepared, ScheduleSpec, ScheduleView,
+    limits::SCHEDULE_HEADERS,
+};
 use crate::clock::{Millis, rfc3339};
 use crate::cron::CronSchedule;
 use crate::job::valid_queue_name;
 use crate::storage::{JobTemplate, ScheduleRecord, WriteOp};
 
-/// A schedule in memory: its parsed expression and its record.
-#[derive(Debug, Clone)]
-pub struct ScheduleSlot {
-    /// The parsed expression and zone.
-    pub cron: CronSchedule,
-    /// The stored record (template, flags, fire times).
-    pub record: ScheduleRecord,
-}
-
-/// Schedules and the index of when they are due.
-#[derive(Debug, Default)]
-pub struct Schedules {
-    /// By name.
-    pub by_name: std::collections::HashMap<String, ScheduleSlot>,
-    /// (next fire, name) of every schedule that is not paused.
-    pub due: BTreeSet<(Millis, String)>,
-}
-
-impl Schedules {
-    /// Adds or replaces a schedule, indexing it when it is active.
-    pub fn insert(&mut self, name: &str, slot: ScheduleSlot) {
-        self.remove(name);
-        if let (false, Some(at)) = (slot.record.paused, slot.record.next_fire) {
-            self.due.insert((at, name.to_owned()));
-        }
-        self.by_name.insert(name.to_owned(), slot);
-    }
-
-    /// Removes a schedule and its index entry.
-    pub fn remove(&mut self, name: &str) -> Option<ScheduleSlot> {
-        let slot = self.by_name.remove(name)?;
-        if let Some(at) = slot.record.next_fire {
-            self.due.remove(&(at, name.to_owned()));
-        }
-        Some(slot)
-    }
-
-    /// The earliest due time of an active schedule.
-    pub fn next_due(&self) -> Option<Millis> {
-        self.due.first().map(|(at, _)| *at)
-    }
-}
-
-/// What a client asks a schedule to be.
-#[derive(Debug, Clone)]
-pub struct ScheduleSpec {
-    /// The parsed expression and zone.
-    pub cron: CronSchedule,
-    /// The target queue.
-    pub queue: String,
-    /// The job each fire enqueues.
-    pub template: JobTemplate,
-    /// Create paused.
-    pub paused: bool,
-    /// Fire once on start for fires missed while down.
-    pub catch_up: bool,
-}
-
-/// A schedule as shown to clients.
-#[derive(Debug, Clone)]
-pub struct ScheduleView {
-    /// Its name.
-    pub name: String,
-    /// Its record.
-    pub record: ScheduleRecord,
-    /// The next few fire times (empty while paused).
-    pub upcoming: Vec<Millis>,
-}
-
 /// How many upcoming fire times a view lists.
 const UPCOMING: usize = 5;
 
-impl ScheduleSlot {
-    fn view(&self, name: &str, now: Millis) -> ScheduleView {
-        let upcoming = if self.record.paused {
+fn view(name: &str, slot: &ScheduleSlot, now: Millis) -> ScheduleView {
+    let r = &slot.record;
+    ScheduleView {
+        name: name.to_owned(),
+        cron: r.cron.clone(),
+        timezone: r.zone.clone(),
+        queue: r.queue.clone(),
+        job: TemplateView {
+            payload: r.template.payload.clone(),
+            priority: r.template.priority,
+            max_attempts: r.template.max_attempts,
+            lease_ms: r.template.lease_ms,
+            headers: r.template.headers.clone(),
+        },
+        paused: r.paused,
+        catch_up: r.catch_up,
+        last_fire: r.last_fire,
+        next_fire: (!r.paused).then_some(r.next_fire).flatten(),
+        upcoming: if r.paused {
             Vec::new()
         } else {
-            self.cron.upcoming(now, UPCOMING)
-        };
-        ScheduleView {
-            name: name.to_owned(),
-            record: self.record.clone(),
-            upcoming,
-        }
+            slot.cron.upcoming(now, UPCOMING)
+        },
+        created_at: r.created_at,
+        updated_at: r.updated_at,
     }
 }
 
@@ -119,16 +66,25 @@ impl Broker {
         if !valid_queue_name(&spec.queue) {
             return Err(BrokerError::InvalidQueueName);
         }
+        self.limits.check_schedule_job(&spec.job)?;
+        let job = spec.job;
+        let template = JobTemplate {
+            payload: job.payload,
+            priority: job.priority,
+            max_attempts: job.max_attempts,
+            lease_ms: job.lease_ms,
+            headers: job.headers,
+        };
         let admission = self.store.admit().await?;
         let now = self.now();
-        let (pending, created, view) = {
+        let (submitted, created, view) = {
             let mut state = self.state.lock();
             let previous = state.schedules.by_name.get(name).map(|s| s.record.clone());
             let record = ScheduleRecord {
                 cron: spec.cron.expression().to_owned(),
                 zone: spec.cron.zone().to_owned(),
                 queue: spec.queue,
-                template: spec.template,
+                template,
                 paused: spec.paused,
                 catch_up: spec.catch_up,
                 last_fire: previous.as_ref().and_then(|p| p.last_fire),
@@ -140,7 +96,7 @@ impl Broker {
                 cron: spec.cron,
                 record: record.clone(),
             };
-            let view = slot.view(name, now);
+            let view = view(name, &slot, now);
             self.activate(&mut state, name, slot);
             let op = WriteOp::PutSchedule {
                 name: name.to_owned(),
@@ -152,7 +108,7 @@ impl Broker {
                 view,
             )
         };
-        committed(pending).await?;
+        self.committed(submitted).await?;
         Ok((created, view))
     }
 
@@ -164,7 +120,7 @@ impl Broker {
             .by_name
             .get(name)
             .ok_or(BrokerError::ScheduleNotFound)?;
-        Ok(slot.view(name, self.now()))
+        Ok(view(name, slot, self.now()))
     }
 
     /// Every schedule, sorted by name.
@@ -175,7 +131,7 @@ impl Broker {
             .schedules
             .by_name
             .iter()
-            .map(|(name, slot)| slot.view(name, now))
+            .map(|(name, slot)| view(name, slot, now))
             .collect();
         views.sort_by(|a, b| a.name.cmp(&b.name));
         views
@@ -184,7 +140,7 @@ impl Broker {
     /// Deletes a schedule (jobs it already enqueued stay).
     pub async fn delete_schedule(&self, name: &str) -> Result<(), BrokerError> {
         let admission = self.store.admit().await?;
-        let pending = {
+        let submitted = {
             let mut state = self.state.lock();
             state
                 .schedules
@@ -197,7 +153,7 @@ impl Broker {
                 }]),
             )
         };
-        committed(pending).await?;
+        self.committed(submitted).await?;
         Ok(())
     }
 
@@ -209,7 +165,7 @@ impl Broker {
     ) -> Result<ScheduleView, BrokerError> {
         let admission = self.store.admit().await?;
         let now = self.now();
-        let (pending, view) = {
+        let (submitted, view) = {
             let mut state = self.state.lock();
             let mut slot = state
                 .schedules
@@ -226,11 +182,11 @@ impl Broker {
                 name: name.to_owned(),
                 record: slot.record.clone(),
             };
-            let view = slot.view(name, now);
+            let view = view(name, &slot, now);
             self.activate(&mut state, name, slot);
             (self.submit(admission, Prepared::ops(vec![op])), view)
         };
-        committed(pending).await?;
+        self.committed(submitted).await?;
         Ok(view)
     }
 
@@ -259,7 +215,7 @@ impl Broker {
         loop {
             let admission = self.store.admit().await?;
             let now = self.now();
-            let (pending, slots) = {
+            let (submitted, slots) = {
                 let mut state = self.state.lock();
                 let Some((due, name)) = state
                     .schedules
@@ -286,7 +242,7 @@ impl Broker {
                 self.activate(&mut state, &name, slot);
                 (self.submit(admission, prepared), slots)
             };
-            let written = committed(pending).await?;
+            let written = self.committed(submitted).await?;
             self.place_enqueued(slots, written, now);
             fired += 1;
         }
@@ -304,12 +260,17 @@ impl Broker {
     }
 }
 
-/// The job a fire of schedule `name` due at `due` enqueues: the template, plus headers that
-/// name the schedule and the due time.
+/// The job a fire of schedule `name` due at `due` enqueues: the template, with the headers
+/// that name the schedule and the due time in place of any template headers of those names.
 fn template_job(name: &str, template: &JobTemplate, due: Millis) -> NewJob {
-    let mut headers = template.headers.clone();
-    headers.push(("wharf-schedule".into(), name.to_owned()));
-    headers.push(("wharf-due-at".into(), rfc3339(due)));
+    let mut headers: Vec<(String, String)> = template
+        .headers
+        .iter()
+        .filter(|(name, _)| !SCHEDULE_HEADERS.contains(&name.as_str()))
+        .cloned()
+        .collect();
+    headers.push((SCHEDULE_HEADERS[0].into(), name.to_owned()));
+    headers.push((SCHEDULE_HEADERS[1].into(), rfc3339(due)));
     NewJob {
         payload: template.payload.clone(),
         priority: template.priority,
@@ -335,4 +296,35 @@ pub(super) fn recover(name: &str, mut record: ScheduleRecord, now: Millis) -> Op
         record.next_fire = cron.next_after(now);
     }
     Some(ScheduleSlot { cron, record })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fire_replaces_template_headers_of_the_schedule_header_names() {
+        let template = JobTemplate {
+            payload: "1".into(),
+            priority: 128,
+            max_attempts: None,
+            lease_ms: None,
+            headers: vec![
+                ("wharf-schedule".into(), "forged".into()),
+                ("trace".into(), "t".into()),
+            ],
+        };
+        let job = template_job("nightly", &template, 0);
+        assert_eq!(
+            job.headers,
+            [
+                ("trace".to_owned(), "t".to_owned()),
+                ("wharf-schedule".to_owned(), "nightly".to_owned()),
+                (
+                    "wharf-due-at".to_owned(),
+                    "1970-01-01T00:00:00.000Z".to_owned()
+                ),
+            ]
+        );
+    }
 }

@@ -1,24 +1,27 @@
 //! The timer: one task that sleeps until the earliest deadline (a scheduled job due, a lease
-//! expiring) or until woken because an earlier one appeared. No fixed-tick polling.
+//! expiring, a schedule firing) or until woken because an earlier one appeared. No fixed-tick
+//! polling: an idle broker's timer does not wake.
 
+use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
+use super::background::{count_look, set_asleep};
 use super::lease::Failure;
 use super::state::Phase;
-use super::{Broker, Prepared, committed};
+use super::{Broker, BrokerError, Prepared};
 use crate::clock::Millis;
 
 /// Most expired leases handled in one write, so a mass expiry never builds a huge transaction.
 const EXPIRY_BATCH: usize = 1024;
 
 impl Broker {
-    /// Runs the timer until shutdown. With a manual clock it only reacts to wake-ups; tests
-    /// drive deadlines with [`Broker::run_due`].
+    /// Runs the timer until shutdown. Deadlines are read from the broker's clock, so with a
+    /// manual clock the timer reacts to [`Clock::advance`](crate::clock::Clock::advance).
     pub async fn run_timer(self: Arc<Self>) {
         loop {
-            let woken = self.timer_wake.notified();
+            let mut woken = pin!(self.timer_wake.notified());
+            woken.as_mut().enable();
             if self.is_shutting_down() {
                 return;
             }
@@ -31,20 +34,24 @@ impl Broker {
                     .store(next.unwrap_or(Millis::MAX), Ordering::SeqCst);
                 next
             };
-            let sleep = match next {
-                Some(at) if self.clock.is_system() => {
-                    Duration::from_millis(at.saturating_sub(self.now()))
-                }
-                _ => Duration::from_secs(3600),
-            };
+            set_asleep(&self.timer_status, true);
             tokio::select! {
-                () = tokio::time::sleep(sleep) => {}
+                () = self.clock.sleep_until(next) => {}
                 () = woken => {}
             }
+            set_asleep(&self.timer_status, false);
             if self.is_shutting_down() {
                 return;
             }
-            self.run_due().await;
+            if let Err(error) = self.run_due().await {
+                // Only a failed or closed store fails a pass, and nothing can be written until
+                // a restart: sleep until woken (a shutdown) instead of retrying at once.
+                tracing::error!(%error, "the timer cannot apply due deadlines");
+                self.timer_target.store(Millis::MAX, Ordering::SeqCst);
+                set_asleep(&self.timer_status, true);
+                self.timer_wake.notified().await;
+                set_asleep(&self.timer_status, false);
+            }
         }
     }
 
@@ -59,13 +66,12 @@ impl Broker {
     /// Applies every deadline that has passed: scheduled jobs due become ready (memory only:
     /// the stored `run_at` already says so), expired leases count as failed attempts, and due
     /// cron schedules fire.
-    pub async fn run_due(&self) {
+    pub async fn run_due(&self) -> Result<(), BrokerError> {
+        count_look(&self.timer_status);
         loop {
-            let Ok(admission) = self.store.admit().await else {
-                return;
-            };
+            let admission = self.store.admit().await?;
             let now = self.now();
-            let (pending, more) = {
+            let (submitted, more) = {
                 let mut state = self.state.lock();
                 let due: Vec<u64> = state
                     .delayed
@@ -89,10 +95,7 @@ impl Broker {
                     .map(|&(_, id)| id)
                     .collect();
                 let more = expired.len() == EXPIRY_BATCH;
-                let mut prepared = Prepared {
-                    durable: false,
-                    ..Prepared::default()
-                };
+                let mut prepared = Prepared::lazy();
                 for id in expired {
                     let Some(slot) = state.unplace(id) else {
                         continue;
@@ -106,21 +109,16 @@ impl Broker {
                         delay_ms: None,
                         dead: false,
                     };
-                    let (op, _) = self.fail_attempt(&mut state, id, slot, failure, now);
-                    prepared.ops.push(op);
+                    self.fail_attempt(&mut state, id, slot, failure, now, &mut prepared);
                 }
                 (self.submit(admission, prepared), more)
             };
-            if let Err(error) = committed(pending).await {
-                tracing::error!(%error, "could not store expired leases");
-                return;
-            }
+            self.committed(submitted).await?;
             if !more {
                 break;
             }
         }
-        if let Err(error) = self.fire_due_schedules().await {
-            tracing::error!(%error, "could not fire due schedules");
-        }
+        self.fire_due_schedules().await?;
+        Ok(())
     }
 }

@@ -2,6 +2,7 @@
 
 use super::config::{Backoff, QueueConfig};
 use crate::clock::Millis;
+use crate::cron::CronSchedule;
 use crate::job::{JobId, JobState, LeaseToken};
 use crate::storage::{StoredJob, StoredState};
 
@@ -12,8 +13,8 @@ pub struct NewJob {
     pub payload: String,
     /// 0–255, higher first.
     pub priority: u8,
-    /// Earliest delivery (epoch ms); `None` means now.
-    pub run_at: Option<Millis>,
+    /// Earliest delivery; `None` means now.
+    pub run_at: Option<RunAt>,
     /// Overrides the queue's `max_attempts`.
     pub max_attempts: Option<u32>,
     /// Lease length for its deliveries when a poll names none.
@@ -22,6 +23,25 @@ pub struct NewJob {
     pub headers: Vec<(String, String)>,
     /// Deduplicates enqueues within the queue's idempotency window.
     pub idempotency_key: Option<String>,
+}
+
+/// When a job may first be delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunAt {
+    /// At this time (epoch ms).
+    At(Millis),
+    /// This many milliseconds after the enqueue.
+    After(Millis),
+}
+
+impl RunAt {
+    /// The time, for an enqueue at `now`.
+    pub fn resolve(self, now: Millis) -> Millis {
+        match self {
+            RunAt::At(at) => at,
+            RunAt::After(delay) => now.saturating_add(delay),
+        }
+    }
 }
 
 /// The outcome of one enqueue.
@@ -165,25 +185,129 @@ pub struct QueueView {
 pub struct JobView {
     /// The job.
     pub id: JobId,
+    /// Its queue.
+    pub queue: String,
     /// Its state now.
     pub state: JobState,
-    /// Its stored record, body and result.
-    pub stored: StoredJob,
+    /// 0–255, higher first.
+    pub priority: u8,
+    /// Deliveries so far.
+    pub attempts: u32,
+    /// Deliveries allowed before it is dead.
+    pub max_attempts: u32,
+    /// The payload (raw JSON text).
+    pub payload: String,
+    /// Its headers, in the order given.
+    pub headers: Vec<(String, String)>,
+    /// The error text of the last failed attempt.
+    pub last_error: Option<String>,
+    /// The ack result (raw JSON text), once acked with one.
+    pub result: Option<String>,
+    /// When it was enqueued.
+    pub enqueued_at: Millis,
+    /// When it last changed.
+    pub updated_at: Millis,
+    /// When it becomes (or became) deliverable: scheduled and ready jobs.
+    pub run_at: Option<Millis>,
+    /// When its lease expires: leased jobs.
+    pub lease_expires_at: Option<Millis>,
+    /// When it finished: succeeded, dead and cancelled jobs.
+    pub finished_at: Option<Millis>,
 }
 
 impl JobView {
-    /// Builds the view of a stored job at time `now`.
-    pub fn new(id: u64, stored: StoredJob, now: Millis) -> JobView {
+    /// The view of a stored job at time `now`.
+    pub(super) fn new(id: u64, stored: StoredJob, now: Millis) -> JobView {
+        let r = stored.record;
+        let (run_at, lease_expires_at, finished_at) = match r.state {
+            StoredState::Queued { run_at } => (Some(run_at), None, None),
+            StoredState::Leased { deadline, .. } => (None, Some(deadline), None),
+            StoredState::Succeeded { finished_at } | StoredState::Cancelled { finished_at } => {
+                (None, None, Some(finished_at))
+            }
+            StoredState::Dead { died_at } => (None, None, Some(died_at)),
+        };
         JobView {
             id: JobId(id),
-            state: public_state(&stored.record.state, now),
-            stored,
+            state: public_state(&r.state, now),
+            queue: r.queue,
+            priority: r.priority,
+            attempts: r.attempts,
+            max_attempts: r.max_attempts,
+            payload: stored.body.payload,
+            headers: stored.body.headers,
+            last_error: r.last_error,
+            result: stored.result,
+            enqueued_at: r.enqueued_at,
+            updated_at: r.updated_at,
+            run_at,
+            lease_expires_at,
+            finished_at,
         }
     }
 }
 
+/// What a client asks a schedule to be.
+#[derive(Debug, Clone)]
+pub struct ScheduleSpec {
+    /// The parsed expression and zone.
+    pub cron: CronSchedule,
+    /// The target queue.
+    pub queue: String,
+    /// The job each fire enqueues (no `run_at`, no idempotency key).
+    pub job: NewJob,
+    /// Create paused.
+    pub paused: bool,
+    /// Fire once on start for fires missed while down.
+    pub catch_up: bool,
+}
+
+/// The job a schedule enqueues, as shown to clients.
+#[derive(Debug, Clone)]
+pub struct TemplateView {
+    /// The payload (raw JSON text).
+    pub payload: String,
+    /// 0–255.
+    pub priority: u8,
+    /// Overrides the queue's max attempts.
+    pub max_attempts: Option<u32>,
+    /// Lease length for its deliveries.
+    pub lease_ms: Option<u64>,
+    /// Headers (the schedule adds `wharf-schedule` and `wharf-due-at` to each job).
+    pub headers: Vec<(String, String)>,
+}
+
+/// A schedule as shown to clients.
+#[derive(Debug, Clone)]
+pub struct ScheduleView {
+    /// Its name.
+    pub name: String,
+    /// The cron expression as given.
+    pub cron: String,
+    /// The IANA time zone it is evaluated in.
+    pub timezone: String,
+    /// The queue its jobs go to.
+    pub queue: String,
+    /// The job each fire enqueues.
+    pub job: TemplateView,
+    /// Paused schedules do not fire.
+    pub paused: bool,
+    /// Fire once on start for due times missed while down (`false`: skip them).
+    pub catch_up: bool,
+    /// The due time of the last fire.
+    pub last_fire: Option<Millis>,
+    /// The next due time (`None` while paused, or when the expression has no more).
+    pub next_fire: Option<Millis>,
+    /// The next few fire times (empty while paused).
+    pub upcoming: Vec<Millis>,
+    /// Creation time.
+    pub created_at: Millis,
+    /// Last change.
+    pub updated_at: Millis,
+}
+
 /// The public state of a stored state at time `now`.
-pub fn public_state(state: &StoredState, now: Millis) -> JobState {
+pub(super) fn public_state(state: &StoredState, now: Millis) -> JobState {
     match *state {
         StoredState::Queued { run_at } if run_at > now => JobState::Scheduled,
         StoredState::Queued { .. } => JobState::Ready,
@@ -192,9 +316,4 @@ pub fn public_state(state: &StoredState, now: Millis) -> JobState {
         StoredState::Dead { .. } => JobState::Dead,
         StoredState::Cancelled { .. } => JobState::Cancelled,
     }
-}
-
-/// The wire name of a stored state at time `now`.
-pub fn stored_state_name(state: &StoredState, now: Millis) -> &'static str {
-    public_state(state, now).as_str()
 }

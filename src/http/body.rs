@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde::de::{DeserializeOwned, Deserializer, IgnoredAny, Visitor};
 use serde_json::error::Category;
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorCode};
 use crate::job::{JobId, valid_queue_name};
 
 /// Parses a JSON body. Empty or malformed JSON (including invalid UTF-8 and trailing data) is
@@ -17,8 +17,8 @@ use crate::job::{JobId, valid_queue_name};
 /// belongs is 422.
 pub fn parse_json<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::bad_request(
-            "empty_body",
+        return Err(ApiError::new(
+            ErrorCode::EmptyBody,
             "the request body is empty; send a JSON object",
         ));
     }
@@ -31,8 +31,8 @@ pub fn parse_json<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, ApiError
         let syntax = serde_json::from_slice::<IgnoredAny>(bytes).err();
         match syntax.as_ref().unwrap_or(&error).classify() {
             Category::Data => ApiError::invalid(error.to_string()),
-            _ => ApiError::bad_request(
-                "invalid_json",
+            _ => ApiError::new(
+                ErrorCode::InvalidJson,
                 format!("the body is not valid JSON: {}", syntax.unwrap_or(error)),
             ),
         }
@@ -88,11 +88,11 @@ pub fn parse_json_or_default<T: DeserializeOwned + Default>(bytes: &[u8]) -> Res
 /// Maps a failure to read the body (over the size limit, or the connection failed).
 pub fn body_bytes(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
     body.map_err(|rejection| match rejection.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::too_large(
-            "body_too_large",
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+            ErrorCode::BodyTooLarge,
             "the request body is over the server's max_body_bytes",
         ),
-        status => ApiError::new(status, "bad_body", rejection.body_text()),
+        _ => ApiError::new(ErrorCode::BadBody, rejection.body_text()),
     })
 }
 
@@ -119,23 +119,19 @@ impl<S: Send + Sync> FromRequestParts<S> for JobIdParam {
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         let text = first_param(parts, state).await?;
-        text.parse().map(JobIdParam).map_err(|_| {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                "job_not_found",
-                format!("no job with id {text:?}"),
-            )
-        })
+        text.parse()
+            .map(JobIdParam)
+            .map_err(|_| ApiError::new(ErrorCode::JobNotFound, format!("no job with id {text:?}")))
     }
 }
 
 async fn first_param<S: Send + Sync>(parts: &mut Parts, state: &S) -> Result<String, ApiError> {
     let Path(params) = Path::<Vec<(String, String)>>::from_request_parts(parts, state)
         .await
-        .map_err(|e| ApiError::bad_request("invalid_path", e.body_text()))?;
+        .map_err(|e| ApiError::new(ErrorCode::InvalidPath, e.body_text()))?;
     params
         .into_iter()
         .next()
         .map(|(_, v)| v)
-        .ok_or_else(|| ApiError::bad_request("invalid_path", "missing path parameter"))
+        .ok_or_else(|| ApiError::new(ErrorCode::InvalidPath, "missing path parameter"))
 }

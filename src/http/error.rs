@@ -1,84 +1,302 @@
-//! Every error a client can see, mapped to a status and a stable machine code in one place.
+//! Every error a client can see: one [`ErrorCode`] per kind, each with its stable machine code
+//! and its HTTP status, and the one mapping from broker errors to them.
+//!
+//! `docs/api.md` lists the same codes ("All machine codes"); a test checks that the two sets
+//! are equal.
 
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::broker::BrokerError;
-use crate::storage::StoreError;
+use crate::broker::{BrokerError, Invalid, Limit};
 
-/// An error reply: `{"error": {"code": ..., "message": ...}}` with its status.
+macro_rules! error_codes {
+    ($($(#[doc = $doc:literal])* $variant:ident = ($status:ident, $code:literal),)*) => {
+        /// The machine code of an error reply, with its HTTP status.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum ErrorCode {
+            $($(#[doc = $doc])* $variant,)*
+        }
+
+        impl ErrorCode {
+            /// Every code, in the order of the table in `docs/api.md`.
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant,)*];
+
+            /// The stable snake_case code clients match on.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(ErrorCode::$variant => $code,)*
+                }
+            }
+
+            /// The HTTP status it is sent with.
+            pub fn status(self) -> StatusCode {
+                match self {
+                    $(ErrorCode::$variant => StatusCode::$status,)*
+                }
+            }
+        }
+    };
+}
+
+error_codes! {
+    /// A required body is empty or only whitespace.
+    EmptyBody = (BAD_REQUEST, "empty_body"),
+    /// The body is not JSON (syntax, UTF-8, trailing data).
+    InvalidJson = (BAD_REQUEST, "invalid_json"),
+    /// A queue name outside `[A-Za-z0-9._-]{1,128}`.
+    InvalidQueueName = (BAD_REQUEST, "invalid_queue_name"),
+    /// A schedule name outside `[A-Za-z0-9._-]{1,128}`.
+    InvalidScheduleName = (BAD_REQUEST, "invalid_schedule_name"),
+    /// A path segment that is not UTF-8 after percent-decoding.
+    InvalidPath = (BAD_REQUEST, "invalid_path"),
+    /// The body could not be read for a reason other than its size.
+    BadBody = (BAD_REQUEST, "bad_body"),
+    /// No such route.
+    NotFound = (NOT_FOUND, "not_found"),
+    /// No job with that id.
+    JobNotFound = (NOT_FOUND, "job_not_found"),
+    /// No queue with that name.
+    QueueNotFound = (NOT_FOUND, "queue_not_found"),
+    /// No schedule with that name.
+    ScheduleNotFound = (NOT_FOUND, "schedule_not_found"),
+    /// The route does not take that method.
+    MethodNotAllowed = (METHOD_NOT_ALLOWED, "method_not_allowed"),
+    /// Ack, nack or extend of a job that is not leased.
+    JobNotLeased = (CONFLICT, "job_not_leased"),
+    /// A lease token that is not the job's current lease.
+    StaleLease = (CONFLICT, "stale_lease"),
+    /// The current lease token, past its deadline.
+    LeaseExpired = (CONFLICT, "lease_expired"),
+    /// Cancel of a leased job.
+    JobLeased = (CONFLICT, "job_leased"),
+    /// Cancel of a job that already succeeded.
+    JobFinished = (CONFLICT, "job_finished"),
+    /// Another request is changing the job; retry.
+    JobBusy = (CONFLICT, "job_busy"),
+    /// The body is over `max_body_bytes`.
+    BodyTooLarge = (PAYLOAD_TOO_LARGE, "body_too_large"),
+    /// A payload is over `max_payload_bytes`.
+    PayloadTooLarge = (PAYLOAD_TOO_LARGE, "payload_too_large"),
+    /// An ack result is over `max_payload_bytes`.
+    ResultTooLarge = (PAYLOAD_TOO_LARGE, "result_too_large"),
+    /// A batch is over `max_batch`.
+    BatchTooLarge = (PAYLOAD_TOO_LARGE, "batch_too_large"),
+    /// A cron expression or time zone that is not accepted.
+    InvalidSchedule = (UNPROCESSABLE_ENTITY, "invalid_schedule"),
+    /// Any other value that breaks a rule, unknown fields included.
+    InvalidValue = (UNPROCESSABLE_ENTITY, "invalid_value"),
+    /// An unexpected failure; the details are in the server log.
+    Internal = (INTERNAL_SERVER_ERROR, "internal"),
+    /// The broker is still recovering its data.
+    Recovering = (SERVICE_UNAVAILABLE, "recovering"),
+    /// The broker is shutting down.
+    ShuttingDown = (SERVICE_UNAVAILABLE, "shutting_down"),
+    /// A commit or fsync failed; writes are refused until a restart.
+    StorageFailed = (SERVICE_UNAVAILABLE, "storage_failed"),
+}
+
+/// An error reply: `{"error": {"code": ..., "message": ...}}` with the code's status.
 #[derive(Debug)]
 pub struct ApiError {
-    /// The HTTP status.
-    pub status: StatusCode,
-    /// A stable machine-readable code (documented in `docs/api.md`).
-    pub code: &'static str,
+    /// What kind of error, which also decides the status.
+    pub code: ErrorCode,
     /// Human text saying what to do.
     pub message: String,
 }
 
 impl ApiError {
-    /// An error with any status.
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+    /// An error of kind `code`.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> ApiError {
         ApiError {
-            status,
             code,
             message: message.into(),
         }
     }
 
-    /// 400: the request cannot be parsed.
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
-        Self::new(StatusCode::BAD_REQUEST, code, message)
-    }
-
-    /// 422: well-formed, but a value is not acceptable.
+    /// 422 `invalid_value`: well-formed, but a value is not acceptable.
     pub fn invalid(message: impl Into<String>) -> ApiError {
-        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_value", message)
+        Self::new(ErrorCode::InvalidValue, message)
     }
 
-    /// 413: over a size limit.
-    pub fn too_large(code: &'static str, message: impl Into<String>) -> ApiError {
-        Self::new(StatusCode::PAYLOAD_TOO_LARGE, code, message)
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.code.status()
+    }
+
+    /// The error of item `index` of a batch: named `{list}[{index}].field` when the request
+    /// was a batch, plain `field` when it held one item of its own.
+    pub fn from_item(error: BrokerError, list: &str, batch: bool) -> ApiError {
+        match error {
+            BrokerError::InvalidItem { index, error } => {
+                let mut api = ApiError::from(BrokerError::Invalid(error));
+                if batch {
+                    api.message = format!("{list}[{index}].{}", api.message);
+                }
+                api
+            }
+            other => other.into(),
+        }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({"error": {"code": self.code, "message": self.message}});
-        (self.status, Json(body)).into_response()
+        let body = json!({"error": {"code": self.code.as_str(), "message": self.message}});
+        (self.code.status(), Json(body)).into_response()
+    }
+}
+
+/// The code of a broken rule, by the kind of limit it is.
+fn invalid_code(error: &Invalid) -> ErrorCode {
+    match error.kind {
+        Limit::Value => ErrorCode::InvalidValue,
+        Limit::Payload => ErrorCode::PayloadTooLarge,
+        Limit::Result => ErrorCode::ResultTooLarge,
+        Limit::Batch => ErrorCode::BatchTooLarge,
     }
 }
 
 impl From<BrokerError> for ApiError {
     fn from(error: BrokerError) -> ApiError {
         use BrokerError as E;
-        use StatusCode as S;
-        let (status, code) = match &error {
-            E::JobNotFound => (S::NOT_FOUND, "job_not_found"),
-            E::QueueNotFound => (S::NOT_FOUND, "queue_not_found"),
-            E::ScheduleNotFound => (S::NOT_FOUND, "schedule_not_found"),
-            E::InvalidScheduleName => (S::BAD_REQUEST, "invalid_schedule_name"),
-            E::InvalidQueueName => (S::BAD_REQUEST, "invalid_queue_name"),
-            E::NotLeased { .. } => (S::CONFLICT, "job_not_leased"),
-            E::StaleLease => (S::CONFLICT, "stale_lease"),
-            E::LeaseExpired => (S::CONFLICT, "lease_expired"),
-            E::JobLeased => (S::CONFLICT, "job_leased"),
-            E::JobFinished { .. } => (S::CONFLICT, "job_finished"),
-            E::JobBusy => (S::CONFLICT, "job_busy"),
-            E::Storage(StoreError::Poisoned) => (S::SERVICE_UNAVAILABLE, "storage_failed"),
-            E::Storage(StoreError::Closed) => (S::SERVICE_UNAVAILABLE, "shutting_down"),
+        use ErrorCode as C;
+        let code = match &error {
+            E::JobNotFound => C::JobNotFound,
+            E::QueueNotFound => C::QueueNotFound,
+            E::ScheduleNotFound => C::ScheduleNotFound,
+            E::InvalidScheduleName => C::InvalidScheduleName,
+            E::InvalidQueueName => C::InvalidQueueName,
+            E::NotLeased { .. } => C::JobNotLeased,
+            E::StaleLease => C::StaleLease,
+            E::LeaseExpired => C::LeaseExpired,
+            E::JobLeased => C::JobLeased,
+            E::JobFinished { .. } => C::JobFinished,
+            E::JobBusy => C::JobBusy,
+            E::Invalid(invalid) | E::InvalidItem { error: invalid, .. } => invalid_code(invalid),
+            E::StorageFailed => C::StorageFailed,
+            E::ShuttingDown => C::ShuttingDown,
             _ => {
                 tracing::error!(%error, "internal error");
-                return ApiError::new(
-                    S::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    "internal error; see the server log",
-                );
+                return ApiError::new(C::Internal, "internal error; see the server log");
             }
         };
-        ApiError::new(status, code, error.to_string())
+        ApiError::new(code, error.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    /// The (status, code) rows of the "All machine codes" table in `docs/api.md`.
+    fn documented() -> BTreeSet<(u16, String)> {
+        let api = include_str!("../../docs/api.md");
+        let table = api
+            .split("All machine codes:")
+            .nth(1)
+            .expect("docs/api.md has the table of machine codes");
+        table
+            .lines()
+            .skip_while(|line| !line.starts_with('|'))
+            .take_while(|line| line.starts_with('|'))
+            .filter_map(|line| {
+                let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+                let status = cells.get(1)?.parse().ok()?;
+                let code = cells.get(2)?.trim_matches('`').to_owned();
+                Some((status, code))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_codes_are_the_documented_ones() {
+        let ours: BTreeSet<(u16, String)> = ErrorCode::ALL
+            .iter()
+            .map(|c| (c.status().as_u16(), c.as_str().to_owned()))
+            .collect();
+        assert_eq!(ours.len(), ErrorCode::ALL.len(), "a code is listed twice");
+        assert_eq!(
+            ours,
+            documented(),
+            "ErrorCode and the table in docs/api.md differ"
+        );
+    }
+
+    #[test]
+    fn broker_errors_map_to_their_codes() {
+        let cases = [
+            (BrokerError::JobNotFound, 404, "job_not_found"),
+            (BrokerError::QueueNotFound, 404, "queue_not_found"),
+            (BrokerError::ScheduleNotFound, 404, "schedule_not_found"),
+            (BrokerError::InvalidQueueName, 400, "invalid_queue_name"),
+            (
+                BrokerError::InvalidScheduleName,
+                400,
+                "invalid_schedule_name",
+            ),
+            (
+                BrokerError::NotLeased { state: "ready" },
+                409,
+                "job_not_leased",
+            ),
+            (BrokerError::StaleLease, 409, "stale_lease"),
+            (BrokerError::LeaseExpired, 409, "lease_expired"),
+            (BrokerError::JobLeased, 409, "job_leased"),
+            (
+                BrokerError::JobFinished { state: "succeeded" },
+                409,
+                "job_finished",
+            ),
+            (BrokerError::JobBusy, 409, "job_busy"),
+            (BrokerError::StorageFailed, 503, "storage_failed"),
+            (BrokerError::ShuttingDown, 503, "shutting_down"),
+            (BrokerError::TooManyQueues, 500, "internal"),
+        ];
+        for (error, status, code) in cases {
+            let api = ApiError::from(error);
+            assert_eq!((api.status().as_u16(), api.code.as_str()), (status, code));
+        }
+        let rule = |kind| {
+            ApiError::from(BrokerError::Invalid(Invalid {
+                field: "f",
+                rule: "r".into(),
+                kind,
+            }))
+            .code
+        };
+        assert_eq!(rule(Limit::Value), ErrorCode::InvalidValue);
+        assert_eq!(rule(Limit::Payload), ErrorCode::PayloadTooLarge);
+        assert_eq!(rule(Limit::Result), ErrorCode::ResultTooLarge);
+        assert_eq!(rule(Limit::Batch), ErrorCode::BatchTooLarge);
+    }
+
+    #[test]
+    fn a_batch_item_error_names_its_item() {
+        let item = |batch| {
+            ApiError::from_item(
+                BrokerError::InvalidItem {
+                    index: 3,
+                    error: Invalid {
+                        field: "payload",
+                        rule: "is too big".into(),
+                        kind: Limit::Payload,
+                    },
+                },
+                "jobs",
+                batch,
+            )
+        };
+        let batch = item(true);
+        assert_eq!(
+            (batch.code, batch.message.as_str()),
+            (ErrorCode::PayloadTooLarge, "jobs[3].payload is too big")
+        );
+        assert_eq!(item(false).message, "payload is too big");
     }
 }

@@ -4,12 +4,12 @@ use std::fmt::Write;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::header;
 use axum::response::IntoResponse;
 use serde_json::{Value, json};
 
 use super::AppState;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorCode};
 use crate::job::JobState;
 
 /// Reads one counter of a queue.
@@ -25,15 +25,13 @@ pub async fn readyz(State(app): State<AppState>) -> Result<Json<Value>, ApiError
     let broker = app.broker()?;
     if !broker.is_healthy() {
         return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "storage_failed",
+            ErrorCode::StorageFailed,
             "storage failed; see the server log",
         ));
     }
     if broker.is_shutting_down() {
         return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "shutting_down",
+            ErrorCode::ShuttingDown,
             "the broker is shutting down",
         ));
     }
@@ -82,7 +80,7 @@ pub async fn metrics(State(app): State<AppState>) -> Result<impl IntoResponse, A
             let _ = writeln!(out, "{name}{{queue=\"{queue}\"}} {}", get(c));
         }
     }
-    let store = broker.store_metrics();
+    let store = broker.storage_metrics();
     store.group_size.render(
         &mut out,
         "wharf_commit_group_size",
@@ -102,6 +100,20 @@ pub async fn metrics(State(app): State<AppState>) -> Result<impl IntoResponse, A
         &mut out,
         "wharf_checkpoint_seconds",
         "Duration of checkpoints (the journal folded into the data file with one durable commit).",
+    );
+    let _ = writeln!(
+        out,
+        "# HELP wharf_polls_waiting Long-polls waiting for a job.\n# TYPE wharf_polls_waiting gauge\nwharf_polls_waiting {}",
+        broker.poll_stats().borrow().waiting
+    );
+    let (purged, forgotten) = broker.retention_totals();
+    let _ = writeln!(
+        out,
+        "# HELP wharf_retention_purged_total Finished and dead jobs deleted by retention.\n# TYPE wharf_retention_purged_total counter\nwharf_retention_purged_total {purged}"
+    );
+    let _ = writeln!(
+        out,
+        "# HELP wharf_idempotency_keys_forgotten_total Idempotency keys forgotten after their window.\n# TYPE wharf_idempotency_keys_forgotten_total counter\nwharf_idempotency_keys_forgotten_total {forgotten}"
     );
     let recovery = broker.recovery_stats();
     let _ = writeln!(

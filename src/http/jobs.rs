@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::body::{JobIdParam, Obj, QueueName, body_bytes, parse_json};
 use super::error::ApiError;
-use super::wire::{EnqueuedOut, JobInput, JobOut, MAX_ERROR_TEXT, check_lease_ms, lease_token};
+use super::wire::{EnqueuedOut, JobInput, JobOut, lease_token};
 use crate::broker::{AckItem, NackRequest};
 use crate::clock::rfc3339;
 use crate::job::JobId;
@@ -40,7 +40,6 @@ pub async fn enqueue(
         ),
     };
     let top: HashMap<String, &RawValue> = parse_json(&bytes)?;
-    let now = broker.now();
     let (inputs, batch) = match top.get("jobs") {
         Some(jobs) if top.len() == 1 => (
             parse_json::<Vec<Obj<JobInput>>>(jobs.get().as_bytes())?
@@ -56,23 +55,10 @@ pub async fn enqueue(
         }
         None => (vec![parse_json::<JobInput>(&bytes)?], false),
     };
-    if inputs.is_empty() {
-        return Err(ApiError::invalid("jobs must hold at least one job"));
-    }
-    if inputs.len() > app.limits.max_batch {
-        return Err(ApiError::too_large(
-            "batch_too_large",
-            format!(
-                "{} jobs in one batch; the limit is {} (max_batch)",
-                inputs.len(),
-                app.limits.max_batch
-            ),
-        ));
-    }
     let mut jobs = inputs
         .into_iter()
         .enumerate()
-        .map(|(i, job)| job.validate(now, app.limits, batch.then_some(i)))
+        .map(|(i, job)| job.into_job(batch.then_some(i)))
         .collect::<Result<Vec<_>, _>>()?;
     if let Some(key) = header_key {
         // The header names one job; a batch carries a key per item.
@@ -86,14 +72,12 @@ pub async fn enqueue(
                 "the Idempotency-Key header and the idempotency_key field differ",
             ));
         }
-        if !(1..=super::wire::MAX_IDEMPOTENCY_KEY).contains(&key.len()) {
-            return Err(ApiError::invalid(
-                "the Idempotency-Key header must be 1-255 bytes",
-            ));
-        }
         job.idempotency_key = Some(key);
     }
-    let enqueued = broker.enqueue(&queue, jobs).await?;
+    let enqueued = broker
+        .enqueue(&queue, jobs)
+        .await
+        .map_err(|e| ApiError::from_item(e, "jobs", batch))?;
     // 201 when anything was created; 200 when every job was a duplicate.
     let status = if enqueued.iter().all(|e| e.duplicate) {
         StatusCode::OK
@@ -132,20 +116,6 @@ struct AckBody {
     result: Option<Box<RawValue>>,
 }
 
-fn result_text(result: Option<Box<RawValue>>, max: usize) -> Result<Option<String>, ApiError> {
-    match result {
-        Some(r) if r.get().len() > max => Err(ApiError::too_large(
-            "result_too_large",
-            format!(
-                "the result is {} bytes; the limit is {max} (max_payload_bytes)",
-                r.get().len()
-            ),
-        )),
-        Some(r) => Ok(Some(r.get().to_owned())),
-        None => Ok(None),
-    }
-}
-
 /// `POST /v1/jobs/{id}/ack`.
 pub async fn ack(
     State(app): State<AppState>,
@@ -154,14 +124,14 @@ pub async fn ack(
 ) -> Reply {
     let broker = app.broker()?;
     let body: AckBody = parse_json(&body_bytes(body)?)?;
-    let result = result_text(body.result, app.limits.max_payload_bytes)?;
     broker
         .ack(AckItem {
             id,
             lease: lease_token(&body.lease),
-            result,
+            result: body.result.map(|r| r.get().to_owned()),
         })
-        .await?;
+        .await
+        .map_err(|e| ApiError::from_item(e, "acks", false))?;
     Ok((
         StatusCode::OK,
         Json(json!({"id": id.to_string(), "state": "succeeded"})),
@@ -186,24 +156,6 @@ pub async fn nack(
 ) -> Reply {
     let broker = app.broker()?;
     let body: NackBody = parse_json(&body_bytes(body)?)?;
-    if body
-        .error
-        .as_ref()
-        .is_some_and(|e| e.len() > MAX_ERROR_TEXT)
-    {
-        return Err(ApiError::invalid(format!(
-            "error must be at most {MAX_ERROR_TEXT} bytes"
-        )));
-    }
-    if body
-        .delay_ms
-        .is_some_and(|d| d > crate::config::MAX_DELAY_MS)
-    {
-        return Err(ApiError::invalid(format!(
-            "delay_ms must be at most {}",
-            crate::config::MAX_DELAY_MS
-        )));
-    }
     let request = NackRequest {
         error: body.error,
         delay_ms: body.delay_ms,
@@ -231,7 +183,6 @@ pub async fn extend(
 ) -> Reply {
     let broker = app.broker()?;
     let body: ExtendBody = parse_json(&body_bytes(body)?)?;
-    check_lease_ms(Some(body.lease_ms), "lease_ms")?;
     let deadline = broker
         .extend(id, lease_token(&body.lease), body.lease_ms)
         .await?;
@@ -259,34 +210,22 @@ struct BatchAckItem {
 pub async fn ack_batch(State(app): State<AppState>, body: Result<Bytes, BytesRejection>) -> Reply {
     let broker = app.broker()?;
     let body: BatchAckBody = parse_json(&body_bytes(body)?)?;
-    if body.acks.len() > app.limits.max_batch {
-        return Err(ApiError::too_large(
-            "batch_too_large",
-            format!(
-                "{} acks in one batch; the limit is {} (max_batch)",
-                body.acks.len(),
-                app.limits.max_batch
-            ),
-        ));
-    }
     let mut items = Vec::with_capacity(body.acks.len());
     let mut ids = Vec::with_capacity(body.acks.len());
-    for (i, Obj(ack)) in body.acks.into_iter().enumerate() {
-        let result =
-            result_text(ack.result, app.limits.max_payload_bytes).map_err(|e| ApiError {
-                message: format!("acks[{i}]: {}", e.message),
-                ..e
-            })?;
+    for Obj(ack) in body.acks {
         // An id that is not a number names no job: it gets its own 404 outcome below.
         let id = ack.id.parse().unwrap_or(JobId(u64::MAX));
         ids.push(ack.id);
         items.push(AckItem {
             id,
             lease: lease_token(&ack.lease),
-            result,
+            result: ack.result.map(|r| r.get().to_owned()),
         });
     }
-    let outcomes = broker.ack_many(items).await?;
+    let outcomes = broker
+        .ack_many(items)
+        .await
+        .map_err(|e| ApiError::from_item(e, "acks", true))?;
     let acks: Vec<Value> = ids
         .into_iter()
         .zip(outcomes)
@@ -294,7 +233,7 @@ pub async fn ack_batch(State(app): State<AppState>, body: Result<Bytes, BytesRej
             Ok(()) => json!({"id": id, "ok": true}),
             Err(error) => {
                 let error = ApiError::from(error);
-                json!({"id": id, "ok": false, "status": error.status.as_u16(), "error": {"code": error.code, "message": error.message}})
+                json!({"id": id, "ok": false, "status": error.status().as_u16(), "error": {"code": error.code.as_str(), "message": error.message}})
             }
         })
         .collect();

@@ -1,8 +1,9 @@
 //! The HTTP API (v1, JSON): parse and validate, call one broker operation, render.
 //!
 //! - [`body`]: strict body and path parsing.
-//! - [`wire`]: JSON shapes and their validation.
-//! - [`error`]: every error's status and machine code.
+//! - [`wire`]: JSON shapes, and turning them into broker requests (the broker checks the values).
+//! - [`error`]: the one list of error codes (machine code and status) and the mapping from
+//!   broker errors.
 //! - [`jobs`], [`queues`], [`schedules`], [`health`]: the handlers, one file per resource.
 
 mod body;
@@ -17,29 +18,23 @@ use std::sync::{Arc, OnceLock};
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::StatusCode;
 use axum::routing::{get, post};
 
-pub use error::ApiError;
-pub use wire::Limits;
+pub use error::{ApiError, ErrorCode};
 
 use crate::broker::Broker;
 
 /// What every handler shares. The broker is set once recovery finishes; until then the API
 /// answers 503 `recovering` (and `/healthz` already answers 200).
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct AppState {
     broker: Arc<OnceLock<Arc<Broker>>>,
-    limits: Limits,
 }
 
 impl AppState {
     /// A state whose broker is not there yet.
-    pub fn new(limits: Limits) -> AppState {
-        AppState {
-            broker: Arc::new(OnceLock::new()),
-            limits,
-        }
+    pub fn new() -> AppState {
+        AppState::default()
     }
 
     /// Makes the recovered broker available to handlers.
@@ -50,8 +45,7 @@ impl AppState {
     fn broker(&self) -> Result<&Arc<Broker>, ApiError> {
         self.broker.get().ok_or_else(|| {
             ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "recovering",
+                ErrorCode::Recovering,
                 "the broker is recovering its data; retry shortly",
             )
         })
@@ -91,17 +85,10 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
-        .fallback(|| async {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                "no such route; see docs/api.md",
-            )
-        })
+        .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such route; see docs/api.md") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
+                ErrorCode::MethodNotAllowed,
                 "this route does not take that method; see docs/api.md",
             )
         })

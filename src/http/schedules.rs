@@ -14,13 +14,12 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use super::body::{Obj, body_bytes, parse_json};
-use super::error::ApiError;
+use super::error::{ApiError, ErrorCode};
 use super::wire::{EnqueuedOut, JobInput, raw};
 use crate::broker::{BrokerError, ScheduleSpec, ScheduleView};
 use crate::clock::rfc3339;
 use crate::cron::CronSchedule;
 use crate::job::valid_queue_name;
-use crate::storage::JobTemplate;
 
 /// A valid schedule name from the path (same alphabet as queue names).
 pub struct ScheduleName(String);
@@ -31,7 +30,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ScheduleName {
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         let Path(name) = Path::<String>::from_request_parts(parts, state)
             .await
-            .map_err(|e| ApiError::bad_request("invalid_path", e.body_text()))?;
+            .map_err(|e| ApiError::new(ErrorCode::InvalidPath, e.body_text()))?;
         if !valid_queue_name(&name) {
             return Err(BrokerError::InvalidScheduleName.into());
         }
@@ -87,26 +86,25 @@ pub struct ScheduleOut {
 
 impl From<ScheduleView> for ScheduleOut {
     fn from(v: ScheduleView) -> ScheduleOut {
-        let r = v.record;
         ScheduleOut {
             name: v.name,
-            cron: r.cron,
-            timezone: r.zone,
-            queue: r.queue,
+            cron: v.cron,
+            timezone: v.timezone,
+            queue: v.queue,
             job: TemplateOut {
-                payload: raw(r.template.payload),
-                priority: r.template.priority,
-                max_attempts: r.template.max_attempts,
-                lease_ms: r.template.lease_ms,
-                headers: r.template.headers.into_iter().collect(),
+                payload: raw(v.job.payload),
+                priority: v.job.priority,
+                max_attempts: v.job.max_attempts,
+                lease_ms: v.job.lease_ms,
+                headers: v.job.headers.into_iter().collect(),
             },
-            paused: r.paused,
-            catch_up: if r.catch_up { "once" } else { "none" },
-            last_fire_at: r.last_fire.map(rfc3339),
-            next_fire_at: (!r.paused).then_some(r.next_fire).flatten().map(rfc3339),
+            paused: v.paused,
+            catch_up: if v.catch_up { "once" } else { "none" },
+            last_fire_at: v.last_fire.map(rfc3339),
+            next_fire_at: v.next_fire.map(rfc3339),
             upcoming: v.upcoming.into_iter().map(rfc3339).collect(),
-            created_at: rfc3339(r.created_at),
-            updated_at: rfc3339(r.updated_at),
+            created_at: rfc3339(v.created_at),
+            updated_at: rfc3339(v.updated_at),
         }
     }
 }
@@ -119,35 +117,12 @@ pub async fn put(
 ) -> Result<(StatusCode, Json<ScheduleOut>), ApiError> {
     let broker = app.broker()?;
     let body: ScheduleBody = parse_json(&body_bytes(body)?)?;
-    let cron = CronSchedule::parse(&body.cron, body.timezone.as_deref().unwrap_or("UTC")).map_err(
-        |e| {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_schedule",
-                e.to_string(),
-            )
-        },
-    )?;
-    if !valid_queue_name(&body.queue) {
-        return Err(BrokerError::InvalidQueueName.into());
-    }
-    let job = body.job.0.validate(broker.now(), app.limits, None)?;
-    if job.run_at.is_some() || job.idempotency_key.is_some() {
-        return Err(ApiError::invalid(
-            "a schedule's job takes no delay_ms, run_at or idempotency_key: it is enqueued when the schedule fires",
-        ));
-    }
-    let template = JobTemplate {
-        payload: job.payload,
-        priority: job.priority,
-        max_attempts: job.max_attempts,
-        lease_ms: job.lease_ms,
-        headers: job.headers,
-    };
+    let cron = CronSchedule::parse(&body.cron, body.timezone.as_deref().unwrap_or("UTC"))
+        .map_err(|e| ApiError::new(ErrorCode::InvalidSchedule, e.to_string()))?;
     let spec = ScheduleSpec {
         cron,
         queue: body.queue,
-        template,
+        job: body.job.0.into_job(None)?,
         paused: body.paused,
         catch_up: !matches!(body.catch_up, Some(CatchUp::None)),
     };

@@ -8,26 +8,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use super::error::ApiError;
-use crate::broker::{Delivery, Enqueued, JobView, NewJob, QueueConfig, QueueView};
-use crate::clock::{Millis, parse_rfc3339, rfc3339};
-use crate::config::{MAX_ATTEMPTS, MAX_DELAY_MS, MAX_LEASE_MS};
+use crate::broker::{Delivery, Enqueued, JobView, NewJob, QueueConfig, QueueView, RunAt};
+use crate::clock::{parse_rfc3339, rfc3339};
 use crate::job::{JobState, LeaseToken, Priority};
-use crate::storage::StoredState;
-
-/// Most headers a job may carry, and their sizes.
-pub const MAX_HEADERS: usize = 32;
-/// Longest header name.
-pub const MAX_HEADER_NAME: usize = 128;
-/// Longest header value.
-pub const MAX_HEADER_VALUE: usize = 4096;
-/// Longest idempotency key.
-pub const MAX_IDEMPOTENCY_KEY: usize = 255;
-/// Longest nack error text.
-pub const MAX_ERROR_TEXT: usize = 16 * 1024;
-/// Longest long-poll wait.
-pub const MAX_WAIT_MS: u64 = 30_000;
-/// Most jobs one poll may deliver, and most jobs a listing page shows.
-pub const MAX_POLL: usize = 1000;
 
 /// A priority: an integer 0–255 or a level name.
 #[derive(Debug, Clone, Copy)]
@@ -79,37 +62,13 @@ pub struct JobInput {
     idempotency_key: Option<String>,
 }
 
-/// The limits enqueue validation applies.
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    /// Largest payload or result, in bytes of JSON text.
-    pub max_payload_bytes: usize,
-    /// Most jobs or acks in one batch.
-    pub max_batch: usize,
-}
-
 impl JobInput {
-    /// Validates the job; `index` names it in messages when it is part of a batch.
-    pub fn validate(
-        self,
-        now: Millis,
-        limits: Limits,
-        index: Option<usize>,
-    ) -> Result<NewJob, ApiError> {
+    /// The job this input asks for. Only the JSON's own forms are checked here (a time that is
+    /// not RFC 3339, both `delay_ms` and `run_at`); the broker checks every value against its
+    /// rules. `index` names the job in messages when it is part of a batch.
+    pub fn into_job(self, index: Option<usize>) -> Result<NewJob, ApiError> {
         let at =
             |field: &str| index.map_or_else(|| field.to_owned(), |i| format!("jobs[{i}].{field}"));
-        let payload = self.payload.get();
-        if payload.len() > limits.max_payload_bytes {
-            return Err(ApiError::too_large(
-                "payload_too_large",
-                format!(
-                    "{} is {} bytes; the limit is {} (max_payload_bytes)",
-                    at("payload"),
-                    payload.len(),
-                    limits.max_payload_bytes
-                ),
-            ));
-        }
         let run_at = match (self.delay_ms, self.run_at) {
             (Some(_), Some(_)) => {
                 return Err(ApiError::invalid(format!(
@@ -118,21 +77,9 @@ impl JobInput {
                     at("run_at")
                 )));
             }
-            (Some(delay), None) if delay > MAX_DELAY_MS => {
-                return Err(ApiError::invalid(format!(
-                    "{} must be at most {MAX_DELAY_MS} (365 days)",
-                    at("delay_ms")
-                )));
-            }
-            (Some(delay), None) => Some(now + delay),
+            (Some(delay), None) => Some(RunAt::After(delay)),
             (None, Some(text)) => match parse_rfc3339(&text) {
-                Some(ms) if ms <= now + MAX_DELAY_MS => Some(ms),
-                Some(_) => {
-                    return Err(ApiError::invalid(format!(
-                        "{} must be within 365 days",
-                        at("run_at")
-                    )));
-                }
+                Some(ms) => Some(RunAt::At(ms)),
                 None => {
                     return Err(ApiError::invalid(format!(
                         "{} must be an RFC 3339 timestamp such as 2026-01-02T03:04:05Z, got {text:?}",
@@ -142,58 +89,15 @@ impl JobInput {
             },
             (None, None) => None,
         };
-        if let Some(n) = self.max_attempts
-            && !(1..=MAX_ATTEMPTS).contains(&n)
-        {
-            return Err(ApiError::invalid(format!(
-                "{} must be between 1 and {MAX_ATTEMPTS}",
-                at("max_attempts")
-            )));
-        }
-        check_lease_ms(self.lease_ms, &at("lease_ms"))?;
-        let headers: Vec<(String, String)> = self.headers.unwrap_or_default().into_iter().collect();
-        if headers.len() > MAX_HEADERS {
-            return Err(ApiError::invalid(format!(
-                "{} has {} entries; at most {MAX_HEADERS}",
-                at("headers"),
-                headers.len()
-            )));
-        }
-        for (name, value) in &headers {
-            if name.is_empty() || name.len() > MAX_HEADER_NAME || value.len() > MAX_HEADER_VALUE {
-                return Err(ApiError::invalid(format!(
-                    "{} names must be 1-{MAX_HEADER_NAME} bytes and values at most {MAX_HEADER_VALUE} bytes",
-                    at("headers")
-                )));
-            }
-        }
-        if let Some(key) = &self.idempotency_key
-            && !(1..=MAX_IDEMPOTENCY_KEY).contains(&key.len())
-        {
-            return Err(ApiError::invalid(format!(
-                "{} must be 1-{MAX_IDEMPOTENCY_KEY} bytes",
-                at("idempotency_key")
-            )));
-        }
         Ok(NewJob {
-            payload: payload.to_owned(),
+            payload: self.payload.get().to_owned(),
             priority: self.priority.map_or(Priority::NORMAL, |p| p.0).0,
             run_at,
             max_attempts: self.max_attempts,
             lease_ms: self.lease_ms,
-            headers,
+            headers: self.headers.unwrap_or_default().into_iter().collect(),
             idempotency_key: self.idempotency_key,
         })
-    }
-}
-
-/// Checks an optional lease length.
-pub fn check_lease_ms(lease_ms: Option<u64>, field: &str) -> Result<(), ApiError> {
-    match lease_ms {
-        Some(ms) if !(1..=MAX_LEASE_MS).contains(&ms) => Err(ApiError::invalid(format!(
-            "{field} must be between 1 and {MAX_LEASE_MS} (12 h)"
-        ))),
-        _ => Ok(()),
     }
 }
 
@@ -284,31 +188,22 @@ pub fn raw(text: String) -> Box<RawValue> {
 
 impl From<JobView> for JobOut {
     fn from(v: JobView) -> JobOut {
-        let r = v.stored.record;
-        let (run_at, lease_expires_at, finished_at) = match r.state {
-            StoredState::Queued { run_at } => (Some(run_at), None, None),
-            StoredState::Leased { deadline, .. } => (None, Some(deadline), None),
-            StoredState::Succeeded { finished_at } | StoredState::Cancelled { finished_at } => {
-                (None, None, Some(finished_at))
-            }
-            StoredState::Dead { died_at } => (None, None, Some(died_at)),
-        };
         JobOut {
             id: v.id.to_string(),
-            queue: r.queue,
+            queue: v.queue,
             state: v.state.as_str(),
-            priority: r.priority,
-            attempts: r.attempts,
-            max_attempts: r.max_attempts,
-            payload: raw(v.stored.body.payload),
-            headers: v.stored.body.headers.into_iter().collect(),
-            last_error: r.last_error,
-            result: v.stored.result.map(raw),
-            enqueued_at: rfc3339(r.enqueued_at),
-            updated_at: rfc3339(r.updated_at),
-            run_at: run_at.map(rfc3339),
-            lease_expires_at: lease_expires_at.map(rfc3339),
-            finished_at: finished_at.map(rfc3339),
+            priority: v.priority,
+            attempts: v.attempts,
+            max_attempts: v.max_attempts,
+            payload: raw(v.payload),
+            headers: v.headers.into_iter().collect(),
+            last_error: v.last_error,
+            result: v.result.map(raw),
+            enqueued_at: rfc3339(v.enqueued_at),
+            updated_at: rfc3339(v.updated_at),
+            run_at: v.run_at.map(rfc3339),
+            lease_expires_at: v.lease_expires_at.map(rfc3339),
+            finished_at: v.finished_at.map(rfc3339),
         }
     }
 }

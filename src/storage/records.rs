@@ -7,12 +7,18 @@
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use super::error::DecodeError;
+
 /// The current record format version, written as the first byte of every value.
 ///
 /// - 1: the first format.
 /// - 2: `QueueRecord` gained retention and idempotency windows; every other record is encoded
 ///   exactly as in version 1, so [`decode`] reads both, and [`decode_queue_record`] upgrades a
 ///   version-1 queue record with the default windows.
+/// - 3: an `outbox` value holds the changes of one commit (`seq<OutboxEntry>`) instead of one
+///   change; [`decode_outbox`] reads both layouts. Every other record is encoded as in 2.
+///
+/// The journal's op format has its own version (see [`super::ops`]).
 pub const FORMAT_VERSION: u8 = 3;
 
 /// A job's mutable state and scheduling fields (table `jobs`). Small on purpose: recovery scans
@@ -208,22 +214,6 @@ pub struct OutboxEntry {
     pub at: u64,
 }
 
-/// Why a stored value could not be decoded.
-#[derive(Debug, thiserror::Error)]
-pub enum DecodeError {
-    /// The value is empty.
-    #[error("empty record")]
-    Empty,
-    /// Written by a format this binary does not know (a newer wharf?).
-    #[error(
-        "record format version {0} is not supported (this build reads version {FORMAT_VERSION})"
-    )]
-    UnknownVersion(u8),
-    /// The bytes do not decode.
-    #[error("corrupt record: {0}")]
-    Corrupt(#[from] postcard::Error),
-}
-
 /// Decodes an `outbox` value: the changes of one commit, in order. Versions 1 and 2 stored one
 /// change per key; version 3 stores one batch per commit (one B-tree insert per commit instead
 /// of one per change: the outbox was 40% of the writer's apply time).
@@ -236,11 +226,19 @@ pub fn decode_outbox(bytes: &[u8]) -> Result<Vec<OutboxEntry>, DecodeError> {
 
 /// Encodes a record behind the format-version byte.
 pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
-    let out = vec![FORMAT_VERSION];
+    let mut out = Vec::new();
+    encode_into(value, &mut out);
+    out
+}
+
+/// Appends a record, behind the format-version byte, to `out`.
+pub fn encode_into<T: Serialize>(value: &T, out: &mut Vec<u8>) {
+    out.push(FORMAT_VERSION);
     // Serializing these plain structs into a Vec cannot fail: postcard only errors on
     // unsupported serde features (none used here) or a full fixed buffer (a Vec grows).
-    match postcard::to_extend(value, out) {
-        Ok(bytes) => bytes,
+    let taken = std::mem::take(out);
+    match postcard::to_extend(value, taken) {
+        Ok(bytes) => *out = bytes,
         Err(_) => unreachable!("postcard cannot fail to serialize a record into a Vec"),
     }
 }
@@ -252,7 +250,10 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
         // Version 2 changed only QueueRecord (see decode_queue_record), version 3 only the
         // outbox (see decode_outbox); every other record is encoded alike in all three.
         Some((1..=3, rest)) => Ok(postcard::from_bytes(rest)?),
-        Some((&other, _)) => Err(DecodeError::UnknownVersion(other)),
+        Some((&found, _)) => Err(DecodeError::UnknownVersion {
+            found,
+            supported: FORMAT_VERSION,
+        }),
     }
 }
 
@@ -358,7 +359,7 @@ mod tests {
         bytes[0] = 99;
         assert!(matches!(
             decode::<JobRecord>(&bytes),
-            Err(DecodeError::UnknownVersion(99))
+            Err(DecodeError::UnknownVersion { found: 99, .. })
         ));
         assert!(matches!(decode::<JobRecord>(&[]), Err(DecodeError::Empty)));
         assert!(matches!(

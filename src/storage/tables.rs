@@ -1,7 +1,9 @@
 //! The redb tables. Keys are big-endian-ordered u64s or strings; values are
 //! [`records`](super::records)-encoded bytes.
 
-use redb::TableDefinition;
+use redb::{Table, TableDefinition, WriteTransaction};
+
+use super::error::StoreError;
 
 /// job id → [`JobRecord`](super::JobRecord).
 pub const JOBS: TableDefinition<u64, &[u8]> = TableDefinition::new("jobs");
@@ -11,7 +13,7 @@ pub const BODIES: TableDefinition<u64, &[u8]> = TableDefinition::new("bodies");
 pub const RESULTS: TableDefinition<u64, &str> = TableDefinition::new("results");
 /// queue name → [`QueueRecord`](super::QueueRecord).
 pub const QUEUES: TableDefinition<&str, &[u8]> = TableDefinition::new("queues");
-/// outbox sequence → [`OutboxEntry`](super::OutboxEntry).
+/// sequence of a batch's first change → the changes of one commit (`seq<`[`OutboxEntry`](super::OutboxEntry)`>`).
 pub const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
 /// (expires at, job id) → (): finished and dead jobs by the time their retention ends. Entries
 /// may be stale (a dead job replayed); the sweeper checks the record before deleting.
@@ -32,7 +34,39 @@ pub const META_FORMAT: &str = "format_version";
 pub const META_NEXT_JOB_ID: &str = "next_job_id";
 /// The sequence number the next outbox change gets.
 pub const META_OUTBOX_NEXT: &str = "outbox_next";
-/// The checksum salt of the current run's journal frames (see [`journal`](super::journal)).
+/// The checksum salt of the current run's journal frames (see `docs/design.md`, "The journal").
 pub const META_JOURNAL_SALT: &str = "journal_salt";
-/// The last journal frame the latest checkpoint contains (see [`journal`](super::journal)).
+/// The last journal frame the latest checkpoint contains (see `docs/design.md`, "The journal").
 pub const META_JOURNAL_SEQ: &str = "journal_seq";
+
+/// Every table a write touches, opened once per write transaction.
+pub struct Tables<'txn> {
+    pub jobs: Table<'txn, u64, &'static [u8]>,
+    pub bodies: Table<'txn, u64, &'static [u8]>,
+    pub results: Table<'txn, u64, &'static str>,
+    pub queues: Table<'txn, &'static str, &'static [u8]>,
+    pub outbox: Table<'txn, u64, &'static [u8]>,
+    pub meta: Table<'txn, &'static str, u64>,
+    pub expiry: Table<'txn, (u64, u64), ()>,
+    pub idempotency: Table<'txn, &'static str, &'static [u8]>,
+    pub idempotency_expiry: Table<'txn, (u64, &'static str), ()>,
+    pub schedules: Table<'txn, &'static str, &'static [u8]>,
+}
+
+impl<'txn> Tables<'txn> {
+    /// Opens (creating if new) every table in `txn`.
+    pub fn open(txn: &'txn WriteTransaction) -> Result<Tables<'txn>, StoreError> {
+        Ok(Tables {
+            jobs: txn.open_table(JOBS)?,
+            bodies: txn.open_table(BODIES)?,
+            results: txn.open_table(RESULTS)?,
+            queues: txn.open_table(QUEUES)?,
+            outbox: txn.open_table(OUTBOX)?,
+            meta: txn.open_table(META)?,
+            expiry: txn.open_table(EXPIRY)?,
+            idempotency: txn.open_table(IDEMPOTENCY)?,
+            idempotency_expiry: txn.open_table(IDEMPOTENCY_EXPIRY)?,
+            schedules: txn.open_table(SCHEDULES)?,
+        })
+    }
+}

@@ -5,8 +5,8 @@
 //! without fsync, and hands the group's ops to the [`journal`](super::journal) as one frame.
 //! Requests that must be durable are answered by the journal thread after its fdatasync; the
 //! others at once. Arrival order is the order the broker decided the changes in (it submits
-//! while holding its state lock), so disk and memory agree. Checkpoints (durable redb commits)
-//! let the journal start over.
+//! while holding its state lock), so disk and memory agree. Checkpoints (durable redb commits,
+//! [`super::checkpoint`]) let the journal start over.
 //!
 //! A failed commit, journal write or checkpoint poisons the store: every waiter of that group
 //! and every later request gets [`StoreError::Poisoned`]. Retrying an fsync that failed is
@@ -18,209 +18,30 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use redb::{Database, Durability, ReadableDatabase, ReadableTable, Table, WriteTransaction};
-use serde::{Deserialize, Serialize};
-use tokio::sync::{OwnedSemaphorePermit, oneshot};
+use redb::{Database, Durability, ReadableTable};
 
-use super::journal::{self, Journal};
-use super::records::{
-    IdempotencyRecord, JobBody, JobRecord, OutboxEntry, QueueRecord, ScheduleRecord, StoredState,
-    decode, encode,
-};
-use super::tables::{
-    BODIES, EXPIRY, IDEMPOTENCY, IDEMPOTENCY_EXPIRY, JOBS, META, META_JOURNAL_SALT,
-    META_JOURNAL_SEQ, META_NEXT_JOB_ID, META_OUTBOX_NEXT, OUTBOX, QUEUES, RESULTS, SCHEDULES,
-};
-use super::{StoreError, StoreMetrics, StoredJob};
-
-/// One change, applied atomically with the rest of its request. Applying an op depends only on
-/// the op and the stored state (never on the clock), so replaying the journal after a crash
-/// rebuilds exactly what was acknowledged.
-#[derive(Debug, Serialize, Deserialize)]
-pub enum WriteOp {
-    /// Create or replace a queue's defaults.
-    PutQueue {
-        /// Queue name.
-        name: String,
-        /// Its defaults.
-        record: QueueRecord,
-    },
-    /// Store a new job, unless its idempotency key already maps to a job within its window
-    /// (then nothing is written and the result names the original job).
-    Insert {
-        /// Its id.
-        id: u64,
-        /// State and scheduling fields.
-        record: JobRecord,
-        /// Payload and headers.
-        body: JobBody,
-        /// The job's idempotency key, if it has one.
-        idempotency: Option<IdempotencyKey>,
-    },
-    /// Apply a life-cycle transition the broker decided.
-    Update {
-        /// The job.
-        id: u64,
-        /// What changes.
-        change: JobChange,
-    },
-    /// Remove a job and everything stored for it (purge, retention).
-    Delete {
-        /// The job.
-        id: u64,
-        /// Its entry in the expiry index, if it has one.
-        expiry: Option<u64>,
-    },
-    /// Move a job's expiry-index entry (`to: None` drops a stale one).
-    MoveExpiry {
-        /// The job.
-        id: u64,
-        /// The entry's current time.
-        from: u64,
-        /// Its new time.
-        to: Option<u64>,
-    },
-    /// Create or replace a schedule.
-    PutSchedule {
-        /// Its name.
-        name: String,
-        /// The schedule.
-        record: ScheduleRecord,
-    },
-    /// Delete a schedule.
-    DeleteSchedule {
-        /// Its name.
-        name: String,
-    },
-    /// Forget an idempotency key whose window ended at `expires_at` (kept if it was reused
-    /// since, with a later window).
-    ForgetKey {
-        /// "queue\0key".
-        key: String,
-        /// The end of the window being forgotten.
-        expires_at: u64,
-    },
-}
-
-/// An idempotency key and the end of its window.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct IdempotencyKey {
-    /// "queue\0key": keys are scoped to their queue.
-    pub key: String,
-    /// When the key stops mapping to the job (epoch ms).
-    pub expires_at: u64,
-}
-
-/// The job an idempotency key already maps to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Original {
-    /// Its id.
-    pub id: u64,
-    /// Its state, unless it has been deleted since (purge, retention).
-    pub state: Option<StoredState>,
-}
-
-/// What a write request produced.
-#[derive(Debug, Default)]
-pub struct Written {
-    /// The rows asked for in `fetch`, in order.
-    pub fetched: Vec<Option<StoredJob>>,
-    /// One entry per `Insert` op, in order: `None` if the job was stored, or the original job
-    /// its idempotency key maps to (id, and state unless it has been deleted since).
-    pub duplicates: Vec<Option<Original>>,
-}
-
-/// The fields a transition sets; everything else in the record is kept.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct JobChange {
-    /// The new state.
-    pub state: StoredState,
-    /// The new attempt count.
-    pub attempts: u32,
-    /// Replaces the last error when `Some`.
-    pub last_error: Option<String>,
-    /// Stores an ack result when `Some`.
-    pub result: Option<String>,
-    /// Indexes the job for retention at this time (succeeded, cancelled, dead).
-    pub expires_at: Option<u64>,
-    /// When the change happened (epoch ms).
-    pub at: u64,
-}
-
-/// A batch of ops to apply atomically, plus jobs to read back after them.
-pub(super) struct WriteRequest {
-    pub ops: Vec<WriteOp>,
-    pub fetch: Vec<u64>,
-    /// Whether the reply must wait for an fsync. Lease writes (polls, expiries) need not: if
-    /// one is lost in a crash the job is only delivered again, which at-least-once allows.
-    pub durable: bool,
-    pub reply: Reply,
-}
-
-impl WriteRequest {
-    /// Roughly the bytes its ops take in a journal frame (payloads dominate).
-    fn approx_len(&self) -> usize {
-        self.ops.iter().map(WriteOp::approx_len).sum()
-    }
-}
-
-impl WriteOp {
-    fn approx_len(&self) -> usize {
-        const FIXED: usize = 64;
-        match self {
-            WriteOp::Insert { body, .. } => {
-                FIXED
-                    + body.payload.len()
-                    + body
-                        .headers
-                        .iter()
-                        .map(|(k, v)| k.len() + v.len())
-                        .sum::<usize>()
-            }
-            WriteOp::Update { change, .. } => {
-                FIXED
-                    + change.result.as_ref().map_or(0, String::len)
-                    + change.last_error.as_ref().map_or(0, String::len)
-            }
-            WriteOp::PutSchedule { record, .. } => FIXED + record.template.payload.len(),
-            _ => FIXED,
-        }
-    }
-}
+use super::StoredJob;
+use super::apply::{Applied, apply};
+use super::error::StoreError;
+use super::journal::{Journal, frame};
+use super::ops::{WriteOp, encode_ops};
+use super::outbox::Outbox;
+use super::records::{JobBody, JobRecord, decode};
+use super::request::{Message, WriteRequest, Written};
+use super::tables::{META_JOURNAL_SEQ, META_NEXT_JOB_ID, Tables};
+use crate::metrics::StorageMetrics;
 
 /// A commit group stops taking requests once their ops reach this size. With requests of at
 /// most `max_body_bytes` (at most 256 MiB, see the config), a frame stays below the journal's
 /// 1 GiB frame limit.
 const MAX_GROUP_BYTES: usize = 64 << 20;
 
-/// Where a request's answer goes.
-pub(super) struct Reply {
-    pub tx: oneshot::Sender<Result<Written, StoreError>>,
-    /// Holds a place in the bounded admission queue until the request is answered.
-    pub _permit: OwnedSemaphorePermit,
-}
-
-impl Reply {
-    pub fn send(self, result: Result<Written, StoreError>) {
-        // The submitter may have gone away (a dropped HTTP request); nothing to do then.
-        let _ = self.tx.send(result);
-    }
-}
-
-/// Messages to the writer thread.
-pub(super) enum Message {
-    Write(WriteRequest),
-    /// Finish what is queued, make everything durable, and exit.
-    Shutdown,
-}
-
 /// How the writer makes commits durable.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct WriterOptions {
+pub struct WriterOptions {
     /// `false` (`async` mode): no request waits for an fsync.
     pub sync_mode: bool,
     pub max_group: usize,
-    pub outbox_max_entries: u64,
     /// A checkpoint (durable redb commit, then the journal starts over) follows at most this
     /// long after the first change since the last one...
     pub checkpoint_interval: Duration,
@@ -228,24 +49,20 @@ pub(super) struct WriterOptions {
     pub checkpoint_bytes: usize,
 }
 
-pub(super) struct Writer {
+/// The writer thread's state.
+pub struct Writer {
     pub db: Arc<Database>,
     pub options: WriterOptions,
-    pub metrics: Arc<StoreMetrics>,
+    pub metrics: Arc<StorageMetrics>,
     pub poisoned: Arc<AtomicBool>,
-    /// Outbox change sequence range currently stored: `[first, next)`. `first` is the key of
-    /// the oldest stored batch.
-    pub outbox_first: u64,
-    pub outbox_next: u64,
-    /// The changes of the transaction being built, written as one batch by `finish`.
-    pub outbox_batch: Vec<OutboxEntry>,
+    pub outbox: Outbox,
     pub next_job_id: u64,
     /// Sequence of the last journal frame (applied to redb, not necessarily durable).
     pub journal_seq: u64,
     /// This run's frame checksum salt (set by `recover`).
     pub journal_salt: u64,
-    /// When the first change since the last checkpoint was committed, and the journal bytes
-    /// written since.
+    /// When the first change since the last checkpoint was committed (on the monotonic clock:
+    /// checkpoints are paced, not deadlines), and the journal bytes written since.
     pub dirty_since: Option<Instant>,
     pub journal_bytes: usize,
     /// Reused buffer for encoding frames.
@@ -273,27 +90,7 @@ impl Writer {
                 }
                 None => rx.recv().unwrap_or(Message::Shutdown),
             };
-            let mut group = Vec::new();
-            let mut bytes = 0;
-            let mut shutdown = false;
-            match first {
-                Message::Write(request) => {
-                    bytes += request.approx_len();
-                    group.push(request);
-                }
-                Message::Shutdown => shutdown = true,
-            }
-            // A group is one journal frame: its size is capped as well as its count.
-            while !shutdown && group.len() < self.options.max_group && bytes < MAX_GROUP_BYTES {
-                match rx.try_recv() {
-                    Ok(Message::Write(request)) => {
-                        bytes += request.approx_len();
-                        group.push(request);
-                    }
-                    Ok(Message::Shutdown) => shutdown = true,
-                    Err(_) => break,
-                }
-            }
+            let (group, shutdown) = self.take_group(first, &rx);
             if !group.is_empty() {
                 self.commit_group(group, &journal);
             }
@@ -315,6 +112,33 @@ impl Writer {
         }
     }
 
+    /// The group that starts with `first`: whatever else is queued, up to `max_group` requests
+    /// or [`MAX_GROUP_BYTES`] of ops (a group is one journal frame). Also says whether a
+    /// shutdown was asked for.
+    fn take_group(&self, first: Message, rx: &Receiver<Message>) -> (Vec<WriteRequest>, bool) {
+        let mut group = Vec::new();
+        let mut bytes = 0;
+        let mut shutdown = false;
+        match first {
+            Message::Write(request) => {
+                bytes += request.approx_len();
+                group.push(request);
+            }
+            Message::Shutdown => shutdown = true,
+        }
+        while !shutdown && group.len() < self.options.max_group && bytes < MAX_GROUP_BYTES {
+            match rx.try_recv() {
+                Ok(Message::Write(request)) => {
+                    bytes += request.approx_len();
+                    group.push(request);
+                }
+                Ok(Message::Shutdown) => shutdown = true,
+                Err(_) => break,
+            }
+        }
+        (group, shutdown)
+    }
+
     fn commit_group(&mut self, group: Vec<WriteRequest>, journal: &Journal) {
         if self.poisoned.load(Ordering::Acquire) {
             for request in group {
@@ -322,22 +146,16 @@ impl Writer {
             }
             return;
         }
-        let outbox_next = self.outbox_next;
+        let mark = self.outbox.mark();
         let next_job_id = self.next_job_id;
         let seq = self.journal_seq + 1;
-        self.frame.clear();
         let started = Instant::now();
-        let result = self.write_group(&group, seq).and_then(|results| {
-            journal::encode_frame(
-                seq,
-                self.journal_salt,
-                group.iter().flat_map(|r| &r.ops),
-                &mut self.frame,
-            )
-            .map(|()| results)
-        });
-        match result {
+        match self.write_group(&group, seq) {
             Ok(results) => {
+                self.frame.clear();
+                let start = frame::begin(&mut self.frame);
+                encode_ops(group.iter().flat_map(|r| &r.ops), &mut self.frame);
+                frame::seal(&mut self.frame, start, seq, self.journal_salt);
                 self.metrics
                     .apply_seconds
                     .observe(started.elapsed().as_secs_f64());
@@ -358,8 +176,7 @@ impl Writer {
             Err(error) => {
                 tracing::error!(%error, "commit failed; storage is poisoned and refuses writes until restart");
                 self.poisoned.store(true, Ordering::Release);
-                self.outbox_next = outbox_next;
-                self.outbox_batch.clear();
+                self.outbox.roll_back(mark);
                 self.next_job_id = next_job_id;
                 for request in group {
                     request.reply.send(Err(StoreError::Poisoned));
@@ -383,8 +200,10 @@ impl Writer {
             for request in group {
                 let mut written = Written::default();
                 for op in &request.ops {
-                    if let Some(duplicate) = self.apply(&mut tables, op)? {
-                        written.duplicates.push(duplicate);
+                    match self.apply(&mut tables, op)? {
+                        Applied::Inserted(_) => written.duplicates.push(None),
+                        Applied::Duplicate(original) => written.duplicates.push(Some(original)),
+                        Applied::Changed(_) | Applied::Quiet => {}
                     }
                 }
                 written.fetched = fetch(&tables, &request.fetch)?;
@@ -396,326 +215,38 @@ impl Writer {
         Ok(results)
     }
 
+    /// Applies one op and keeps the writer's sequences (outbox, job ids) in step with it.
+    pub(super) fn apply(
+        &mut self,
+        tables: &mut Tables<'_>,
+        op: &WriteOp,
+    ) -> Result<Applied, StoreError> {
+        let applied = apply(tables, op)?;
+        match &applied {
+            Applied::Inserted(change) => {
+                self.next_job_id = self.next_job_id.max(change.job_id + 1);
+                self.outbox.push(change.clone());
+            }
+            Applied::Changed(change) => self.outbox.push(change.clone()),
+            Applied::Duplicate(_) | Applied::Quiet => {}
+        }
+        Ok(applied)
+    }
+
     /// What every transaction ends with. Recording the last journal frame it holds in the
     /// transaction itself keeps `meta.journal_seq` exact whatever redb ends up keeping: at a
     /// crash redb falls back to the last checkpoint, but closing the database (say, a clean
     /// stop after a failed fsync) makes every non-durable commit durable, and replay must then
     /// skip exactly those frames, not apply them twice.
-    fn finish(&mut self, tables: &mut Tables<'_>, seq: u64) -> Result<(), StoreError> {
-        if !self.outbox_batch.is_empty() {
-            let first = self.outbox_next - self.outbox_batch.len() as u64;
-            tables
-                .outbox
-                .insert(first, encode(&self.outbox_batch).as_slice())?;
-            self.outbox_batch.clear();
-        }
-        tables.meta.insert(META_OUTBOX_NEXT, self.outbox_next)?;
-        self.trim_outbox(&mut tables.outbox)?;
+    pub(super) fn finish(&mut self, tables: &mut Tables<'_>, seq: u64) -> Result<(), StoreError> {
+        self.outbox.write(tables)?;
         tables.meta.insert(META_NEXT_JOB_ID, self.next_job_id)?;
         tables.meta.insert(META_JOURNAL_SEQ, seq)?;
         Ok(())
     }
-
-    /// Makes everything so far durable in redb itself, so the journal can start over. Waits for
-    /// the journal first: the checkpoint must not contain a change whose frame could still be
-    /// lost, or a crash right after it would keep a write whose reply said it failed.
-    fn checkpoint(&mut self, journal: &Journal) {
-        if self.poisoned.load(Ordering::Acquire) {
-            // Nothing can be checkpointed any more; forgetting the due time also keeps the run
-            // loop from waking at once, over and over, to try again.
-            self.dirty_since = None;
-            return;
-        }
-        if self.dirty_since.is_none() {
-            return;
-        }
-        let started = Instant::now();
-        let result = journal.sync_all().and_then(|()| self.commit_checkpoint());
-        match result {
-            Ok(()) => {
-                journal.rewind();
-                self.metrics
-                    .checkpoint_seconds
-                    .observe(started.elapsed().as_secs_f64());
-            }
-            Err(error) => {
-                tracing::error!(%error, "checkpoint failed; storage is poisoned and refuses writes until restart");
-                self.poisoned.store(true, Ordering::Release);
-            }
-        }
-    }
-
-    /// The durable redb commit of a checkpoint: records the last frame it contains and the
-    /// salt of the run's frames.
-    fn commit_checkpoint(&mut self) -> Result<(), StoreError> {
-        let txn = self.db.begin_write()?;
-        {
-            let mut meta = txn.open_table(META)?;
-            meta.insert(META_JOURNAL_SEQ, self.journal_seq)?;
-            meta.insert(META_JOURNAL_SALT, self.journal_salt)?;
-        }
-        txn.commit()?;
-        self.dirty_since = None;
-        self.journal_bytes = 0;
-        Ok(())
-    }
-
-    /// At start-up, before the thread runs: applies the journal frames written after the last
-    /// checkpoint, then checkpoints them together with a fresh salt for this run's frames.
-    /// Returns how many frames were replayed.
-    pub fn recover(&mut self, path: &std::path::Path) -> Result<u64, StoreError> {
-        let (checkpointed, salt) = {
-            let txn = self.db.begin_read()?;
-            let meta = txn.open_table(META)?;
-            let seq = meta.get(META_JOURNAL_SEQ)?.map_or(0, |v| v.value());
-            let salt = meta.get(META_JOURNAL_SALT)?.map_or(0, |v| v.value());
-            (seq, salt)
-        };
-        // Frames are applied in chunks, one transaction each.
-        const CHUNK: usize = 1024;
-        let mut chunk = Vec::with_capacity(CHUNK);
-        let last = journal::replay(path, checkpointed, salt, |seq, ops| {
-            chunk.push(ops);
-            if chunk.len() == CHUNK {
-                self.replay_chunk(&std::mem::take(&mut chunk), seq)?;
-            }
-            Ok(())
-        })?;
-        self.replay_chunk(&chunk, last)?;
-        self.journal_seq = last;
-        // Durable before the first frame of this run is written (see `journal::fresh_salt`).
-        self.journal_salt = journal::fresh_salt();
-        self.commit_checkpoint()?;
-        Ok(last - checkpointed)
-    }
-
-    /// Applies replayed frames, the last of them frame `last`, in one transaction.
-    fn replay_chunk(&mut self, frames: &[Vec<WriteOp>], last: u64) -> Result<(), StoreError> {
-        if frames.is_empty() {
-            return Ok(());
-        }
-        let mut txn = self.db.begin_write()?;
-        txn.set_durability(Durability::None)?;
-        {
-            let mut tables = Tables::open(&txn)?;
-            for op in frames.iter().flatten() {
-                self.apply(&mut tables, op)?;
-            }
-            self.finish(&mut tables, last)?;
-        }
-        txn.commit()?;
-        Ok(())
-    }
-
-    /// Applies one op. For an `Insert` returns `Some(None)` when stored, `Some(Some(original))`
-    /// when its idempotency key is taken; `None` for other ops.
-    #[allow(clippy::option_option)]
-    fn apply(
-        &mut self,
-        t: &mut Tables<'_>,
-        op: &WriteOp,
-    ) -> Result<Option<Option<Original>>, StoreError> {
-        match op {
-            WriteOp::PutQueue { name, record } => {
-                t.queues.insert(name.as_str(), encode(record).as_slice())?;
-            }
-            WriteOp::Insert {
-                id,
-                record,
-                body,
-                idempotency,
-            } => {
-                if let Some(key) = idempotency {
-                    if let Some(original) = live_key(t, key, record.enqueued_at)? {
-                        return Ok(Some(Some(original)));
-                    }
-                    let entry = IdempotencyRecord {
-                        job_id: *id,
-                        expires_at: key.expires_at,
-                    };
-                    if let Some(old) = t
-                        .idempotency
-                        .insert(key.key.as_str(), encode(&entry).as_slice())?
-                    {
-                        let old: IdempotencyRecord = decode(old.value())?;
-                        t.idempotency_expiry
-                            .remove((old.expires_at, key.key.as_str()))?;
-                    }
-                    t.idempotency_expiry
-                        .insert((key.expires_at, key.key.as_str()), ())?;
-                }
-                t.jobs.insert(id, encode(record).as_slice())?;
-                t.bodies.insert(id, encode(body).as_slice())?;
-                self.next_job_id = self.next_job_id.max(id + 1);
-                self.append_outbox(*id, record, Some(record.state), record.updated_at);
-                return Ok(Some(None));
-            }
-            WriteOp::Update { id, change } => {
-                let Some(bytes) = t.jobs.get(id)? else {
-                    // Memory and disk disagree: a bug, but not worth losing the group over.
-                    tracing::error!(job = id, "update of a job that is not stored; skipped");
-                    return Ok(None);
-                };
-                let mut record: JobRecord = decode(bytes.value())?;
-                drop(bytes);
-                record.state = change.state;
-                record.attempts = change.attempts;
-                if let Some(error) = &change.last_error {
-                    record.last_error = Some(error.clone());
-                }
-                record.updated_at = change.at;
-                record.version += 1;
-                t.jobs.insert(id, encode(&record).as_slice())?;
-                if let Some(result) = &change.result {
-                    t.results.insert(id, result.as_str())?;
-                }
-                if let Some(at) = change.expires_at {
-                    t.expiry.insert((at, *id), ())?;
-                }
-                self.append_outbox(*id, &record, Some(record.state), change.at);
-            }
-            WriteOp::Delete { id, expiry } => {
-                if let Some(at) = expiry {
-                    t.expiry.remove((*at, *id))?;
-                }
-                let Some(bytes) = t.jobs.remove(id)? else {
-                    return Ok(None);
-                };
-                let mut record: JobRecord = decode(bytes.value())?;
-                drop(bytes);
-                t.bodies.remove(id)?;
-                t.results.remove(id)?;
-                record.version += 1;
-                let at = record.updated_at;
-                self.append_outbox(*id, &record, None, at);
-            }
-            WriteOp::MoveExpiry { id, from, to } => {
-                t.expiry.remove((*from, *id))?;
-                if let Some(to) = to {
-                    t.expiry.insert((*to, *id), ())?;
-                }
-            }
-            WriteOp::PutSchedule { name, record } => {
-                t.schedules
-                    .insert(name.as_str(), encode(record).as_slice())?;
-            }
-            WriteOp::DeleteSchedule { name } => {
-                t.schedules.remove(name.as_str())?;
-            }
-            WriteOp::ForgetKey { key, expires_at } => {
-                t.idempotency_expiry.remove((*expires_at, key.as_str()))?;
-                let current = match t.idempotency.get(key.as_str())? {
-                    Some(entry) => Some(decode::<IdempotencyRecord>(entry.value())?),
-                    None => None,
-                };
-                if current.is_some_and(|c| c.expires_at == *expires_at) {
-                    t.idempotency.remove(key.as_str())?;
-                }
-            }
-        }
-        Ok(None)
-    }
-
-    /// Adds one change to the outbox batch of the transaction being built.
-    fn append_outbox(
-        &mut self,
-        job_id: u64,
-        record: &JobRecord,
-        state: Option<StoredState>,
-        at: u64,
-    ) {
-        self.outbox_batch.push(OutboxEntry {
-            job_id,
-            queue: record.queue.clone(),
-            state,
-            attempts: record.attempts,
-            version: record.version,
-            at,
-        });
-        self.outbox_next += 1;
-    }
-
-    /// Keeps the outbox at most `outbox_max_entries` changes long (plus less than one batch) by
-    /// dropping its oldest batches.
-    fn trim_outbox(
-        &mut self,
-        outbox: &mut Table<'_, u64, &'static [u8]>,
-    ) -> Result<(), StoreError> {
-        let excess =
-            (self.outbox_next - self.outbox_first).saturating_sub(self.options.outbox_max_entries);
-        if excess == 0 {
-            return Ok(());
-        }
-        // The batch holding the oldest change to keep stays whole; everything before it goes.
-        let keep_from = self.outbox_first + excess;
-        let Some(batch) = outbox.range(..=keep_from)?.next_back() else {
-            return Ok(());
-        };
-        let cut = batch?.0.value();
-        if cut > self.outbox_first {
-            outbox.retain_in(self.outbox_first..cut, |_, _| false)?;
-            self.outbox_first = cut;
-        }
-        Ok(())
-    }
 }
 
-/// The job `key` maps to, if its window is still open at `now`.
-fn live_key(
-    t: &Tables<'_>,
-    key: &IdempotencyKey,
-    now: u64,
-) -> Result<Option<Original>, StoreError> {
-    let Some(entry) = t.idempotency.get(key.key.as_str())? else {
-        return Ok(None);
-    };
-    let entry: IdempotencyRecord = decode(entry.value())?;
-    if entry.expires_at <= now {
-        return Ok(None);
-    }
-    // The original may be gone already (purged, or past its retention): the key still answers
-    // with its id, and no state.
-    let state = match t.jobs.get(entry.job_id)? {
-        Some(record) => Some(decode::<JobRecord>(record.value())?.state),
-        None => None,
-    };
-    Ok(Some(Original {
-        id: entry.job_id,
-        state,
-    }))
-}
-
-/// Every table a write touches, opened once per transaction.
-struct Tables<'txn> {
-    jobs: Table<'txn, u64, &'static [u8]>,
-    bodies: Table<'txn, u64, &'static [u8]>,
-    results: Table<'txn, u64, &'static str>,
-    queues: Table<'txn, &'static str, &'static [u8]>,
-    outbox: Table<'txn, u64, &'static [u8]>,
-    meta: Table<'txn, &'static str, u64>,
-    expiry: Table<'txn, (u64, u64), ()>,
-    idempotency: Table<'txn, &'static str, &'static [u8]>,
-    idempotency_expiry: Table<'txn, (u64, &'static str), ()>,
-    schedules: Table<'txn, &'static str, &'static [u8]>,
-}
-
-impl<'txn> Tables<'txn> {
-    fn open(txn: &'txn WriteTransaction) -> Result<Tables<'txn>, StoreError> {
-        Ok(Tables {
-            jobs: txn.open_table(JOBS)?,
-            bodies: txn.open_table(BODIES)?,
-            results: txn.open_table(RESULTS)?,
-            queues: txn.open_table(QUEUES)?,
-            outbox: txn.open_table(OUTBOX)?,
-            meta: txn.open_table(META)?,
-            expiry: txn.open_table(EXPIRY)?,
-            idempotency: txn.open_table(IDEMPOTENCY)?,
-            idempotency_expiry: txn.open_table(IDEMPOTENCY_EXPIRY)?,
-            schedules: txn.open_table(SCHEDULES)?,
-        })
-    }
-}
-
+/// The jobs `ids`, as the transaction sees them (a delivery's payload, read after its lease).
 fn fetch(t: &Tables<'_>, ids: &[u64]) -> Result<Vec<Option<StoredJob>>, StoreError> {
     ids.iter()
         .map(|id| {

@@ -5,9 +5,6 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use axum::body::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::Request;
-use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use tempfile::TempDir;
 use wharf::broker::QueueConfig;
@@ -40,16 +37,7 @@ impl TestServer {
     /// A server on a manual clock (deadlines move only with [`TestServer::advance`]), with
     /// jitter off so retry times are exact.
     pub async fn start() -> TestServer {
-        let dir = tempfile::tempdir().unwrap();
-        let mut config = test_config(dir.path());
-        config.queue_defaults = QueueConfig {
-            backoff: wharf::broker::Backoff {
-                jitter: false,
-                ..Default::default()
-            },
-            ..Default::default()
-        };
-        Self::start_in(dir, config, Clock::manual(T0)).await
+        Self::start_at(T0).await
     }
 
     /// A server with the given config and clock, in `dir`.
@@ -68,23 +56,26 @@ impl TestServer {
     }
 
     /// Shuts down cleanly and starts again on the same data dir and clock.
-    pub async fn restart(mut self) -> TestServer {
-        self.server.take().unwrap().shutdown().await;
-        let mut config = test_config(self.dir.path());
-        config.queue_defaults = QueueConfig {
-            backoff: wharf::broker::Backoff {
-                jitter: false,
-                ..Default::default()
-            },
-            ..Default::default()
-        };
-        Self::start_in(self.dir, config, self.clock).await
+    pub async fn restart(self) -> TestServer {
+        self.restart_after(0).await
     }
 
-    /// Moves the manual clock forward and applies every deadline that passed.
+    /// Moves the manual clock forward and waits until the broker's timer and retention
+    /// sweeper have handled every deadline that passed (and gone back to sleep).
     pub async fn advance(&self, ms: u64) {
         self.clock.advance(ms);
-        self.server.as_ref().unwrap().broker().run_due().await;
+        settle(self.broker()).await;
+    }
+
+    /// Shuts down cleanly, lets `ms` pass while the broker is down, and starts again on the
+    /// same data dir and clock (then settles, so whatever fell due meanwhile is handled).
+    pub async fn restart_after(mut self, ms: u64) -> TestServer {
+        self.server.take().unwrap().shutdown().await;
+        self.clock.advance(ms);
+        let config = quiet_config_in(self.dir.path());
+        let server = Self::start_in(self.dir, config, self.clock).await;
+        settle(server.broker()).await;
+        server
     }
 
     pub async fn get(&self, path: &str) -> (u16, Value) {
@@ -130,6 +121,14 @@ impl TestServer {
     }
 }
 
+/// Waits for the broker's timer and sweeper to settle (see `Broker::settle`). A task that never
+/// settles (one that spins) fails the test instead of hanging it.
+pub async fn settle(broker: &wharf::broker::Broker) {
+    tokio::time::timeout(std::time::Duration::from_secs(20), broker.settle())
+        .await
+        .expect("the timer and the sweeper did not go back to sleep within 20 s");
+}
+
 /// One HTTP/1.1 request on a fresh connection; the reply body parsed as JSON (or as a JSON
 /// string when it is not JSON).
 pub async fn request(
@@ -162,23 +161,8 @@ pub async fn try_request_bytes(
     body: Option<Vec<u8>>,
     headers: &[(&str, &str)],
 ) -> Result<(u16, Value), Box<dyn std::error::Error + Send + Sync>> {
-    let stream = tokio::net::TcpStream::connect(addr).await?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-    tokio::spawn(conn);
-    let mut builder = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("host", addr.to_string());
-    if body.is_some() {
-        builder = builder.header("content-type", "application/json");
-    }
-    for (name, value) in headers {
-        builder = builder.header(*name, *value);
-    }
-    let request = builder.body(Full::new(Bytes::from(body.unwrap_or_default())))?;
-    let response = sender.send_request(request).await?;
-    let status = response.status().as_u16();
-    let bytes = response.into_body().collect().await?.to_bytes();
+    let (status, bytes) =
+        wharf::client::request(addr, method, path, body.map(Bytes::from), headers).await?;
     let value = serde_json::from_slice(&bytes)
         .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
     Ok((status, value))
@@ -197,19 +181,27 @@ pub fn assert_error(reply: &(u16, Value), status: u16, code: &str) {
     );
 }
 
+/// [`test_config`] with jitter off, so retry times are exact.
+pub fn quiet_config_in(dir: &Path) -> Config {
+    let mut config = test_config(dir);
+    config.queue_defaults = QueueConfig {
+        backoff: wharf::broker::Backoff {
+            jitter: false,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    config
+}
+
 impl TestServer {
     /// Like [`TestServer::start`], with the manual clock starting at `start` (epoch ms).
     pub async fn start_at(start: u64) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
-        let mut config = test_config(dir.path());
-        config.queue_defaults = QueueConfig {
-            backoff: wharf::broker::Backoff {
-                jitter: false,
-                ..Default::default()
-            },
-            ..Default::default()
-        };
-        Self::start_in(dir, config, Clock::manual(start)).await
+        let config = quiet_config_in(dir.path());
+        let server = Self::start_in(dir, config, Clock::manual(start)).await;
+        settle(server.broker()).await;
+        server
     }
 }
 
@@ -224,8 +216,22 @@ impl TestServer {
         self.server.as_ref().unwrap().broker()
     }
 
-    /// Runs the retention sweep now: (jobs purged, idempotency keys forgotten).
-    pub async fn purge_expired(&self) -> (u64, u64) {
-        self.broker().purge_expired().await.unwrap()
+    /// Jobs purged and idempotency keys forgotten by the retention sweeper so far.
+    pub fn purged(&self) -> (u64, u64) {
+        self.broker().retention_totals()
+    }
+
+    /// How many times the retention sweeper has looked at the expiry index so far.
+    pub fn sweeper_looks(&self) -> u64 {
+        self.broker().sweeper_status().borrow().looks
+    }
+
+    /// Waits until `check` holds for the long-poll counts.
+    pub async fn polls_until(&self, check: impl FnMut(&wharf::broker::PollStats) -> bool) {
+        let mut stats = self.broker().poll_stats();
+        tokio::time::timeout(std::time::Duration::from_secs(20), stats.wait_for(check))
+            .await
+            .expect("the polls did not get there within 20 s")
+            .unwrap();
     }
 }

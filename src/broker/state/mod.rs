@@ -27,201 +27,24 @@
 //! Ready jobs are indexed only by their packed ready key (see [`pack_ready`]), not also in
 //! [`QueueState::members`].
 
+mod queue;
+mod schedules;
+mod slot;
+
 use std::collections::{BTreeSet, HashMap};
-use std::num::NonZeroU32;
 use std::sync::Arc;
 
 use tokio::sync::Notify;
 
+pub use queue::{Counters, QueueState};
+pub use schedules::{ScheduleSlot, Schedules};
+pub use slot::{Phase, QueueId, Slot, pack_ready, slot_lease_ms, slot_max_attempts};
+
 use super::config::QueueConfig;
 use super::error::BrokerError;
-use super::rng::Rng;
 use crate::clock::Millis;
 use crate::job::JobState;
-
-/// Where a job in memory is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
-    /// Waiting for `run_at`.
-    Scheduled { run_at: Millis },
-    /// In the ready index.
-    Ready,
-    /// Delivered; the lease token is (`attempts`, `nonce`).
-    Leased { deadline: Millis, nonce: u32 },
-    /// Dead, waiting for replay or retention.
-    Dead,
-}
-
-const _: () = assert!(std::mem::size_of::<Phase>() <= 16);
-
-impl Phase {
-    pub fn state(self) -> JobState {
-        match self {
-            Phase::Scheduled { .. } => JobState::Scheduled,
-            Phase::Ready => JobState::Ready,
-            Phase::Leased { .. } => JobState::Leased,
-            Phase::Dead => JobState::Dead,
-        }
-    }
-}
-
-/// A queue's index in [`State`]: assigned on creation, stable for the life of the process
-/// (queues are never deleted), never stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct QueueId(u32);
-
-impl QueueId {
-    fn index(self) -> usize {
-        self.0 as usize
-    }
-}
-
-/// What dispatch needs to know about a live job (see the module docs for the field widths).
-#[derive(Debug, Clone)]
-pub struct Slot {
-    pub queue: QueueId,
-    pub priority: u8,
-    pub phase: Phase,
-    pub attempts: u32,
-    pub max_attempts: u16,
-    /// The job's own lease length; `None` uses the poll's, then the queue's.
-    pub lease_ms: Option<NonZeroU32>,
-}
-
-const _: () = assert!(std::mem::size_of::<Slot>() <= 32);
-
-impl Slot {
-    /// The job's own lease length in milliseconds, if it has one.
-    pub fn lease_ms(&self) -> Option<u64> {
-        self.lease_ms.map(|ms| u64::from(ms.get()))
-    }
-}
-
-/// A job's `max_attempts` as a slot keeps it. Inputs are validated to at most `MAX_ATTEMPTS`
-/// (1000), so this never saturates in practice; a larger stored value (only a foreign or
-/// hand-edited record) saturates at 65,535 attempts.
-pub fn slot_max_attempts(max_attempts: u32) -> u16 {
-    u16::try_from(max_attempts).unwrap_or(u16::MAX)
-}
-
-/// A job's own lease length as a slot keeps it. Inputs are validated to 1 to `MAX_LEASE_MS`
-/// (12 h), so this is exact in practice; anything else (only a foreign or hand-edited record)
-/// is clamped to 1 ms .. `u32::MAX` ms (about 49 days).
-pub fn slot_lease_ms(lease_ms: Option<u64>) -> Option<NonZeroU32> {
-    lease_ms
-        .map(|ms| NonZeroU32::new(u32::try_from(ms).unwrap_or(u32::MAX)).unwrap_or(NonZeroU32::MIN))
-}
-
-/// Bits of a ready key that hold the job id.
-const READY_ID_BITS: u32 = 56;
-/// The largest job id a ready key can hold.
-pub const READY_MAX_ID: u64 = (1 << READY_ID_BITS) - 1;
-
-/// The ready-index key of a job: `((255 - priority) << 56) | id`, so that ascending key order
-/// is priority descending, then id ascending.
-///
-/// Job ids are allocated sequentially from 1, so an id needs more than 56 bits only after 2^56
-/// (72 quadrillion) jobs.
-pub fn pack_ready(priority: u8, id: u64) -> u64 {
-    debug_assert!(
-        id < 1 << READY_ID_BITS,
-        "job id {id} does not fit a ready key"
-    );
-    (u64::from(u8::MAX - priority) << READY_ID_BITS) | id
-}
-
-/// The (priority, id) of a ready-index key made by [`pack_ready`].
-pub fn unpack_ready(key: u64) -> (u8, u64) {
-    let inverted = (key >> READY_ID_BITS) as u8;
-    (u8::MAX - inverted, key & READY_MAX_ID)
-}
-
-/// Throughput counters of one queue (exported at `/metrics`).
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Counters {
-    pub enqueued: u64,
-    pub delivered: u64,
-    pub acked: u64,
-    pub nacked: u64,
-    pub expired: u64,
-    pub dead_lettered: u64,
-}
-
-/// One queue's name, defaults, indexes and counts.
-#[derive(Debug)]
-pub struct QueueState {
-    pub name: Arc<str>,
-    pub config: QueueConfig,
-    /// Dispatch order: priority descending, then id (enqueue sequence) ascending. Keys are
-    /// [`pack_ready`]`(priority, id)`.
-    pub ready: BTreeSet<u64>,
-    /// Ids per state, indexed by [`JobState::index`]; only scheduled, leased and dead jobs are
-    /// filled (ready ones are in `ready` only), finished jobs are just counted.
-    pub members: [BTreeSet<u64>; 6],
-    pub succeeded: u64,
-    pub cancelled: u64,
-    pub counters: Counters,
-}
-
-impl QueueState {
-    pub fn new(name: Arc<str>, config: QueueConfig) -> QueueState {
-        QueueState {
-            name,
-            config,
-            ready: BTreeSet::new(),
-            members: Default::default(),
-            succeeded: 0,
-            cancelled: 0,
-            counters: Counters::default(),
-        }
-    }
-
-    /// Jobs per state, in [`JobState::ALL`] order.
-    pub fn counts(&self) -> [u64; 6] {
-        let live = |s: JobState| self.members[s.index()].len() as u64;
-        [
-            live(JobState::Scheduled),
-            self.ready.len() as u64,
-            live(JobState::Leased),
-            self.succeeded,
-            live(JobState::Dead),
-            self.cancelled,
-        ]
-    }
-
-    /// Ids of ready jobs in dispatch order (priority descending, then id ascending).
-    pub fn ready_ids(&self) -> impl Iterator<Item = u64> + '_ {
-        self.ready.iter().map(|&key| unpack_ready(key).1)
-    }
-
-    /// The `limit` smallest ids of ready jobs that are at least `start`, in id order.
-    ///
-    /// Within one priority the ready index is in id order, so this takes at most `limit` ids
-    /// from each of the 256 priority bands and keeps the smallest: a bounded amount of work
-    /// however many jobs are ready.
-    pub fn ready_ids_in_id_order(&self, start: u64, limit: usize) -> Vec<u64> {
-        if start > READY_MAX_ID || limit == 0 {
-            return Vec::new();
-        }
-        let mut ids = Vec::new();
-        for priority in (0..=u8::MAX).rev() {
-            let band = pack_ready(priority, start)..=pack_ready(priority, READY_MAX_ID);
-            ids.extend(
-                self.ready
-                    .range(band)
-                    .take(limit)
-                    .map(|&key| unpack_ready(key).1),
-            );
-            if ids.len() >= limit.saturating_mul(2) {
-                ids.sort_unstable();
-                ids.truncate(limit);
-            }
-        }
-        ids.sort_unstable();
-        ids.truncate(limit);
-        ids
-    }
-}
+use crate::random::Rng;
 
 /// Everything the broker keeps in memory, behind one mutex that is never held across I/O.
 #[derive(Debug)]
@@ -239,7 +62,7 @@ pub struct State {
     pub waiters: HashMap<Arc<str>, Arc<Notify>>,
     pub rng: Rng,
     /// Cron schedules and their due index.
-    pub schedules: super::schedule::Schedules,
+    pub schedules: Schedules,
 }
 
 impl State {
@@ -433,6 +256,9 @@ fn retention_end(queue: Option<&QueueState>, state: JobState, now: Millis) -> Mi
 
 #[cfg(test)]
 mod tests {
+    use std::num::NonZeroU32;
+
+    use super::slot::{READY_MAX_ID, unpack_ready};
     use super::*;
 
     fn slot(queue: QueueId, priority: u8, phase: Phase) -> Slot {

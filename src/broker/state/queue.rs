@@ -1,0 +1,95 @@
+//! One queue in memory: its defaults, indexes and counts.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use super::slot::{READY_MAX_ID, pack_ready, unpack_ready};
+use crate::broker::config::QueueConfig;
+use crate::job::JobState;
+
+/// Throughput counters of one queue (exported at `/metrics`).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Counters {
+    pub enqueued: u64,
+    pub delivered: u64,
+    pub acked: u64,
+    pub nacked: u64,
+    pub expired: u64,
+    pub dead_lettered: u64,
+}
+
+/// One queue's name, defaults, indexes and counts.
+#[derive(Debug)]
+pub struct QueueState {
+    pub name: Arc<str>,
+    pub config: QueueConfig,
+    /// Dispatch order: priority descending, then id (enqueue sequence) ascending. Keys are
+    /// [`pack_ready`]`(priority, id)`.
+    pub ready: BTreeSet<u64>,
+    /// Ids per state, indexed by [`JobState::index`]; only scheduled, leased and dead jobs are
+    /// filled (ready ones are in `ready` only), finished jobs are just counted.
+    pub members: [BTreeSet<u64>; 6],
+    pub succeeded: u64,
+    pub cancelled: u64,
+    pub counters: Counters,
+}
+
+impl QueueState {
+    pub fn new(name: Arc<str>, config: QueueConfig) -> QueueState {
+        QueueState {
+            name,
+            config,
+            ready: BTreeSet::new(),
+            members: Default::default(),
+            succeeded: 0,
+            cancelled: 0,
+            counters: Counters::default(),
+        }
+    }
+
+    /// Jobs per state, in [`JobState::ALL`] order.
+    pub fn counts(&self) -> [u64; 6] {
+        let live = |s: JobState| self.members[s.index()].len() as u64;
+        [
+            live(JobState::Scheduled),
+            self.ready.len() as u64,
+            live(JobState::Leased),
+            self.succeeded,
+            live(JobState::Dead),
+            self.cancelled,
+        ]
+    }
+
+    /// Ids of ready jobs in dispatch order (priority descending, then id ascending).
+    pub fn ready_ids(&self) -> impl Iterator<Item = u64> + '_ {
+        self.ready.iter().map(|&key| unpack_ready(key).1)
+    }
+
+    /// The `limit` smallest ids of ready jobs that are at least `start`, in id order.
+    ///
+    /// Within one priority the ready index is in id order, so this takes at most `limit` ids
+    /// from each of the 256 priority bands and keeps the smallest: a bounded amount of work
+    /// however many jobs are ready.
+    pub fn ready_ids_in_id_order(&self, start: u64, limit: usize) -> Vec<u64> {
+        if start > READY_MAX_ID || limit == 0 {
+            return Vec::new();
+        }
+        let mut ids = Vec::new();
+        for priority in (0..=u8::MAX).rev() {
+            let band = pack_ready(priority, start)..=pack_ready(priority, READY_MAX_ID);
+            ids.extend(
+                self.ready
+                    .range(band)
+                    .take(limit)
+                    .map(|&key| unpack_ready(key).1),
+            );
+            if ids.len() >= limit.saturating_mul(2) {
+                ids.sort_unstable();
+                ids.truncate(limit);
+            }
+        }
+        ids.sort_unstable();
+        ids.truncate(limit);
+        ids
+    }
+}

@@ -1,0 +1,148 @@
+//! Reads: job lookups, listings for the sweeper, and the recovery scans. They use redb read
+//! transactions, which run concurrently with the writer and see its last commit.
+
+use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
+
+use super::error::StoreError;
+use super::records::{
+    JobBody, JobRecord, QueueRecord, ScheduleRecord, decode, decode_queue_record,
+};
+use super::tables::{
+    BODIES, EXPIRY, IDEMPOTENCY_EXPIRY, JOBS, META, META_NEXT_JOB_ID, QUEUES, RESULTS, SCHEDULES,
+};
+use super::{Store, StoredJob};
+
+impl Store {
+    /// Reads one job with its body and result (blocking I/O: call off the async runtime).
+    pub fn read_job(&self, id: u64) -> Result<Option<StoredJob>, StoreError> {
+        let db = self.db()?;
+        let txn = db.begin_read()?;
+        let Some(record) = txn.open_table(JOBS)?.get(id)? else {
+            return Ok(None);
+        };
+        let record: JobRecord = decode(record.value())?;
+        let body = match txn.open_table(BODIES)?.get(id)? {
+            Some(body) => decode(body.value())?,
+            None => JobBody {
+                payload: "null".into(),
+                headers: Vec::new(),
+            },
+        };
+        let result = txn
+            .open_table(RESULTS)?
+            .get(id)?
+            .map(|r| r.value().to_owned());
+        Ok(Some(StoredJob {
+            record,
+            body,
+            result,
+        }))
+    }
+
+    /// Every stored queue (for recovery); fields an older record lacks come from `defaults`.
+    pub fn queues(&self, defaults: &QueueRecord) -> Result<Vec<(String, QueueRecord)>, StoreError> {
+        let db = self.db()?;
+        let txn = db.begin_read()?;
+        let table = txn.open_table(QUEUES)?;
+        let mut queues = Vec::new();
+        for row in table.iter()? {
+            let (name, value) = row?;
+            queues.push((
+                name.value().to_owned(),
+                decode_queue_record(value.value(), defaults)?,
+            ));
+        }
+        Ok(queues)
+    }
+
+    /// Every stored schedule (for recovery).
+    pub fn schedules(&self) -> Result<Vec<(String, ScheduleRecord)>, StoreError> {
+        let db = self.db()?;
+        let txn = db.begin_read()?;
+        let table = txn.open_table(SCHEDULES)?;
+        let mut schedules = Vec::new();
+        for row in table.iter()? {
+            let (name, value) = row?;
+            schedules.push((name.value().to_owned(), decode(value.value())?));
+        }
+        Ok(schedules)
+    }
+
+    /// Up to `limit` expiry-index entries due at `now` or earlier, oldest first, with the job
+    /// record each names (`None` if the job is gone).
+    pub fn expired_jobs(
+        &self,
+        now: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, u64, Option<JobRecord>)>, StoreError> {
+        let db = self.db()?;
+        let txn = db.begin_read()?;
+        let expiry = txn.open_table(EXPIRY)?;
+        let jobs = txn.open_table(JOBS)?;
+        let mut out = Vec::new();
+        for row in expiry.range((0, 0)..=(now, u64::MAX))?.take(limit) {
+            let (key, _) = row?;
+            let (at, id) = key.value();
+            let record = match jobs.get(id)? {
+                Some(bytes) => Some(decode(bytes.value())?),
+                None => None,
+            };
+            out.push((at, id, record));
+        }
+        Ok(out)
+    }
+
+    /// Up to `limit` idempotency keys whose window ended at `now` or earlier.
+    pub fn expired_keys(&self, now: u64, limit: usize) -> Result<Vec<(u64, String)>, StoreError> {
+        let db = self.db()?;
+        let txn = db.begin_read()?;
+        let table = txn.open_table(IDEMPOTENCY_EXPIRY)?;
+        let mut out = Vec::new();
+        for row in table.range((0, "")..=(now, "\u{10FFFF}"))?.take(limit) {
+            let (key, _) = row?;
+            let (at, name) = key.value();
+            out.push((at, name.to_owned()));
+        }
+        Ok(out)
+    }
+
+    /// The earliest time a job's retention or a key's window ends.
+    pub fn next_expiry(&self) -> Result<Option<u64>, StoreError> {
+        let db = self.db()?;
+        let txn = db.begin_read()?;
+        let job = txn.open_table(EXPIRY)?.first()?.map(|(k, _)| k.value().0);
+        let key = txn
+            .open_table(IDEMPOTENCY_EXPIRY)?
+            .first()?
+            .map(|(k, _)| k.value().0);
+        Ok(job.into_iter().chain(key).min())
+    }
+
+    /// How many job records are stored, live and finished (an O(1) read of the table header).
+    pub fn job_count(&self) -> Result<u64, StoreError> {
+        let db = self.db()?;
+        let txn = db.begin_read()?;
+        Ok(txn.open_table(JOBS)?.len()?)
+    }
+
+    /// Calls `visit` for every stored job record in id order (for recovery).
+    pub fn scan_jobs(&self, mut visit: impl FnMut(u64, JobRecord)) -> Result<(), StoreError> {
+        let db = self.db()?;
+        let txn = db.begin_read()?;
+        for row in txn.open_table(JOBS)?.iter()? {
+            let (id, value) = row?;
+            visit(id.value(), decode(value.value())?);
+        }
+        Ok(())
+    }
+
+    /// The next job id to allocate (ids are never reused).
+    pub fn next_job_id(&self) -> Result<u64, StoreError> {
+        let db = self.db()?;
+        let txn = db.begin_read()?;
+        Ok(txn
+            .open_table(META)?
+            .get(META_NEXT_JOB_ID)?
+            .map_or(1, |v| v.value()))
+    }
+}

@@ -3,8 +3,10 @@
 //! A ready index is ordered by (priority descending, id ascending); many threads push to it and
 //! pop its front. Three candidates:
 //!
-//! - `mutex_btree`: `parking_lot::Mutex<BTreeSet<(Reverse<u8>, u64)>>`, what `broker/state.rs`
-//!   uses today (there the mutex guards all of `State`, not only the index);
+//! - `mutex_btree`: `parking_lot::Mutex<BTreeSet<(Reverse<u8>, u64)>>`, the structure
+//!   `broker/state` chose by this bench. It has since packed the key into one `u64`
+//!   (`((255 - priority) << 56) | id`, the same order in half the bytes), and its mutex guards
+//!   all of `State`, not only the index;
 //! - `skipset`: `crossbeam_skiplist::SkipSet<(Reverse<u8>, u64)>`, lock-free, `pop_front`;
 //! - `mutex_heap`: `parking_lot::Mutex<BinaryHeap<(u8, Reverse<u64>)>>` (a max-heap, so the same
 //!   order), pop only: it cannot remove an arbitrary job (cancel, purge), which the broker needs.
@@ -57,12 +59,10 @@ const MEM_CHURN: u64 = 1_000_000;
 /// Memory report: threads doing the churn.
 const MEM_THREADS: u64 = 4;
 
-/// A fixed, well-mixed priority for each id (the splitmix64 finalizer), from [`PRIORITIES`].
+/// A fixed, well-mixed priority for each id (the broker's generator seeded with the id), from
+/// [`PRIORITIES`].
 fn priority_of(id: u64) -> u8 {
-    let mut z = id.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^= z >> 31;
+    let z = wharf::random::Rng::new(id).next_u64();
     PRIORITIES[(z >> 62) as usize]
 }
 

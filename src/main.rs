@@ -34,7 +34,7 @@ enum Command {
 
 #[derive(clap::Args)]
 struct ServeArgs {
-    /// TOML config file (every key optional; see docs/design.md) [default: none]
+    /// TOML config file (every key optional; README.md lists them) [default: none]
     #[arg(long, env = "WHARF_CONFIG")]
     config: Option<PathBuf>,
     /// Directory of the data file [default: ./wharf-data]

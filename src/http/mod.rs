@@ -1,4 +1,4 @@
-//! The HTTP API (v1, JSON): parse and validate, call one broker operation, render.
+//! The HTTP API (v1, JSON): parse, call one broker operation (which checks the values), render.
 //!
 //! - [`body`]: strict body and path parsing.
 //! - [`wire`]: JSON shapes, and turning them into broker requests (the broker checks the values).

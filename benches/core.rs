@@ -46,17 +46,7 @@ fn bench_dir() -> PathBuf {
 
 /// enqueue(64) → poll(max 64) → ack_many(64).
 async fn cycle(broker: &Broker, payload: &str) {
-    let jobs = (0..BATCH)
-        .map(|_| NewJob {
-            payload: payload.to_owned(),
-            priority: 128,
-            run_at: None,
-            max_attempts: None,
-            lease_ms: None,
-            headers: Vec::new(),
-            idempotency_key: None,
-        })
-        .collect();
+    let jobs = (0..BATCH).map(|_| NewJob::new(payload)).collect();
     let enqueued = broker.enqueue(QUEUE, jobs).await.unwrap();
     assert_eq!(enqueued.len(), BATCH);
     let request = PollRequest {

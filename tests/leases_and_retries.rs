@@ -238,16 +238,7 @@ async fn right_token_after_the_deadline_is_lease_expired() {
     let mut options = common::quiet_config_in(dir.path()).broker_options();
     options.seed = Some(7);
     let broker = Broker::open(&options, clock.clone()).unwrap();
-    let job = NewJob {
-        payload: "1".into(),
-        priority: 128,
-        run_at: None,
-        max_attempts: None,
-        lease_ms: None,
-        headers: Vec::new(),
-        idempotency_key: None,
-    };
-    let id = broker.enqueue("q", vec![job]).await.unwrap()[0].id;
+    let id = broker.enqueue("q", vec![NewJob::new("1")]).await.unwrap()[0].id;
     let request = PollRequest {
         max: 1,
         wait_ms: 0,

@@ -306,15 +306,7 @@ mod tests {
     use super::*;
 
     fn job() -> NewJob {
-        NewJob {
-            payload: "{}".into(),
-            priority: 128,
-            run_at: None,
-            max_attempts: None,
-            lease_ms: None,
-            headers: Vec::new(),
-            idempotency_key: None,
-        }
+        NewJob::new("{}")
     }
 
     const LIMITS: Limits = Limits {

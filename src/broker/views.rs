@@ -25,6 +25,22 @@ pub struct NewJob {
     pub idempotency_key: Option<String>,
 }
 
+impl NewJob {
+    /// A job with `payload` (raw JSON text) and every other field at its default: normal
+    /// priority, ready now, the queue's attempts and lease, no headers, no idempotency key.
+    pub fn new(payload: impl Into<String>) -> NewJob {
+        NewJob {
+            payload: payload.into(),
+            priority: crate::job::Priority::NORMAL.0,
+            run_at: None,
+            max_attempts: None,
+            lease_ms: None,
+            headers: Vec::new(),
+            idempotency_key: None,
+        }
+    }
+}
+
 /// When a job may first be delivered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RunAt {

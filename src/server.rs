@@ -140,8 +140,13 @@ impl Server {
             );
             http.abort();
         }
-        let _ = self.timer.await;
-        let _ = self.sweeper.await;
+        // Both stop at once on `begin_shutdown`; the bound only keeps a bug from hanging a stop.
+        for mut task in [self.timer, self.sweeper] {
+            if tokio::time::timeout(self.grace, &mut task).await.is_err() {
+                tracing::error!("a background task did not stop; dropping it");
+                task.abort();
+            }
+        }
         let broker = self.broker;
         let _ = tokio::task::spawn_blocking(move || broker.close()).await;
         tracing::info!("wharf stopped");

@@ -348,3 +348,19 @@ async fn empty_long_poll_returns_no_jobs_after_its_wait() {
     );
     assert!(poll_with(&server, "sched", json!({})).await.is_empty());
 }
+
+/// On the system clock a long-poll's wait ends by itself, in real time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_the_system_clock_an_empty_long_poll_ends_after_its_wait() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = common::test_config(dir.path());
+    let server = TestServer::start_in(dir, config, wharf::clock::Clock::System).await;
+    let started = std::time::Instant::now();
+    let jobs = poll_with(&server, "q", json!({"wait_ms": 150})).await;
+    assert!(jobs.is_empty());
+    let waited = started.elapsed();
+    assert!(
+        waited >= std::time::Duration::from_millis(150),
+        "returned after {waited:?}"
+    );
+}

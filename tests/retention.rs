@@ -200,3 +200,24 @@ async fn an_idle_sweeper_sleeps_until_the_next_retention_ends() {
     assert_eq!(server.purged().0, 3);
     assert_eq!(server.sweeper_looks(), idle + 2);
 }
+
+/// On the system clock the sweeper purges by itself once a retention ends in real time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_the_system_clock_the_sweeper_purges_when_the_retention_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = common::test_config(dir.path());
+    let clock = wharf::clock::Clock::System;
+    let server = TestServer::start_in(dir, config, clock.clone()).await;
+    server
+        .patch("/v1/queues/q", r#"{"retention_ms":100}"#)
+        .await;
+    server.enqueue("q", r#"{"payload":1}"#).await;
+    let id = ack_one(&server, "q").await;
+    let (_, job) = server.get(&format!("/v1/jobs/{id}")).await;
+    let finished = common::ms(job["finished_at"].as_str().unwrap());
+    // Real time passing is what this test is about: wait for the retention's end, then for the
+    // sweeper to go back to sleep.
+    clock.sleep_until(Some(finished + 100)).await;
+    common::settle(server.broker()).await;
+    assert_eq!(server.get(&format!("/v1/jobs/{id}")).await.0, 404);
+}

@@ -31,9 +31,10 @@ impl Broker {
                         at: now,
                         expires_at: Some(expires_at),
                     };
-                    let mut prepared = Prepared::ops(vec![WriteOp::Update { id: id.0, change }]);
-                    prepared.expires_at(expires_at);
-                    self.submit(admission, prepared)
+                    self.submit(
+                        admission,
+                        Prepared::ops(vec![WriteOp::Update { id: id.0, change }]),
+                    )
                 }),
             }
         };
@@ -159,7 +160,8 @@ impl Broker {
     /// Changes a queue's settings (creating the queue if new) and returns its view. The patch
     /// is applied to the settings the queue has under the state lock, and the result is checked
     /// there as a whole before anything changes, so concurrent patches can never combine into
-    /// settings that break a rule (such as `backoff.base_ms <= backoff.cap_ms`).
+    /// settings that break a rule (such as `backoff.base_ms <= backoff.cap_ms`). Pausing and
+    /// resuming change no setting a rule is about, so they are never refused.
     pub async fn update_queue(
         &self,
         queue: &str,
@@ -168,12 +170,24 @@ impl Broker {
         if !valid_queue_name(queue) {
             return Err(BrokerError::InvalidQueueName);
         }
+        let checked = !patch.only_pauses();
+        let patched = |state: &super::state::State| {
+            let mut config = state.queue(queue).map_or(self.queue_defaults, |q| q.config);
+            patch.apply(&mut config);
+            config
+        };
+        if checked {
+            // Refuse bad input before waiting for the writer (and before a failed store's
+            // 503); the check that counts is the one under the lock below.
+            patched(&self.state.lock()).check()?;
+        }
         let admission = self.store.admit().await?;
         let (submitted, view) = {
             let mut state = self.state.lock();
-            let mut config = state.queue(queue).map_or(self.queue_defaults, |q| q.config);
-            patch.apply(&mut config);
-            config.check()?;
+            let config = patched(&state);
+            if checked {
+                config.check()?;
+            }
             let (id, _) = state.queue_or_create(queue, self.queue_defaults)?;
             let Some(q) = state.queue_by_id_mut(id) else {
                 return Err(BrokerError::QueueNotFound);

@@ -1,6 +1,7 @@
 //! What the background tasks (the timer and the retention sweeper) report about themselves,
 //! so that tests and tools driving a manual clock can wait for them instead of sleeping.
 
+use std::pin::pin;
 use std::sync::atomic::Ordering;
 
 use tokio::sync::watch;
@@ -30,25 +31,35 @@ impl Broker {
 
     /// Waits until the timer and the sweeper have handled every deadline up to now and gone
     /// back to sleep. For tests and tools that move a manual clock: advance it, then settle,
-    /// then look. Needs both tasks running ([`crate::server::Server`] starts them).
+    /// then look. Needs both tasks running ([`crate::server::Server`] starts them); returns
+    /// once the broker is shutting down (they stop then).
     pub async fn settle(&self) {
         let mut timer = self.timer_status.subscribe();
         let mut sweeper = self.sweeper_status.subscribe();
         loop {
+            let mut stop = pin!(self.shutdown_signal.notified());
+            stop.as_mut().enable();
+            if self.is_shutting_down() {
+                return;
+            }
             let now = self.now();
             // Each target is lowered (and its task woken) as soon as an earlier deadline
             // appears, so "asleep with a target in the future" means nothing is due.
             let timer_idle =
                 timer.borrow_and_update().asleep && self.timer_target.load(Ordering::SeqCst) > now;
-            let sweeper_idle = sweeper.borrow_and_update().asleep
-                && self.sweeper_target.load(Ordering::SeqCst) > now
-                && self.sweeper_hint.load(Ordering::SeqCst) > now;
-            if timer_idle && sweeper_idle {
+            let sweeper_idle =
+                sweeper.borrow_and_update().asleep && self.store.expiry_watch().idle_at(now);
+            // A task publishes that it woke before it touches its target: one that woke between
+            // the reads above shows as a change, and they may disagree.
+            let moved =
+                timer.has_changed().unwrap_or(true) || sweeper.has_changed().unwrap_or(true);
+            if timer_idle && sweeper_idle && !moved {
                 return;
             }
             tokio::select! {
                 _ = timer.changed() => {}
                 _ = sweeper.changed() => {}
+                () = &mut stop => {}
             }
         }
     }

@@ -8,11 +8,69 @@ use super::{Broker, BrokerError, Enqueued, NewJob, Prepared};
 use crate::clock::Millis;
 use crate::job::{JobId, JobState, valid_queue_name};
 use crate::storage::{
-    IdempotencyKey, JobBody, JobRecord, QueueRecord, StoredState, WriteOp, Written,
+    IdempotencyKey, JobBody, JobRecord, Pending, QueueRecord, StoredState, WriteOp, Written,
 };
+use tokio::runtime::Handle;
 
 /// Jobs prepared for one insert request, to place in memory once it commits.
 pub(super) type PreparedJobs = Vec<(u64, Slot)>;
+
+/// Places an insert's jobs in memory once it has committed, also when the request that
+/// submitted it is dropped meanwhile (a client that disconnects before its fsync): a job that
+/// was stored must be deliverable, not only found again after a restart.
+pub(super) struct Placement<'a> {
+    broker: &'a Broker,
+    pending: Option<Pending>,
+    slots: Option<PreparedJobs>,
+    now: Millis,
+}
+
+impl<'a> Placement<'a> {
+    pub(super) fn new(
+        broker: &'a Broker,
+        pending: Option<Pending>,
+        slots: PreparedJobs,
+        now: Millis,
+    ) -> Placement<'a> {
+        Placement {
+            broker,
+            pending,
+            slots: Some(slots),
+            now,
+        }
+    }
+
+    /// Waits for the commit, then places the jobs; returns each job's outcome.
+    pub(super) async fn finish(mut self) -> Result<Vec<Enqueued>, BrokerError> {
+        let written = match self.pending.as_mut() {
+            Some(pending) => match pending.await {
+                Ok(result) => result.map_err(BrokerError::from),
+                Err(_) => Err(BrokerError::ShuttingDown),
+            },
+            None => Ok(Written::default()),
+        };
+        self.pending = None;
+        let slots = self.slots.take().unwrap_or_default();
+        Ok(self.broker.place_enqueued(slots, written?, self.now))
+    }
+}
+
+impl Drop for Placement<'_> {
+    fn drop(&mut self) {
+        let (Some(pending), Some(slots)) = (self.pending.take(), self.slots.take()) else {
+            return;
+        };
+        let (Some(broker), Ok(runtime)) = (self.broker.me.upgrade(), Handle::try_current()) else {
+            return;
+        };
+        let now = self.now;
+        runtime.spawn(async move {
+            if let Ok(Ok(written)) = pending.await {
+                broker.place_enqueued(slots, written, now);
+            }
+        });
+    }
+}
 
 impl Broker {
     /// Enqueues `jobs` into `queue` (created with the server defaults on first use), all or
@@ -46,6 +104,16 @@ impl Broker {
                 .check_job(job, now)
                 .map_err(|error| BrokerError::InvalidItem { index, error })?;
         }
+        self.insert_jobs(queue, jobs).await
+    }
+
+    /// Enqueues jobs already checked (or, for a schedule's trigger, checked when the schedule
+    /// was put: its fires are not refused by a limit lowered since).
+    pub(super) async fn insert_jobs(
+        &self,
+        queue: &str,
+        jobs: Vec<NewJob>,
+    ) -> Result<Vec<Enqueued>, BrokerError> {
         let admission = self.store.admit().await?;
         let now = self.now();
         let (submitted, slots) = {
@@ -54,8 +122,7 @@ impl Broker {
             let slots = self.prepare_jobs(&mut state, queue, jobs, now, &mut prepared)?;
             (self.submit(admission, prepared), slots)
         };
-        let written = self.committed(submitted).await?;
-        Ok(self.place_enqueued(slots, written, now))
+        Placement::new(self, submitted, slots, now).finish().await
     }
 
     /// Adds the writes that store `jobs` in `queue` (creating the queue if new) to `prepared`,
@@ -104,9 +171,6 @@ impl Broker {
                 key: format!("{queue}\0{key}"),
                 expires_at: now.saturating_add(config.idempotency_window_ms),
             });
-            if let Some(key) = &idempotency {
-                prepared.expires_at(key.expires_at);
-            }
             prepared.ops.push(WriteOp::Insert {
                 id,
                 record,

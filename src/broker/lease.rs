@@ -62,33 +62,24 @@ impl Broker {
         }
         check_poll(&request)?;
         let until = self.now().saturating_add(request.wait_ms);
-        let notify = self.waiter(queue);
-        let result = async {
-            loop {
-                // Register interest before looking, so a job made ready in between still wakes us.
-                let mut notified = pin!(notify.notified());
-                notified.as_mut().enable();
-                if self.is_shutting_down() {
-                    return Ok(Vec::new());
-                }
-                let deliveries = self.lease_ready(queue, request).await?;
-                if !deliveries.is_empty() || request.wait_ms == 0 || self.now() >= until {
-                    return Ok(deliveries);
-                }
-                self.count_waiting(true);
-                let woken = tokio::select! {
-                    () = notified => true,
-                    () = self.clock.sleep_until(Some(until)) => false,
-                };
-                self.count_waiting(false);
-                if !woken {
-                    return Ok(Vec::new());
-                }
+        let waiter = self.waiter(queue);
+        loop {
+            // Register interest before looking, so a job made ready in between still wakes us.
+            let mut notified = pin!(waiter.notify.notified());
+            notified.as_mut().enable();
+            if self.is_shutting_down() {
+                return Ok(Vec::new());
+            }
+            let deliveries = self.lease_ready(queue, request).await?;
+            if !deliveries.is_empty() || request.wait_ms == 0 || self.now() >= until {
+                return Ok(deliveries);
+            }
+            let _waiting = self.waiting();
+            tokio::select! {
+                () = notified => {}
+                () = self.clock.sleep_until(Some(until)) => return Ok(Vec::new()),
             }
         }
-        .await;
-        self.release_waiter(queue, notify);
-        result
     }
 
     async fn lease_ready(
@@ -212,7 +203,6 @@ impl Broker {
                         }
                         let expires_at =
                             state.retention_end_by_id(slot.queue, JobState::Succeeded, now);
-                        prepared.expires_at(expires_at);
                         prepared.ops.push(WriteOp::Update {
                             id,
                             change: JobChange {
@@ -361,9 +351,6 @@ impl Broker {
         }
         let expires_at = (slot.phase == Phase::Dead)
             .then(|| state.retention_end_by_id(slot.queue, JobState::Dead, now));
-        if let Some(at) = expires_at {
-            prepared.expires_at(at);
-        }
         let change = JobChange {
             state: stored_state(slot.phase, now),
             attempts: slot.attempts,

@@ -1,9 +1,10 @@
 //! Every rule an input must keep: value ranges, sizes and counts, in one place.
 //!
-//! The broker checks each request against these rules itself, at the top of the operation (a
-//! queue PATCH under the queue's lock, against the settings it actually changes), so no caller
-//! (the HTTP API, a schedule's fire, a later adapter) can skip one or apply another version of
-//! it. A broken rule is an [`Invalid`] naming the field; it changes nothing.
+//! The broker checks each request against these rules itself, at the top of the operation, so
+//! no caller (the HTTP API, a later adapter) can skip one or apply another version of it. A
+//! queue PATCH is checked once more under the state lock, against the settings the queue has
+//! then, as a whole. A broken rule is an [`Invalid`] naming the field; it changes nothing.
+//! (A schedule's fire is not checked again: its template was checked when it was put.)
 
 use super::config::QueueConfig;
 use super::views::{NackRequest, NewJob, PollRequest, RunAt};
@@ -95,19 +96,25 @@ impl Limits {
         Ok(())
     }
 
-    /// A job to enqueue, at time `now`.
-    pub fn check_job(&self, job: &NewJob, now: Millis) -> Result<(), Invalid> {
-        if job.payload.len() > self.max_payload_bytes {
+    /// A job payload (raw JSON text).
+    pub fn check_payload(&self, payload: &str) -> Result<(), Invalid> {
+        if payload.len() > self.max_payload_bytes {
             return Err(Invalid {
                 field: "payload",
                 rule: format!(
                     "is {} bytes; the limit is {} (max_payload_bytes)",
-                    job.payload.len(),
+                    payload.len(),
                     self.max_payload_bytes
                 ),
                 kind: Limit::Payload,
             });
         }
+        Ok(())
+    }
+
+    /// A job to enqueue, at time `now`.
+    pub fn check_job(&self, job: &NewJob, now: Millis) -> Result<(), Invalid> {
+        self.check_payload(&job.payload)?;
         match job.run_at {
             Some(RunAt::After(delay)) if delay > MAX_DELAY_MS => {
                 return Err(Invalid::value(

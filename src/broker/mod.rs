@@ -51,6 +51,7 @@ mod timer;
 mod views;
 mod waiters;
 
+use std::sync::Weak;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -99,6 +100,8 @@ pub struct RecoveryStats {
 
 /// The broker core, shared by every request handler and the background tasks.
 pub struct Broker {
+    /// The broker's own `Arc`, for work that must outlive a request (see `enqueue`).
+    me: Weak<Broker>,
     state: Mutex<State>,
     store: Store,
     clock: Clock,
@@ -110,12 +113,6 @@ pub struct Broker {
     /// The deadline the timer sleeps until (`u64::MAX`: none); lowered by `deadline_added`.
     timer_target: AtomicU64,
     timer_status: watch::Sender<Parked>,
-    /// Woken when an expiry earlier than the one the sweeper sleeps until was committed.
-    sweeper_wake: Notify,
-    /// The expiry the sweeper sleeps until (`u64::MAX`: none).
-    sweeper_target: AtomicU64,
-    /// The earliest expiry committed since the sweeper last looked (`u64::MAX`: none).
-    sweeper_hint: AtomicU64,
     sweeper_status: watch::Sender<Parked>,
     /// Jobs purged and idempotency keys forgotten by retention, since start.
     purged_jobs: AtomicU64,
@@ -135,6 +132,11 @@ impl Broker {
     /// Now, on the broker's clock.
     pub fn now(&self) -> Millis {
         self.clock.now()
+    }
+
+    /// The payload and batch limits every request is checked against.
+    pub fn limits(&self) -> Limits {
+        self.limits
     }
 
     /// What recovery found at start-up.
@@ -166,7 +168,7 @@ impl Broker {
         self.shutting_down.store(true, Ordering::SeqCst);
         self.shutdown_signal.notify_waiters();
         self.timer_wake.notify_one();
-        self.sweeper_wake.notify_one();
+        self.store.expiry_watch().wake();
         let state = self.state.lock();
         for notify in state.waiters.values() {
             notify.notify_waiters();
@@ -185,36 +187,20 @@ impl Broker {
     }
 
     /// Hands prepared writes to the store. Call it under the state lock (see the module docs
-    /// for why); it never blocks.
-    fn submit(&self, admission: Admission, prepared: Prepared) -> Submitted {
+    /// for why); it never blocks. `None` when there is nothing to write.
+    fn submit(&self, admission: Admission, prepared: Prepared) -> Option<Pending> {
         let Prepared {
             ops,
             fetch,
             durable,
-            earliest_expiry,
         } = prepared;
-        let pending = (!ops.is_empty() || !fetch.is_empty())
-            .then(|| self.store.submit(admission, ops, fetch, durable));
-        Submitted {
-            pending,
-            earliest_expiry,
-        }
+        (!ops.is_empty() || !fetch.is_empty())
+            .then(|| self.store.submit(admission, ops, fetch, durable))
     }
 
-    /// Waits for a submitted write to commit; returns the rows it was asked to fetch. Once the
-    /// write is committed, tells the sweeper about the retentions and key windows it added.
-    async fn committed(&self, submitted: Submitted) -> Result<Written, BrokerError> {
-        let Some(pending) = submitted.pending else {
-            return Ok(Written::default());
-        };
-        let written = match pending.await {
-            Ok(result) => result?,
-            Err(_) => return Err(BrokerError::ShuttingDown),
-        };
-        if let Some(at) = submitted.earliest_expiry {
-            self.expiry_committed(at);
-        }
-        Ok(written)
+    /// Waits for a submitted write to commit; returns the rows it was asked to fetch.
+    async fn committed(&self, pending: Option<Pending>) -> Result<Written, BrokerError> {
+        committed(pending).await
     }
 
     /// The 404/409 for an ack, nack, extend or cancel of a job that is not live in memory.
@@ -239,6 +225,17 @@ fn blocking<T>(read: impl FnOnce() -> T) -> T {
     }
 }
 
+/// Waits for a submitted write to commit; returns the rows it was asked to fetch.
+async fn committed(pending: Option<Pending>) -> Result<Written, BrokerError> {
+    let Some(pending) = pending else {
+        return Ok(Written::default());
+    };
+    match pending.await {
+        Ok(result) => Ok(result?),
+        Err(_) => Err(BrokerError::ShuttingDown),
+    }
+}
+
 /// Writes decided under the lock, to hand to the store.
 struct Prepared {
     ops: Vec<WriteOp>,
@@ -247,8 +244,6 @@ struct Prepared {
     /// write; false for lease writes (polls, expiries), whose loss in a crash only means the
     /// job is delivered again.
     durable: bool,
-    /// The earliest retention end or key window these writes index, for the sweeper.
-    earliest_expiry: Option<Millis>,
 }
 
 impl Prepared {
@@ -258,7 +253,6 @@ impl Prepared {
             ops,
             fetch: Vec::new(),
             durable: true,
-            earliest_expiry: None,
         }
     }
 
@@ -269,24 +263,12 @@ impl Prepared {
             ..Prepared::default()
         }
     }
-
-    /// Notes that these writes index an expiry at `at`.
-    fn expires_at(&mut self, at: Millis) {
-        self.earliest_expiry = Some(self.earliest_expiry.map_or(at, |e| e.min(at)));
-    }
 }
 
 impl Default for Prepared {
     fn default() -> Self {
         Prepared::ops(Vec::new())
     }
-}
-
-/// Writes handed to the store, and what to tell the sweeper once they commit.
-struct Submitted {
-    /// `None` when there was nothing to write.
-    pending: Option<Pending>,
-    earliest_expiry: Option<Millis>,
 }
 
 /// The stored form of an in-memory phase.

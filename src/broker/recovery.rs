@@ -10,7 +10,6 @@ use tokio::sync::{Notify, watch};
 use super::state::{Phase, Slot, State, slot_lease_ms, slot_max_attempts};
 use super::{Broker, BrokerError, BrokerOptions, QueueConfig, RecoveryStats};
 use crate::clock::Clock;
-use crate::clock::Millis;
 use crate::job::JobState;
 use crate::random::Rng;
 use crate::storage::{Store, StoredState};
@@ -91,7 +90,8 @@ impl Broker {
             }
         }
         let next_id = store.next_job_id()?;
-        Ok(Arc::new(Broker {
+        Ok(Arc::new_cyclic(|me| Broker {
+            me: me.clone(),
             state: Mutex::new(state),
             store,
             clock,
@@ -102,9 +102,6 @@ impl Broker {
             // Until the timer's first look, everything may be due.
             timer_target: AtomicU64::new(0),
             timer_status: watch::Sender::default(),
-            sweeper_wake: Notify::new(),
-            sweeper_target: AtomicU64::new(0),
-            sweeper_hint: AtomicU64::new(Millis::MAX),
             sweeper_status: watch::Sender::default(),
             purged_jobs: AtomicU64::new(0),
             forgotten_keys: AtomicU64::new(0),

@@ -2,12 +2,12 @@
 //! idempotency keys are forgotten once their window has, in bounded batches on a background
 //! task so the write path never stalls behind a large purge.
 //!
-//! The sweeper sleeps until the earliest entry of the expiry indexes on disk. Every write that
-//! adds an entry (an ack, a cancel, a job going dead, an enqueue with an idempotency key) tells
-//! it once the write has committed ([`Broker::expiry_committed`]), and it wakes if that entry is
-//! earlier than what it sleeps until. It always re-reads the index before sleeping, so a hint is
-//! only a wake-up, never a deadline it keeps: a hint already handled (or already in the past)
-//! cannot keep it awake.
+//! The sweeper sleeps until the earliest entry of the expiry indexes on disk. The writer thread
+//! tells it about every commit that adds an entry (an ack, a cancel, a job going dead, an
+//! enqueue with an idempotency key; [`ExpiryWatch`]), and it wakes if that entry is earlier than
+//! what it sleeps until. It always re-reads the index before sleeping, so a hint is only a
+//! wake-up, never a deadline it keeps: a hint already handled (or already in the past) cannot
+//! keep it awake. A failed look or purge is retried after 1 s, doubling up to a minute.
 
 use std::pin::pin;
 use std::sync::Arc;
@@ -18,59 +18,54 @@ use super::state::Phase;
 use super::{Broker, BrokerError, Prepared, blocking};
 use crate::clock::Millis;
 use crate::job::JobState;
-use crate::storage::{StoredState, WriteOp};
+use crate::storage::{ExpiryWatch, StoredState, WriteOp};
+
+/// The wait after `failures` failed looks in a row: 1 s, doubling up to a minute.
+fn retry_delay(failures: u32) -> Millis {
+    1_000u64.saturating_mul(1 << failures.min(16)).min(60_000)
+}
 
 /// Most jobs or keys one purge write touches.
 pub const SWEEP_BATCH: usize = 256;
 
 impl Broker {
-    /// Wakes the sweeper for an expiry index entry at `at` that a write has just committed, if
-    /// it sleeps until later than that.
-    pub(super) fn expiry_committed(&self, at: Millis) {
-        self.sweeper_hint.fetch_min(at, Ordering::SeqCst);
-        if at < self.sweeper_target.load(Ordering::SeqCst) {
-            self.sweeper_wake.notify_one();
-        }
-    }
-
     /// Runs the retention sweeper until shutdown: sleeps until the earliest expiry, then purges
     /// what is due.
     pub async fn run_sweeper(self: Arc<Self>) {
+        let watch = self.store.expiry_watch();
+        // Failed looks in a row: a read can fail on an I/O error while writes still work, so
+        // the sweeper retries, after 1 s, doubling up to a minute.
+        let mut failures = 0u32;
         loop {
             let mut stop = pin!(self.shutdown_signal.notified());
             stop.as_mut().enable();
-            let mut woken = pin!(self.sweeper_wake.notified());
+            let mut woken = pin!(watch.notified());
             woken.as_mut().enable();
             if self.is_shutting_down() {
                 return;
             }
-            // Hints are taken before the index is read: every hint is for an entry already
-            // committed, so the read below sees it.
-            self.sweeper_hint.store(Millis::MAX, Ordering::SeqCst);
-            count_look(&self.sweeper_status);
-            let next = match blocking(|| self.store.next_expiry()) {
-                Ok(next) => next.unwrap_or(Millis::MAX),
-                Err(error) => {
-                    self.sweeper_failed(BrokerError::from(error), stop).await;
+            let wake_at = match self.look(watch).await {
+                Ok(None) => {
+                    failures = 0;
                     continue;
                 }
-            };
-            self.sweeper_target.store(next, Ordering::SeqCst);
-            // An entry committed after the read, whose writer compared with the old target:
-            // look again rather than sleep past it.
-            if self.sweeper_hint.load(Ordering::SeqCst) < next {
-                continue;
-            }
-            let now = self.now();
-            if next <= now {
-                if let Err(error) = self.purge_expired().await {
-                    self.sweeper_failed(error, stop).await;
+                Ok(Some(next)) => {
+                    failures = 0;
+                    next
                 }
-                continue;
-            }
+                Err(error) => {
+                    let delay = retry_delay(failures);
+                    failures = failures.saturating_add(1);
+                    tracing::error!(%error, retry_in_ms = delay, "retention purge failed");
+                    let at = self.now().saturating_add(delay);
+                    // The target keeps `settle` from waiting for the retry.
+                    watch.sleep_until(at);
+                    at
+                }
+            };
             set_asleep(&self.sweeper_status, true);
             tokio::select! {
-                () = self.clock.sleep_until((next != Millis::MAX).then_some(next)) => {}
+                () = self.clock.sleep_until((wake_at != Millis::MAX).then_some(wake_at)) => {}
                 () = woken => {}
                 () = &mut stop => return,
             }
@@ -78,21 +73,22 @@ impl Broker {
         }
     }
 
-    /// After a failed look or purge (only a failed or closed store fails them, and nothing can
-    /// be written until a restart): sleeps until woken or stopped instead of retrying at once.
-    async fn sweeper_failed(
-        &self,
-        error: BrokerError,
-        stop: std::pin::Pin<&mut tokio::sync::futures::Notified<'_>>,
-    ) {
-        tracing::error!(%error, "retention purge failed");
-        self.sweeper_target.store(Millis::MAX, Ordering::SeqCst);
-        set_asleep(&self.sweeper_status, true);
-        tokio::select! {
-            () = self.sweeper_wake.notified() => {}
-            () = stop => {}
+    /// One look at the expiry index: purges what is due and returns `None` (look again), or
+    /// returns the time of the next entry (`u64::MAX`: none) to sleep until.
+    async fn look(&self, watch: &ExpiryWatch) -> Result<Option<Millis>, BrokerError> {
+        // Hints are taken before the index is read: every hint is for an entry already
+        // committed, so the read below sees it.
+        watch.take_hints();
+        count_look(&self.sweeper_status);
+        let next = blocking(|| self.store.next_expiry())?.unwrap_or(Millis::MAX);
+        if !watch.sleep_until(next) {
+            return Ok(None);
         }
-        set_asleep(&self.sweeper_status, false);
+        if next > self.now() {
+            return Ok(Some(next));
+        }
+        self.purge_expired().await?;
+        Ok(None)
     }
 
     /// Purges every job whose retention has ended and forgets every idempotency key whose

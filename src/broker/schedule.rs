@@ -11,6 +11,7 @@
 //! missed while down fire that one job (`true`, the default) or are skipped (`false`).
 //! Resuming a paused schedule skips what fell due while it was paused.
 
+use super::enqueue::Placement;
 use super::state::{ScheduleSlot, State};
 use super::views::TemplateView;
 use super::{
@@ -204,7 +205,7 @@ impl Broker {
                 template_job(name, &slot.record.template, self.now()),
             )
         };
-        let mut enqueued = self.enqueue(&queue, vec![job]).await?;
+        let mut enqueued = self.insert_jobs(&queue, vec![job]).await?;
         enqueued.pop().ok_or(BrokerError::ScheduleNotFound)
     }
 
@@ -242,8 +243,7 @@ impl Broker {
                 self.activate(&mut state, &name, slot);
                 (self.submit(admission, prepared), slots)
             };
-            let written = self.committed(submitted).await?;
-            self.place_enqueued(slots, written, now);
+            Placement::new(self, submitted, slots, now).finish().await?;
             fired += 1;
         }
     }

@@ -19,13 +19,20 @@ impl Broker {
     /// Runs the timer until shutdown. Deadlines are read from the broker's clock, so with a
     /// manual clock the timer reacts to [`Clock::advance`](crate::clock::Clock::advance).
     pub async fn run_timer(self: Arc<Self>) {
+        let mut failed = false;
         loop {
             let mut woken = pin!(self.timer_wake.notified());
             woken.as_mut().enable();
             if self.is_shutting_down() {
                 return;
             }
-            let next = {
+            let next = if failed {
+                // Only a failed or closed store fails a pass, and nothing can be written until
+                // a restart: sleep until woken (a new deadline, a shutdown) instead of retrying
+                // at once.
+                self.timer_target.store(Millis::MAX, Ordering::SeqCst);
+                None
+            } else {
                 // Set the target under the lock, so a deadline added concurrently either is
                 // seen here or sees the new target and wakes us.
                 let state = self.state.lock();
@@ -43,15 +50,13 @@ impl Broker {
             if self.is_shutting_down() {
                 return;
             }
-            if let Err(error) = self.run_due().await {
-                // Only a failed or closed store fails a pass, and nothing can be written until
-                // a restart: sleep until woken (a shutdown) instead of retrying at once.
-                tracing::error!(%error, "the timer cannot apply due deadlines");
-                self.timer_target.store(Millis::MAX, Ordering::SeqCst);
-                set_asleep(&self.timer_status, true);
-                self.timer_wake.notified().await;
-                set_asleep(&self.timer_status, false);
-            }
+            failed = match self.run_due().await {
+                Ok(()) => false,
+                Err(error) => {
+                    tracing::error!(%error, "the timer cannot apply due deadlines");
+                    true
+                }
+            };
         }
     }
 

@@ -152,6 +152,29 @@ pub struct QueuePatch {
 }
 
 impl QueuePatch {
+    /// Whether the patch only pauses or resumes.
+    pub fn only_pauses(&self) -> bool {
+        let QueuePatch {
+            lease_ms,
+            max_attempts,
+            backoff_base_ms,
+            backoff_cap_ms,
+            backoff_jitter,
+            paused: _,
+            retention_ms,
+            dead_retention_ms,
+            idempotency_window_ms,
+        } = self;
+        lease_ms.is_none()
+            && max_attempts.is_none()
+            && backoff_base_ms.is_none()
+            && backoff_cap_ms.is_none()
+            && backoff_jitter.is_none()
+            && retention_ms.is_none()
+            && dead_retention_ms.is_none()
+            && idempotency_window_ms.is_none()
+    }
+
     /// Applies the patch to `config`.
     pub fn apply(&self, config: &mut QueueConfig) {
         let b: &mut Backoff = &mut config.backoff;

@@ -22,40 +22,64 @@ impl Broker {
         self.polls.subscribe()
     }
 
-    /// The `Notify` of `queue`'s waiters, created on first use.
-    pub(super) fn waiter(&self, queue: &str) -> Arc<Notify> {
+    /// The `Notify` of `queue`'s waiters (created on first use), held until the guard drops.
+    pub(super) fn waiter<'a>(&'a self, queue: &'a str) -> Waiter<'a> {
         let mut state = self.state.lock();
-        if let Some(notify) = state.waiters.get(queue) {
-            return notify.clone();
+        let notify = match state.waiters.get(queue) {
+            Some(notify) => notify.clone(),
+            None => {
+                let notify = Arc::new(Notify::new());
+                state.waiters.insert(Arc::from(queue), notify.clone());
+                notify
+            }
+        };
+        Waiter {
+            broker: self,
+            queue,
+            notify,
         }
-        let notify = Arc::new(Notify::new());
-        state.waiters.insert(Arc::from(queue), notify.clone());
-        notify
     }
 
-    /// Forgets a queue's waiter entry once nobody waits on it, so polling many names does not
-    /// grow memory.
-    pub(super) fn release_waiter(&self, queue: &str, notify: Arc<Notify>) {
-        let mut state = self.state.lock();
-        drop(notify);
+    /// Counts a poll as waiting until the guard drops.
+    pub(super) fn waiting(&self) -> Waiting<'_> {
+        self.polls.send_modify(|stats| {
+            stats.waiting += 1;
+            stats.waits += 1;
+        });
+        Waiting(self)
+    }
+}
+
+/// A poll's hold on its queue's `Notify`. Dropping it (the poll returned, or its request was
+/// dropped) forgets the entry once nobody waits on it, so polling many names does not grow
+/// memory.
+pub(super) struct Waiter<'a> {
+    broker: &'a Broker,
+    queue: &'a str,
+    pub notify: Arc<Notify>,
+}
+
+impl Drop for Waiter<'_> {
+    fn drop(&mut self) {
+        let mut state = self.broker.state.lock();
+        // This hold and the map's own: nobody else waits.
         if state
             .waiters
-            .get(queue)
-            .is_some_and(|n| Arc::strong_count(n) == 1)
+            .get(self.queue)
+            .is_some_and(|n| Arc::strong_count(n) <= 2)
         {
-            state.waiters.remove(queue);
+            state.waiters.remove(self.queue);
         }
     }
+}
 
-    /// Counts a poll that starts (`true`) or stops (`false`) waiting.
-    pub(super) fn count_waiting(&self, waiting: bool) {
-        self.polls.send_modify(|stats| {
-            if waiting {
-                stats.waiting += 1;
-                stats.waits += 1;
-            } else {
-                stats.waiting = stats.waiting.saturating_sub(1);
-            }
+/// A poll counted as waiting; uncounted when dropped, also when its request is.
+pub(super) struct Waiting<'a>(&'a Broker);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.polls.send_modify(|stats| {
+            stats.waiting = stats.waiting.saturating_sub(1);
         });
     }
 }

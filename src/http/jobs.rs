@@ -15,7 +15,7 @@ use super::AppState;
 use super::body::{JobIdParam, Obj, QueueName, body_bytes, parse_json};
 use super::error::ApiError;
 use super::wire::{EnqueuedOut, JobInput, JobOut, lease_token};
-use crate::broker::{AckItem, NackRequest};
+use crate::broker::{AckItem, BrokerError, NackRequest};
 use crate::clock::rfc3339;
 use crate::job::JobId;
 
@@ -55,11 +55,22 @@ pub async fn enqueue(
         }
         None => (vec![parse_json::<JobInput>(&bytes)?], false),
     };
-    let mut jobs = inputs
-        .into_iter()
-        .enumerate()
-        .map(|(i, job)| job.into_job(batch.then_some(i)))
-        .collect::<Result<Vec<_>, _>>()?;
+    // The size limits come first, as they are the cheapest to tell a client about; every
+    // other rule is the broker's to check once the input has its shape.
+    let limits = broker.limits();
+    let item_error = |index, error| {
+        ApiError::from_item(BrokerError::InvalidItem { index, error }, "jobs", batch)
+    };
+    limits
+        .check_batch("jobs", inputs.len())
+        .map_err(|e| ApiError::from(BrokerError::Invalid(e)))?;
+    let mut jobs = Vec::with_capacity(inputs.len());
+    for (i, input) in inputs.into_iter().enumerate() {
+        limits
+            .check_payload(input.payload())
+            .map_err(|e| item_error(i, e))?;
+        jobs.push(input.into_job(batch.then_some(i))?);
+    }
     if let Some(key) = header_key {
         // The header names one job; a batch carries a key per item.
         let (false, [job]) = (batch, jobs.as_mut_slice()) else {

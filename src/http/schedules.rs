@@ -119,6 +119,15 @@ pub async fn put(
     let body: ScheduleBody = parse_json(&body_bytes(body)?)?;
     let cron = CronSchedule::parse(&body.cron, body.timezone.as_deref().unwrap_or("UTC"))
         .map_err(|e| ApiError::new(ErrorCode::InvalidSchedule, e.to_string()))?;
+    // The queue name, then the payload's size, then the job's own forms; the broker checks
+    // every other rule.
+    if !valid_queue_name(&body.queue) {
+        return Err(BrokerError::InvalidQueueName.into());
+    }
+    broker
+        .limits()
+        .check_payload(body.job.0.payload())
+        .map_err(|e| ApiError::from(BrokerError::Invalid(e)))?;
     let spec = ScheduleSpec {
         cron,
         queue: body.queue,

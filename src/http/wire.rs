@@ -63,6 +63,11 @@ pub struct JobInput {
 }
 
 impl JobInput {
+    /// The payload as sent (raw JSON text).
+    pub fn payload(&self) -> &str {
+        self.payload.get()
+    }
+
     /// The job this input asks for. Only the JSON's own forms are checked here (a time that is
     /// not RFC 3339, both `delay_ms` and `run_at`); the broker checks every value against its
     /// rules. `index` names the job in messages when it is part of a batch.

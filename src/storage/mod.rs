@@ -11,11 +11,13 @@
 //! - [`checkpoint`]: folding the journal into the data file; replay at start-up.
 //! - [`reads`]: job lookups and recovery scans (redb read transactions, concurrent with the
 //!   writer).
+//! - [`expiry`]: the writer's wake-ups for the retention sweeper.
 //! - [`error`]: every storage error.
 
 mod apply;
 mod checkpoint;
 mod error;
+mod expiry;
 mod journal;
 mod ops;
 mod outbox;
@@ -38,6 +40,7 @@ use tokio::sync::{Semaphore, oneshot};
 
 pub use apply::Original;
 pub use error::{DecodeError, OpsError, StoreError};
+pub use expiry::ExpiryWatch;
 pub use ops::{IdempotencyKey, JobChange, OPS_VERSION, WriteOp, decode_ops, encode_ops};
 pub use records::{
     FORMAT_VERSION, IdempotencyRecord, JobBody, JobRecord, JobTemplate, OutboxEntry, QueueRecord,
@@ -108,6 +111,7 @@ pub struct Store {
     thread: Mutex<Option<JoinHandle<()>>>,
     poisoned: Arc<AtomicBool>,
     metrics: Arc<StorageMetrics>,
+    expiry: Arc<ExpiryWatch>,
 }
 
 /// A place in the writer's bounded queue, taken before the broker locks its state.
@@ -131,6 +135,7 @@ impl Store {
         let db = Arc::new(db);
         let metrics = Arc::new(StorageMetrics::new());
         let poisoned = Arc::new(AtomicBool::new(false));
+        let expiry = Arc::new(ExpiryWatch::default());
         let mut writer = Writer {
             db: db.clone(),
             options: WriterOptions {
@@ -141,6 +146,7 @@ impl Store {
             },
             metrics: metrics.clone(),
             poisoned: poisoned.clone(),
+            expiry: expiry.clone(),
             outbox: Outbox::new(outbox_first, outbox_next, options.outbox_max_entries),
             next_job_id,
             journal_seq: 0,
@@ -179,7 +185,13 @@ impl Store {
             thread: Mutex::new(Some(thread)),
             poisoned,
             metrics,
+            expiry,
         })
+    }
+
+    /// Wake-ups for the retention sweeper, given by the writer as expiries are committed.
+    pub fn expiry_watch(&self) -> &ExpiryWatch {
+        &self.expiry
     }
 
     /// Waits for a place in the writer's queue. Take it *before* locking anything.

@@ -20,7 +20,10 @@ pub struct Outbox {
 
 /// Where a transaction started, to roll back to if it fails.
 #[derive(Debug, Clone, Copy)]
-pub struct Mark(u64);
+pub struct Mark {
+    first: u64,
+    next: u64,
+}
 
 impl Outbox {
     /// The log whose stored changes are `[first, next)`, kept at most `max_entries` long.
@@ -35,12 +38,16 @@ impl Outbox {
 
     /// The position before a transaction, for [`Outbox::roll_back`].
     pub fn mark(&self) -> Mark {
-        Mark(self.next)
+        Mark {
+            first: self.first,
+            next: self.next,
+        }
     }
 
-    /// Forgets the changes of a transaction that failed.
+    /// Forgets the changes (and the trimming) of a transaction that failed.
     pub fn roll_back(&mut self, mark: Mark) {
-        self.next = mark.0;
+        self.first = mark.first;
+        self.next = mark.next;
         self.batch.clear();
     }
 

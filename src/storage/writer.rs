@@ -23,6 +23,7 @@ use redb::{Database, Durability, ReadableTable};
 use super::StoredJob;
 use super::apply::{Applied, apply};
 use super::error::StoreError;
+use super::expiry::ExpiryWatch;
 use super::journal::{Journal, frame};
 use super::ops::{WriteOp, encode_ops};
 use super::outbox::Outbox;
@@ -55,6 +56,7 @@ pub struct Writer {
     pub options: WriterOptions,
     pub metrics: Arc<StorageMetrics>,
     pub poisoned: Arc<AtomicBool>,
+    pub expiry: Arc<ExpiryWatch>,
     pub outbox: Outbox,
     pub next_job_id: u64,
     /// Sequence of the last journal frame (applied to redb, not necessarily durable).
@@ -152,6 +154,9 @@ impl Writer {
         let started = Instant::now();
         match self.write_group(&group, seq) {
             Ok(results) => {
+                if let Some(at) = earliest_expiry(&group) {
+                    self.expiry.committed(at);
+                }
                 self.frame.clear();
                 let start = frame::begin(&mut self.frame);
                 encode_ops(group.iter().flat_map(|r| &r.ops), &mut self.frame);
@@ -244,6 +249,20 @@ impl Writer {
         tables.meta.insert(META_JOURNAL_SEQ, seq)?;
         Ok(())
     }
+}
+
+/// The earliest expiry-index entry (a retention end, a key's window) the group's ops write.
+fn earliest_expiry(group: &[WriteRequest]) -> Option<u64> {
+    group
+        .iter()
+        .flat_map(|r| &r.ops)
+        .filter_map(|op| match op {
+            WriteOp::Update { change, .. } => change.expires_at,
+            WriteOp::Insert { idempotency, .. } => idempotency.as_ref().map(|k| k.expires_at),
+            WriteOp::MoveExpiry { to, .. } => *to,
+            _ => None,
+        })
+        .min()
 }
 
 /// The jobs `ids`, as the transaction sees them (a delivery's payload, read after its lease).

@@ -126,8 +126,14 @@ pub(super) fn encode<'a>(ops: impl Iterator<Item = &'a WriteOp> + Clone, out: &m
 pub(super) fn decode(bytes: &[u8]) -> Result<Vec<WriteOp>, OpsError> {
     let mut r = Reader(bytes);
     let count = r.varint()?;
-    // Every op takes at least two bytes: a corrupt count cannot reserve more than that.
-    let mut ops = Vec::with_capacity(usize::try_from(count).unwrap_or(0).min(bytes.len() / 2));
+    // A corrupt count must not reserve more than the bytes could hold (every op takes at least
+    // two), nor much at all up front: a frame of a few large ops would reserve for millions.
+    let mut ops = Vec::with_capacity(
+        usize::try_from(count)
+            .unwrap_or(0)
+            .min(bytes.len() / 2)
+            .min(1024),
+    );
     for _ in 0..count {
         ops.push(r.op()?);
     }

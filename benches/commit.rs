@@ -57,7 +57,7 @@ fn store_options(dir: &Path) -> StoreOptions {
         cache_mb: 64,
         max_commit_group: 1024,
         max_pending_writes: 8192,
-        outbox_max_entries: 1_000_000,
+        events_max_entries: 1_000_000,
         ..Config::default()
     }
     .broker_options()

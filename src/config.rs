@@ -54,8 +54,12 @@ pub struct Config {
     pub max_commit_group: usize,
     /// Most write requests waiting for the writer before new ones wait. Default: 8192.
     pub max_pending_writes: usize,
-    /// Outbox entries kept (oldest dropped first). Default: 1000000.
-    pub outbox_max_entries: u64,
+    /// Change-log events kept (oldest dropped first; readers never hold this back). The
+    /// key's old name `outbox_max_entries` is still read. Default: 1000000.
+    #[serde(alias = "outbox_max_entries")]
+    pub events_max_entries: u64,
+    /// Longest a change-log event is kept, in ms. Default: 604800000 (7 days).
+    pub events_max_age_ms: u64,
     /// On SIGINT/SIGTERM, how long in-flight requests may take to finish. Default: 10000.
     pub shutdown_grace_ms: u64,
     /// Defaults of queues created on first use.
@@ -77,7 +81,8 @@ impl Default for Config {
             max_batch: 1000,
             max_commit_group: 1024,
             max_pending_writes: 8192,
-            outbox_max_entries: 1_000_000,
+            events_max_entries: 1_000_000,
+            events_max_age_ms: 7 * 24 * 3_600_000,
             shutdown_grace_ms: 10_000,
             queue_defaults: QueueConfig::default(),
         }
@@ -146,6 +151,9 @@ impl Config {
         if self.journal_preallocate_mb > 4096 {
             return invalid("journal_preallocate_mb must be at most 4096");
         }
+        if self.events_max_entries == 0 || self.events_max_age_ms == 0 {
+            return invalid("events_max_entries and events_max_age_ms must be at least 1");
+        }
         self.queue_defaults
             .check()
             .map_err(|e| ConfigError::Invalid(format!("queue_defaults: {e}")))
@@ -163,7 +171,8 @@ impl Config {
                 cache_bytes: self.cache_mb << 20,
                 max_group: self.max_commit_group,
                 max_pending: self.max_pending_writes,
-                outbox_max_entries: self.outbox_max_entries,
+                events_max_entries: self.events_max_entries,
+                events_max_age_ms: self.events_max_age_ms,
             },
             queue_defaults: self.queue_defaults,
             limits: Limits {

@@ -3,7 +3,7 @@
 use super::state::Phase;
 use super::{Broker, BrokerError, Prepared, QueuePatch, QueueView};
 use crate::job::{JobId, JobState, valid_queue_name};
-use crate::storage::{JobChange, QueueRecord, StoredState, WriteOp};
+use crate::storage::{DeleteReason, JobChange, JobEvent, QueueRecord, StoredState, WriteOp};
 
 /// Most jobs one replay or purge write touches, so a huge one never builds one huge transaction.
 pub const CHUNK: usize = 4096;
@@ -24,6 +24,7 @@ impl Broker {
                     let expires_at =
                         state.retention_end_by_id(slot.queue, JobState::Cancelled, now);
                     let change = JobChange {
+                        event: JobEvent::Cancelled,
                         state: StoredState::Cancelled { finished_at: now },
                         attempts: slot.attempts,
                         last_error: None,
@@ -99,6 +100,7 @@ impl Broker {
                     slot.attempts = 0;
                     slot.phase = Phase::Ready;
                     let change = JobChange {
+                        event: JobEvent::Replayed,
                         state: StoredState::Queued { run_at: now },
                         attempts: 0,
                         last_error: None,
@@ -130,6 +132,7 @@ impl Broker {
         let mut purged = 0;
         loop {
             let admission = self.store.admit().await?;
+            let now = self.now();
             let (submitted, count) = {
                 let mut state = self.state.lock();
                 let q = state.queue(queue).ok_or(BrokerError::QueueNotFound)?;
@@ -145,7 +148,20 @@ impl Broker {
                 let mut prepared = Prepared::default();
                 for &id in &ids {
                     state.unplace(id);
-                    prepared.ops.push(WriteOp::Delete { id, expiry: None });
+                    prepared.ops.push(WriteOp::Delete {
+                        id,
+                        expiry: None,
+                        reason: DeleteReason::Purge,
+                        at: now,
+                    });
+                }
+                if ids.len() < CHUNK {
+                    // The last chunk also records the purge as a whole.
+                    prepared.ops.push(WriteOp::QueuePurged {
+                        queue: queue.to_owned(),
+                        jobs: purged + ids.len() as u64,
+                        at: now,
+                    });
                 }
                 (self.submit(admission, prepared), ids.len())
             };
@@ -201,6 +217,7 @@ impl Broker {
             let op = WriteOp::PutQueue {
                 name: queue.to_owned(),
                 record: QueueRecord::from(config),
+                at: self.now(),
             };
             if patch.paused == Some(false) {
                 state.wake(queue);

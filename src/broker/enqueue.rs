@@ -144,6 +144,7 @@ impl Broker {
             prepared.ops.push(WriteOp::PutQueue {
                 name: queue.to_owned(),
                 record: QueueRecord::from(config),
+                at: now,
             });
         }
         let first = self.next_id.fetch_add(jobs.len() as u64, Ordering::Relaxed);

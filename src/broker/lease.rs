@@ -9,10 +9,12 @@ use super::{
 };
 use crate::clock::Millis;
 use crate::job::{JobId, JobState, LeaseToken, valid_queue_name};
-use crate::storage::{JobChange, StoredState, WriteOp};
+use crate::storage::{JobChange, JobEvent, StoredState, WriteOp};
 
 /// A failed attempt: why, and what the consumer asked for.
 pub(super) struct Failure {
+    /// A nack, or an expired lease.
+    pub event: JobEvent,
     /// Becomes the job's `last_error`; `None` keeps the previous one.
     pub error: Option<String>,
     /// Retry after this long instead of the backoff.
@@ -124,6 +126,7 @@ impl Broker {
                 prepared.ops.push(WriteOp::Update {
                     id,
                     change: JobChange {
+                        event: JobEvent::Leased,
                         state: StoredState::Leased {
                             nonce: u64::from(nonce),
                             deadline,
@@ -206,6 +209,7 @@ impl Broker {
                         prepared.ops.push(WriteOp::Update {
                             id,
                             change: JobChange {
+                                event: JobEvent::Acked,
                                 state: StoredState::Succeeded { finished_at: now },
                                 attempts: slot.attempts,
                                 last_error: None,
@@ -252,6 +256,7 @@ impl Broker {
                     q.counters.nacked += 1;
                 }
                 let failure = Failure {
+                    event: JobEvent::Nacked,
                     error: request.error,
                     delay_ms: request.delay_ms,
                     dead: request.dead,
@@ -289,6 +294,7 @@ impl Broker {
                 let deadline = now.saturating_add(lease_ms);
                 slot.phase = Phase::Leased { deadline, nonce };
                 let change = JobChange {
+                    event: JobEvent::Extended,
                     state: StoredState::Leased {
                         nonce: u64::from(nonce),
                         deadline,
@@ -329,6 +335,7 @@ impl Broker {
         prepared: &mut Prepared,
     ) -> JobState {
         let Failure {
+            event,
             error,
             delay_ms,
             dead,
@@ -352,6 +359,7 @@ impl Broker {
         let expires_at = (slot.phase == Phase::Dead)
             .then(|| state.retention_end_by_id(slot.queue, JobState::Dead, now));
         let change = JobChange {
+            event,
             state: stored_state(slot.phase, now),
             attempts: slot.attempts,
             last_error: error,

@@ -18,7 +18,7 @@ use super::state::Phase;
 use super::{Broker, BrokerError, Prepared, blocking};
 use crate::clock::Millis;
 use crate::job::JobState;
-use crate::storage::{ExpiryWatch, StoredState, WriteOp};
+use crate::storage::{DeleteReason, ExpiryWatch, StoredState, WriteOp};
 
 /// The wait after `failures` failed looks in a row: 1 s, doubling up to a minute.
 fn retry_delay(failures: u32) -> Millis {
@@ -154,6 +154,8 @@ impl Broker {
                         ops.push(WriteOp::Delete {
                             id,
                             expiry: Some(at),
+                            reason: DeleteReason::Retention,
+                            at: now,
                         });
                         purged += 1;
                     }

@@ -21,7 +21,7 @@ use super::{
 use crate::clock::{Millis, rfc3339};
 use crate::cron::CronSchedule;
 use crate::job::valid_queue_name;
-use crate::storage::{JobTemplate, ScheduleRecord, WriteOp};
+use crate::storage::{JobTemplate, ScheduleEvent, ScheduleRecord, WriteOp};
 
 /// How many upcoming fire times a view lists.
 const UPCOMING: usize = 5;
@@ -102,6 +102,8 @@ impl Broker {
             let op = WriteOp::PutSchedule {
                 name: name.to_owned(),
                 record,
+                event: ScheduleEvent::Put,
+                at: now,
             };
             (
                 self.submit(admission, Prepared::ops(vec![op])),
@@ -151,6 +153,7 @@ impl Broker {
                 admission,
                 Prepared::ops(vec![WriteOp::DeleteSchedule {
                     name: name.to_owned(),
+                    at: self.now(),
                 }]),
             )
         };
@@ -182,6 +185,12 @@ impl Broker {
             let op = WriteOp::PutSchedule {
                 name: name.to_owned(),
                 record: slot.record.clone(),
+                event: if paused {
+                    ScheduleEvent::Paused
+                } else {
+                    ScheduleEvent::Resumed
+                },
+                at: now,
             };
             let view = view(name, &slot, now);
             self.activate(&mut state, name, slot);
@@ -236,9 +245,12 @@ impl Broker {
                 let slots = self.prepare_jobs(&mut state, &queue, vec![job], now, &mut prepared)?;
                 slot.record.last_fire = Some(due);
                 slot.record.next_fire = slot.cron.next_after(now);
+                let job_id = slots.first().map_or(0, |(id, _)| *id);
                 prepared.ops.push(WriteOp::PutSchedule {
                     name: name.clone(),
                     record: slot.record.clone(),
+                    event: ScheduleEvent::Fired { job_id },
+                    at: now,
                 });
                 self.activate(&mut state, &name, slot);
                 (self.submit(admission, prepared), slots)

@@ -11,6 +11,7 @@ use super::lease::Failure;
 use super::state::Phase;
 use super::{Broker, BrokerError, Prepared};
 use crate::clock::Millis;
+use crate::storage::JobEvent;
 
 /// Most expired leases handled in one write, so a mass expiry never builds a huge transaction.
 const EXPIRY_BATCH: usize = 1024;
@@ -110,6 +111,7 @@ impl Broker {
                         q.counters.expired += 1;
                     }
                     let failure = Failure {
+                        event: JobEvent::Expired,
                         error: Some("lease expired".into()),
                         delay_ms: None,
                         dead: false,

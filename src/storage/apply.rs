@@ -1,13 +1,17 @@
-//! Applying one op to the tables: a pure step of (op, stored state) → (new stored state, what
-//! it did). It reads no clock and no memory, which is what lets journal replay rebuild exactly
-//! the state the writer committed: an idempotency check, for instance, compares the key's
-//! window with the job's own `enqueued_at`, not with the time of replay.
+//! Applying one op to the tables: a pure step of (op, stored state) → (new stored state, the
+//! events it appends). It reads no clock and no memory, which is what lets journal replay
+//! rebuild exactly the state, and the change log, the writer committed: an idempotency check,
+//! for instance, compares the key's window with the job's own `enqueued_at`, not with the time
+//! of replay.
 
 use redb::ReadableTable;
 
 use super::error::StoreError;
-use super::ops::{IdempotencyKey, WriteOp};
-use super::records::{IdempotencyRecord, JobBody, JobRecord, OutboxEntry, decode, encode};
+use super::ops::{IdempotencyKey, JobChange, JobEvent, ScheduleEvent, WriteOp};
+use super::records::{
+    CursorRecord, EventData, EventRecord, IdempotencyRecord, JobBody, JobRecord, QueueRecord,
+    ScheduleRecord, StoredState, decode, encode,
+};
 use super::tables::Tables;
 
 /// The job an idempotency key already maps to.
@@ -16,77 +20,64 @@ pub struct Original {
     /// Its id.
     pub id: u64,
     /// Its state, unless it has been deleted since (purge, retention).
-    pub state: Option<super::records::StoredState>,
+    pub state: Option<StoredState>,
 }
 
-/// What applying one op did, beyond the tables.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What applying one op did, beyond the tables and the events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Applied {
-    /// A job was stored: its change for the outbox.
-    Inserted(OutboxEntry),
+    /// A job was stored.
+    Inserted(u64),
     /// An insert was skipped: its idempotency key maps to this job within its window.
     Duplicate(Original),
-    /// A job changed or was deleted: its change for the outbox.
-    Changed(OutboxEntry),
-    /// Nothing for the outbox (queues, schedules, index upkeep, an update of a missing job).
-    Quiet,
+    /// Anything else.
+    Done,
 }
 
-/// Applies `op` to the tables of one write transaction.
-pub fn apply(t: &mut Tables<'_>, op: &WriteOp) -> Result<Applied, StoreError> {
+/// Applies `op` to the tables of one write transaction, appending its events to `events`.
+pub fn apply(
+    t: &mut Tables<'_>,
+    op: &WriteOp,
+    events: &mut Vec<EventRecord>,
+) -> Result<Applied, StoreError> {
     match op {
-        WriteOp::PutQueue { name, record } => {
-            t.queues.insert(name.as_str(), encode(record).as_slice())?;
+        WriteOp::PutQueue { name, record, at } => {
+            let previous = t
+                .queues
+                .insert(name.as_str(), encode(record).as_slice())?
+                .map(|old| decode::<QueueRecord>(old.value()))
+                .transpose()?;
+            queue_events(name, previous.as_ref(), record, *at, events);
         }
         WriteOp::Insert {
             id,
             record,
             body,
             idempotency,
-        } => return insert(t, *id, record, body, idempotency.as_ref()),
-        WriteOp::Update { id, change } => {
-            let Some(bytes) = t.jobs.get(id)? else {
-                // Memory and disk disagree: a bug, but not worth losing the group over.
-                tracing::error!(job = id, "update of a job that is not stored; skipped");
-                return Ok(Applied::Quiet);
-            };
-            let mut record: JobRecord = decode(bytes.value())?;
-            drop(bytes);
-            record.state = change.state;
-            record.attempts = change.attempts;
-            if let Some(error) = &change.last_error {
-                record.last_error = Some(error.clone());
-            }
-            record.updated_at = change.at;
-            record.version += 1;
-            t.jobs.insert(id, encode(&record).as_slice())?;
-            if let Some(result) = &change.result {
-                t.results.insert(id, result.as_str())?;
-            }
-            if let Some(at) = change.expires_at {
-                t.expiry.insert((at, *id), ())?;
-            }
-            return Ok(Applied::Changed(outbox_entry(
-                *id,
-                &record,
-                Some(record.state),
-                change.at,
-            )));
-        }
-        WriteOp::Delete { id, expiry } => {
-            if let Some(at) = expiry {
-                t.expiry.remove((*at, *id))?;
+        } => return insert(t, *id, record, body, idempotency.as_ref(), events),
+        WriteOp::Update { id, change } => update(t, *id, change, events)?,
+        WriteOp::Delete {
+            id,
+            expiry,
+            reason,
+            at,
+        } => {
+            if let Some(expires) = expiry {
+                t.expiry.remove((*expires, *id))?;
             }
             let Some(bytes) = t.jobs.remove(id)? else {
-                return Ok(Applied::Quiet);
+                return Ok(Applied::Done);
             };
-            let mut record: JobRecord = decode(bytes.value())?;
+            let record: JobRecord = decode(bytes.value())?;
             drop(bytes);
             t.bodies.remove(id)?;
             t.results.remove(id)?;
-            record.version += 1;
-            let at = record.updated_at;
-            return Ok(Applied::Changed(outbox_entry(*id, &record, None, at)));
+            events.push(job_event(
+                *id,
+                &record,
+                *at,
+                EventData::JobDeleted { reason: *reason },
+            ));
         }
         WriteOp::MoveExpiry { id, from, to } => {
             t.expiry.remove((*from, *id))?;
@@ -94,12 +85,51 @@ pub fn apply(t: &mut Tables<'_>, op: &WriteOp) -> Result<Applied, StoreError> {
                 t.expiry.insert((*to, *id), ())?;
             }
         }
-        WriteOp::PutSchedule { name, record } => {
+        WriteOp::PutSchedule {
+            name,
+            record,
+            event,
+            at,
+        } => {
             t.schedules
                 .insert(name.as_str(), encode(record).as_slice())?;
+            let name = name.clone();
+            let (data, job_id) = match *event {
+                ScheduleEvent::Put => (
+                    EventData::SchedulePut {
+                        name,
+                        schedule: record.clone(),
+                    },
+                    None,
+                ),
+                ScheduleEvent::Paused => (EventData::SchedulePaused { name }, None),
+                ScheduleEvent::Resumed => (EventData::ScheduleResumed { name }, None),
+                ScheduleEvent::Fired { job_id } => (
+                    EventData::ScheduleFired {
+                        name,
+                        due_at: record.last_fire.unwrap_or(*at),
+                    },
+                    Some(job_id),
+                ),
+            };
+            events.push(EventRecord {
+                at: *at,
+                queue: Some(record.queue.clone()),
+                job_id,
+                data,
+            });
         }
-        WriteOp::DeleteSchedule { name } => {
-            t.schedules.remove(name.as_str())?;
+        WriteOp::DeleteSchedule { name, at } => {
+            let Some(old) = t.schedules.remove(name.as_str())? else {
+                return Ok(Applied::Done);
+            };
+            let old: ScheduleRecord = decode(old.value())?;
+            events.push(EventRecord {
+                at: *at,
+                queue: Some(old.queue),
+                job_id: None,
+                data: EventData::ScheduleDeleted { name: name.clone() },
+            });
         }
         WriteOp::ForgetKey { key, expires_at } => {
             t.idempotency_expiry.remove((*expires_at, key.as_str()))?;
@@ -111,8 +141,72 @@ pub fn apply(t: &mut Tables<'_>, op: &WriteOp) -> Result<Applied, StoreError> {
                 t.idempotency.remove(key.as_str())?;
             }
         }
+        WriteOp::Message(message) => events.push(EventRecord {
+            at: message.at,
+            queue: None,
+            job_id: None,
+            data: EventData::Message {
+                topic: message.topic.clone(),
+                key: message.key.clone(),
+                payload: message.payload.clone(),
+                headers: message.headers.clone(),
+            },
+        }),
+        WriteOp::QueuePurged { queue, jobs, at } => events.push(EventRecord {
+            at: *at,
+            queue: Some(queue.clone()),
+            job_id: None,
+            data: EventData::QueuePurged { jobs: *jobs },
+        }),
+        WriteOp::PutCursor { name, seq, at } => {
+            let cursor = CursorRecord {
+                seq: *seq,
+                updated_at: *at,
+            };
+            t.cursors
+                .insert(name.as_str(), encode(&cursor).as_slice())?;
+        }
+        WriteOp::DeleteCursor { name } => {
+            t.cursors.remove(name.as_str())?;
+        }
     }
-    Ok(Applied::Quiet)
+    Ok(Applied::Done)
+}
+
+/// A queue put's events: created, or updated and/or paused/resumed by what changed.
+fn queue_events(
+    name: &str,
+    previous: Option<&QueueRecord>,
+    record: &QueueRecord,
+    at: u64,
+    events: &mut Vec<EventRecord>,
+) {
+    let event = |data| EventRecord {
+        at,
+        queue: Some(name.to_owned()),
+        job_id: None,
+        data,
+    };
+    let Some(previous) = previous else {
+        events.push(event(EventData::QueueCreated {
+            settings: record.clone(),
+        }));
+        return;
+    };
+    let settings_changed = QueueRecord {
+        paused: record.paused,
+        ..previous.clone()
+    } != *record;
+    if settings_changed {
+        events.push(event(EventData::QueueUpdated {
+            settings: record.clone(),
+        }));
+    }
+    match (previous.paused, record.paused) {
+        (false, true) => events.push(event(EventData::QueuePaused)),
+        (true, false) => events.push(event(EventData::QueueResumed)),
+        _ => {}
+    }
 }
 
 /// Stores a new job, unless `key` maps to a job whose window is open at its enqueue time.
@@ -122,6 +216,7 @@ fn insert(
     record: &JobRecord,
     body: &JobBody,
     key: Option<&IdempotencyKey>,
+    events: &mut Vec<EventRecord>,
 ) -> Result<Applied, StoreError> {
     if let Some(key) = key {
         if let Some(original) = live_key(t, key, record.enqueued_at)? {
@@ -145,12 +240,99 @@ fn insert(
     }
     t.jobs.insert(id, encode(record).as_slice())?;
     t.bodies.insert(id, encode(body).as_slice())?;
-    Ok(Applied::Inserted(outbox_entry(
+    let run_at = match record.state {
+        StoredState::Queued { run_at } => run_at,
+        _ => record.enqueued_at,
+    };
+    events.push(job_event(
         id,
         record,
-        Some(record.state),
-        record.updated_at,
-    )))
+        record.enqueued_at,
+        EventData::JobEnqueued {
+            payload: body.payload.clone(),
+            priority: record.priority,
+            headers: body.headers.clone(),
+            run_at,
+            max_attempts: record.max_attempts,
+            lease_ms: record.lease_ms,
+        },
+    ));
+    Ok(Applied::Inserted(id))
+}
+
+/// Applies a life-cycle transition and appends its events.
+fn update(
+    t: &mut Tables<'_>,
+    id: u64,
+    change: &JobChange,
+    events: &mut Vec<EventRecord>,
+) -> Result<(), StoreError> {
+    let Some(bytes) = t.jobs.get(id)? else {
+        // Memory and disk disagree: a bug, but not worth losing the group over.
+        tracing::error!(job = id, "update of a job that is not stored; skipped");
+        return Ok(());
+    };
+    let mut record: JobRecord = decode(bytes.value())?;
+    drop(bytes);
+    record.state = change.state;
+    record.attempts = change.attempts;
+    if let Some(error) = &change.last_error {
+        record.last_error = Some(error.clone());
+    }
+    record.updated_at = change.at;
+    record.version += 1;
+    t.jobs.insert(id, encode(&record).as_slice())?;
+    if let Some(result) = &change.result {
+        t.results.insert(id, result.as_str())?;
+    }
+    if let Some(at) = change.expires_at {
+        t.expiry.insert((at, id), ())?;
+    }
+    let attempt = change.attempts;
+    let failed = || match change.state {
+        StoredState::Dead { .. } => EventData::JobDead {
+            attempt,
+            error: record.last_error.clone(),
+        },
+        StoredState::Queued { run_at } => EventData::JobRetryScheduled {
+            attempt,
+            error: change.last_error.clone(),
+            run_at,
+        },
+        // A failure leaves a job dead or queued; anything else is a bug upstream.
+        _ => EventData::JobRetryScheduled {
+            attempt,
+            error: change.last_error.clone(),
+            run_at: change.at,
+        },
+    };
+    let lease_expires_at = match change.state {
+        StoredState::Leased { deadline, .. } => deadline,
+        _ => change.at,
+    };
+    let mut push = |data| events.push(job_event(id, &record, change.at, data));
+    match change.event {
+        JobEvent::Leased => push(EventData::JobLeased {
+            attempt,
+            lease_expires_at,
+        }),
+        JobEvent::Extended => push(EventData::JobExtended {
+            attempt,
+            lease_expires_at,
+        }),
+        JobEvent::Nacked => push(failed()),
+        JobEvent::Expired => {
+            push(EventData::JobLeaseExpired { attempt });
+            push(failed());
+        }
+        JobEvent::Acked => push(EventData::JobSucceeded {
+            attempt,
+            result: change.result.clone(),
+        }),
+        JobEvent::Cancelled => push(EventData::JobCancelled),
+        JobEvent::Replayed => push(EventData::JobReplayed),
+    }
+    Ok(())
 }
 
 /// The job `key` maps to, if its window is still open at `now`.
@@ -178,19 +360,13 @@ fn live_key(
     }))
 }
 
-fn outbox_entry(
-    job_id: u64,
-    record: &JobRecord,
-    state: Option<super::records::StoredState>,
-    at: u64,
-) -> OutboxEntry {
-    OutboxEntry {
-        job_id,
-        queue: record.queue.clone(),
-        state,
-        attempts: record.attempts,
-        version: record.version,
+/// An event about job `id` of `record`'s queue.
+fn job_event(id: u64, record: &JobRecord, at: u64, data: EventData) -> EventRecord {
+    EventRecord {
         at,
+        queue: Some(record.queue.clone()),
+        job_id: Some(id),
+        data,
     }
 }
 

@@ -4,7 +4,7 @@
 //! - [`tables`]: the table layout.
 //! - [`ops`]: the write ops and their versioned journal encoding.
 //! - [`apply`]: applying one op to the tables (a pure step, shared by the writer and replay).
-//! - [`outbox`]: the change log as the writer appends and trims it.
+//! - [`events`]: the change log as the writer appends and trims it.
 //! - [`writer`]: the `wharf-storage` thread and its group commit.
 //! - [`journal`]: the write-ahead log that makes group commits durable: frames, and the
 //!   `wharf-journal` thread that fsyncs them.
@@ -17,10 +17,10 @@
 mod apply;
 mod checkpoint;
 mod error;
+mod events;
 mod expiry;
 mod journal;
 mod ops;
-mod outbox;
 mod reads;
 mod records;
 mod request;
@@ -36,25 +36,30 @@ use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
 use redb::{Database, ReadableTable};
-use tokio::sync::{Semaphore, oneshot};
+use tokio::sync::{Semaphore, oneshot, watch};
 
 pub use apply::Original;
 pub use error::{DecodeError, OpsError, StoreError};
 pub use expiry::ExpiryWatch;
-pub use ops::{IdempotencyKey, JobChange, OPS_VERSION, WriteOp, decode_ops, encode_ops};
+pub use ops::{
+    IdempotencyKey, JobChange, JobEvent, Message, OPS_VERSION, ScheduleEvent, WriteOp, decode_ops,
+    encode_ops,
+};
+pub use reads::EventsRead;
 pub use records::{
-    FORMAT_VERSION, IdempotencyRecord, JobBody, JobRecord, JobTemplate, OutboxEntry, QueueRecord,
-    ScheduleRecord, StoredState, decode, decode_outbox, decode_queue_record, encode,
+    CursorRecord, DeleteReason, EventData, EventRecord, FORMAT_VERSION, IdempotencyRecord, JobBody,
+    JobRecord, JobTemplate, QueueRecord, ScheduleRecord, StoredState, decode, decode_events,
+    decode_queue_record, encode,
 };
 pub use request::Written;
 
 use crate::metrics::StorageMetrics;
+use events::EventLog;
 use journal::{JOURNAL_FILE, Journal, SyncPolicy};
-use outbox::Outbox;
-use request::{Message, Reply, WriteRequest};
+use request::{Command, Reply, WriteRequest};
 use tables::{
-    BODIES, EXPIRY, IDEMPOTENCY, IDEMPOTENCY_EXPIRY, JOBS, META, META_FORMAT, META_NEXT_JOB_ID,
-    META_OUTBOX_NEXT, OUTBOX, QUEUES, RESULTS, SCHEDULES,
+    EVENTS, JOBS, META, META_EVENTS_NEXT, META_FORMAT, META_NEXT_JOB_ID, META_OUTBOX_NEXT, OUTBOX,
+    Tables,
 };
 use writer::{Writer, WriterOptions};
 
@@ -97,8 +102,10 @@ pub struct StoreOptions {
     pub max_group: usize,
     /// Most write requests queued for the writer before submitters wait.
     pub max_pending: usize,
-    /// The outbox keeps at most this many entries.
-    pub outbox_max_entries: u64,
+    /// The change log keeps at most this many events...
+    pub events_max_entries: u64,
+    /// ...for at most this long (ms).
+    pub events_max_age_ms: u64,
 }
 
 /// The handle to the store and its writer thread.
@@ -106,12 +113,14 @@ pub struct Store {
     /// Taken out on [`Store::close`], so the file is released even while other handles to the
     /// store (say, an HTTP connection task still winding down) are alive.
     db: RwLock<Option<Arc<Database>>>,
-    tx: Sender<Message>,
+    tx: Sender<Command>,
     admission: Arc<Semaphore>,
     thread: Mutex<Option<JoinHandle<()>>>,
     poisoned: Arc<AtomicBool>,
     metrics: Arc<StorageMetrics>,
     expiry: Arc<ExpiryWatch>,
+    /// The last event in a durable journal frame: what change-log readers may see.
+    durable_events: watch::Receiver<u64>,
 }
 
 /// A place in the writer's bounded queue, taken before the broker locks its state.
@@ -131,7 +140,7 @@ impl Store {
         let db = Database::builder()
             .set_cache_size(options.cache_bytes)
             .create(dir.join(DATA_FILE))?;
-        let (outbox_first, outbox_next, next_job_id) = init(&db)?;
+        let sequences = init(&db)?;
         let db = Arc::new(db);
         let metrics = Arc::new(StorageMetrics::new());
         let poisoned = Arc::new(AtomicBool::new(false));
@@ -147,8 +156,13 @@ impl Store {
             metrics: metrics.clone(),
             poisoned: poisoned.clone(),
             expiry: expiry.clone(),
-            outbox: Outbox::new(outbox_first, outbox_next, options.outbox_max_entries),
-            next_job_id,
+            events: EventLog::new(
+                sequences.events_first,
+                sequences.events_next,
+                options.events_max_entries,
+                options.events_max_age_ms,
+            ),
+            next_job_id: sequences.next_job_id,
             journal_seq: 0,
             journal_salt: 0,
             dirty_since: None,
@@ -160,6 +174,8 @@ impl Store {
         if replayed > 0 {
             tracing::info!(frames = replayed, "replayed the journal");
         }
+        // Everything recovered is durable: the replayed frames are in the checkpoint.
+        let (durable_tx, durable_events) = watch::channel(writer.events.last());
         let journal = Journal::start(
             &journal_path,
             writer.journal_seq,
@@ -169,6 +185,7 @@ impl Store {
             },
             poisoned.clone(),
             metrics.clone(),
+            durable_tx,
         )?;
         let (tx, rx) = channel();
         let thread = std::thread::Builder::new()
@@ -186,7 +203,15 @@ impl Store {
             poisoned,
             metrics,
             expiry,
+            durable_events,
         })
+    }
+
+    /// The last event in a durable journal frame, as it moves: change-log readers see events
+    /// up to it and no further, so that no reader ever sees an event a crash could still
+    /// take back (and its sequence number given to another).
+    pub fn durable_events(&self) -> watch::Receiver<u64> {
+        self.durable_events.clone()
     }
 
     /// Wake-ups for the retention sweeper, given by the writer as expiries are committed.
@@ -227,8 +252,8 @@ impl Store {
                 permit: admission,
             },
         };
-        if let Err(std::sync::mpsc::SendError(Message::Write(request))) =
-            self.tx.send(Message::Write(request))
+        if let Err(std::sync::mpsc::SendError(Command::Write(request))) =
+            self.tx.send(Command::Write(request))
         {
             request.reply.send(Err(StoreError::Closed));
         }
@@ -248,7 +273,7 @@ impl Store {
     /// Finishes queued writes, fsyncs, joins the writer thread and releases the file (once
     /// reads in progress end). Idempotent; reads after it fail with [`StoreError::Closed`].
     pub fn close(&self) {
-        let _ = self.tx.send(Message::Shutdown);
+        let _ = self.tx.send(Command::Shutdown);
         if let Some(thread) = self.thread.lock().take()
             && thread.join().is_err()
         {
@@ -268,56 +293,74 @@ impl Drop for Store {
     }
 }
 
-/// Creates the tables, checks the format version, and reads the writer's sequences:
-/// (first outbox seq, next outbox seq, next job id).
-fn init(db: &Database) -> Result<(u64, u64, u64), StoreError> {
+/// Where the writer's sequences stand in a file just opened.
+struct Sequences {
+    /// The first event stored, and the one the next event gets.
+    events_first: u64,
+    events_next: u64,
+    next_job_id: u64,
+}
+
+/// Creates the tables, checks the format version (upgrading an older file in place), and reads
+/// the writer's sequences.
+fn init(db: &Database) -> Result<Sequences, StoreError> {
     let txn = db.begin_write()?;
-    {
-        let mut meta = txn.open_table(META)?;
-        let found = meta.get(META_FORMAT)?.map(|v| v.value());
-        match found {
-            // Older files upgrade in place: version 2 added tables (created below), version 3
-            // batches the outbox (`decode_outbox` reads both layouts); both decode older records.
-            None | Some(1 | 2) => {
-                meta.insert(META_FORMAT, u64::from(FORMAT_VERSION))?;
-            }
-            Some(v) if v == u64::from(FORMAT_VERSION) => {}
-            Some(found) => {
-                return Err(StoreError::Format {
-                    found,
-                    supported: FORMAT_VERSION,
-                });
-            }
-        }
-        txn.open_table(JOBS)?;
-        txn.open_table(BODIES)?;
-        txn.open_table(RESULTS)?;
-        txn.open_table(QUEUES)?;
-        txn.open_table(EXPIRY)?;
-        txn.open_table(IDEMPOTENCY)?;
-        txn.open_table(IDEMPOTENCY_EXPIRY)?;
-        txn.open_table(SCHEDULES)?;
+    let found = txn.open_table(META)?.get(META_FORMAT)?.map(|v| v.value());
+    if let Some(found) = found.filter(|&v| v > u64::from(FORMAT_VERSION)) {
+        return Err(StoreError::Format {
+            found,
+            supported: FORMAT_VERSION,
+        });
     }
-    let (first, next) = {
+    {
+        // Version 2 added tables, 4 the events and cursors: created here when missing.
+        Tables::open(&txn)?;
+    }
+    if found.is_none_or(|v| v < u64::from(FORMAT_VERSION)) {
+        upgrade(&txn)?;
+    }
+    let sequences = {
+        let meta = txn.open_table(META)?;
+        let events = txn.open_table(EVENTS)?;
+        let events_next = meta.get(META_EVENTS_NEXT)?.map_or(1, |v| v.value());
+        let events_first = events.first()?.map_or(events_next, |(k, _)| k.value());
+        let stored = meta.get(META_NEXT_JOB_ID)?.map_or(1, |v| v.value());
+        let jobs = txn.open_table(JOBS)?;
+        let after_last = jobs.last()?.map_or(1, |(k, _)| k.value() + 1);
+        Sequences {
+            events_first,
+            events_next,
+            next_job_id: stored.max(after_last),
+        }
+    };
+    txn.commit()?;
+    Ok(sequences)
+}
+
+/// Brings a file of an older format (or a new one) to [`FORMAT_VERSION`]. Every older record
+/// still decodes (see `records`); what changes is the change log: the `outbox` table of
+/// versions 1 to 3, which nothing read, is dropped, and the event sequence starts where the
+/// outbox's ended, so that no sequence number is ever reused.
+fn upgrade(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
+    let outbox_next = {
         let outbox = txn.open_table(OUTBOX)?;
-        let first = outbox.first()?.map_or(1, |(k, _)| k.value());
-        // Written by every commit since version 3; before, each key held one change.
+        // Written by every commit of version 3; before, each key held one change.
         let stored = txn
             .open_table(META)?
             .get(META_OUTBOX_NEXT)?
             .map(|v| v.value());
-        let next = stored.unwrap_or(outbox.last()?.map_or(1, |(k, _)| k.value() + 1));
-        (first, next)
+        stored.unwrap_or(outbox.last()?.map_or(1, |(k, _)| k.value() + 1))
     };
-    let next_job_id = {
-        let meta = txn.open_table(META)?;
-        let stored = meta.get(META_NEXT_JOB_ID)?.map_or(1, |v| v.value());
-        let jobs = txn.open_table(JOBS)?;
-        let after_last = jobs.last()?.map_or(1, |(k, _)| k.value() + 1);
-        stored.max(after_last)
-    };
-    txn.commit()?;
-    Ok((first, next, next_job_id))
+    txn.delete_table(OUTBOX)?;
+    let mut meta = txn.open_table(META)?;
+    let events_next = meta
+        .get(META_EVENTS_NEXT)?
+        .map_or(1, |v| v.value())
+        .max(outbox_next);
+    meta.insert(META_EVENTS_NEXT, events_next)?;
+    meta.remove(META_OUTBOX_NEXT)?;
+    meta.insert(META_FORMAT, u64::from(FORMAT_VERSION))?;
+    Ok(())
 }
 
 #[cfg(test)]

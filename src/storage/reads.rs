@@ -5,12 +5,23 @@ use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
 use super::error::StoreError;
 use super::records::{
-    JobBody, JobRecord, QueueRecord, ScheduleRecord, decode, decode_queue_record,
+    CursorRecord, EventRecord, JobBody, JobRecord, QueueRecord, ScheduleRecord, decode,
+    decode_events, decode_queue_record,
 };
 use super::tables::{
-    BODIES, EXPIRY, IDEMPOTENCY_EXPIRY, JOBS, META, META_NEXT_JOB_ID, QUEUES, RESULTS, SCHEDULES,
+    BODIES, CURSORS, EVENTS, EXPIRY, IDEMPOTENCY_EXPIRY, JOBS, META, META_EVENTS_NEXT,
+    META_NEXT_JOB_ID, QUEUES, RESULTS, SCHEDULES,
 };
 use super::{Store, StoredJob};
+
+/// A stretch of the change log.
+#[derive(Debug, Clone, Default)]
+pub struct EventsRead {
+    /// The oldest event still kept (when the log is empty: the sequence the next event gets).
+    pub first: u64,
+    /// The events read, with their sequence numbers, in order.
+    pub events: Vec<(u64, EventRecord)>,
+}
 
 impl Store {
     /// Reads one job with its body and result (blocking I/O: call off the async runtime).
@@ -144,5 +155,75 @@ impl Store {
             .open_table(META)?
             .get(META_NEXT_JOB_ID)?
             .map_or(1, |v| v.value()))
+    }
+
+    /// Up to `limit` events after `after` and none after `upto`, in order, with where the log
+    /// starts now (a reader behind `first` has missed trimmed events).
+    pub fn read_events(
+        &self,
+        after: u64,
+        upto: u64,
+        limit: usize,
+    ) -> Result<EventsRead, StoreError> {
+        let db = self.db()?;
+        let txn = db.begin_read()?;
+        let table = txn.open_table(EVENTS)?;
+        let first = match table.first()? {
+            Some((key, _)) => key.value(),
+            None => txn
+                .open_table(META)?
+                .get(META_EVENTS_NEXT)?
+                .map_or(1, |v| v.value()),
+        };
+        let mut read = EventsRead {
+            first,
+            events: Vec::new(),
+        };
+        let wanted = after.saturating_add(1);
+        if wanted > upto || limit == 0 {
+            return Ok(read);
+        }
+        // The batch holding `wanted`: the last one keyed at or before it.
+        let start = table
+            .range(..=wanted)?
+            .next_back()
+            .transpose()?
+            .map_or(wanted, |(key, _)| key.value());
+        for row in table.range(start..=upto)? {
+            let (key, value) = row?;
+            for (seq, event) in (key.value()..).zip(decode_events(value.value())?) {
+                if seq > upto || read.events.len() == limit {
+                    return Ok(read);
+                }
+                if seq >= wanted {
+                    read.events.push((seq, event));
+                }
+            }
+        }
+        Ok(read)
+    }
+
+    /// Every reader's cursor, by name.
+    pub fn cursors(&self) -> Result<Vec<(String, CursorRecord)>, StoreError> {
+        let db = self.db()?;
+        let txn = db.begin_read()?;
+        let table = txn.open_table(CURSORS)?;
+        let mut cursors = Vec::new();
+        for row in table.iter()? {
+            let (name, value) = row?;
+            cursors.push((name.value().to_owned(), decode(value.value())?));
+        }
+        Ok(cursors)
+    }
+
+    /// One reader's cursor.
+    pub fn cursor(&self, name: &str) -> Result<Option<CursorRecord>, StoreError> {
+        let db = self.db()?;
+        let txn = db.begin_read()?;
+        let table = txn.open_table(CURSORS)?;
+        Ok(match table.get(name)? {
+            Some(value) => Some(decode(value.value())?),
+            None => None,
+        })
     }
 }

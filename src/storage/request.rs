@@ -53,8 +53,8 @@ impl Reply {
 /// A reply that waits for its journal frame's fsync, with what to answer then.
 pub type Waiter = (Reply, Written);
 
-/// Messages to the writer thread.
-pub enum Message {
+/// What the writer thread is asked to do.
+pub enum Command {
     Write(WriteRequest),
     /// Finish what is queued, make everything durable, and exit.
     Shutdown,

@@ -13,8 +13,13 @@ pub const BODIES: TableDefinition<u64, &[u8]> = TableDefinition::new("bodies");
 pub const RESULTS: TableDefinition<u64, &str> = TableDefinition::new("results");
 /// queue name → [`QueueRecord`](super::QueueRecord).
 pub const QUEUES: TableDefinition<&str, &[u8]> = TableDefinition::new("queues");
-/// sequence of a batch's first change → the changes of one commit (`seq<`[`OutboxEntry`](super::OutboxEntry)`>`).
+/// The change log before format 4; dropped when an older file is opened.
 pub const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
+/// sequence of a batch's first event → the events of one commit
+/// (`seq<`[`EventRecord`](super::EventRecord)`>`).
+pub const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
+/// cursor name → [`CursorRecord`](super::CursorRecord).
+pub const CURSORS: TableDefinition<&str, &[u8]> = TableDefinition::new("cursors");
 /// (expires at, job id) → (): finished and dead jobs by the time their retention ends. Entries
 /// may be stale (a dead job replayed); the sweeper checks the record before deleting.
 pub const EXPIRY: TableDefinition<(u64, u64), ()> = TableDefinition::new("expiry");
@@ -32,8 +37,11 @@ pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 pub const META_FORMAT: &str = "format_version";
 /// The next job id to allocate; ids are never reused, even after a purge.
 pub const META_NEXT_JOB_ID: &str = "next_job_id";
-/// The sequence number the next outbox change gets.
+/// The sequence number the next outbox change got, before format 4 (where the event sequence
+/// starts on an upgraded file).
 pub const META_OUTBOX_NEXT: &str = "outbox_next";
+/// The sequence number the next event gets.
+pub const META_EVENTS_NEXT: &str = "events_next";
 /// The checksum salt of the current run's journal frames (see `docs/design.md`, "The journal").
 pub const META_JOURNAL_SALT: &str = "journal_salt";
 /// The last journal frame the latest checkpoint contains (see `docs/design.md`, "The journal").
@@ -45,7 +53,8 @@ pub struct Tables<'txn> {
     pub bodies: Table<'txn, u64, &'static [u8]>,
     pub results: Table<'txn, u64, &'static str>,
     pub queues: Table<'txn, &'static str, &'static [u8]>,
-    pub outbox: Table<'txn, u64, &'static [u8]>,
+    pub events: Table<'txn, u64, &'static [u8]>,
+    pub cursors: Table<'txn, &'static str, &'static [u8]>,
     pub meta: Table<'txn, &'static str, u64>,
     pub expiry: Table<'txn, (u64, u64), ()>,
     pub idempotency: Table<'txn, &'static str, &'static [u8]>,
@@ -61,7 +70,8 @@ impl<'txn> Tables<'txn> {
             bodies: txn.open_table(BODIES)?,
             results: txn.open_table(RESULTS)?,
             queues: txn.open_table(QUEUES)?,
-            outbox: txn.open_table(OUTBOX)?,
+            events: txn.open_table(EVENTS)?,
+            cursors: txn.open_table(CURSORS)?,
             meta: txn.open_table(META)?,
             expiry: txn.open_table(EXPIRY)?,
             idempotency: txn.open_table(IDEMPOTENCY)?,

@@ -17,7 +17,8 @@ fn options(dir: &std::path::Path, checkpoint_interval: Duration) -> StoreOptions
         cache_bytes: 4 << 20,
         max_group: 64,
         max_pending: 64,
-        outbox_max_entries: 1000,
+        events_max_entries: 1000,
+        events_max_age_ms: 7 * 24 * 3_600_000,
     }
 }
 
@@ -101,50 +102,99 @@ fn a_stop_after_a_failure_does_not_replay_what_redb_kept() {
 
     let reopened = Store::open(&options(dir.path(), Duration::from_secs(600))).unwrap();
     assert_eq!(
-        outbox_changes(&reopened),
+        event_jobs(&reopened),
         (1..=20).collect::<Vec<_>>(),
-        "one outbox change per insert, none applied twice"
+        "one event per insert, none applied twice"
     );
     assert_eq!(reopened.job_count().unwrap(), 20);
 }
 
-/// The job ids of every stored outbox change, in sequence order.
-fn outbox_changes(store: &Store) -> Vec<u64> {
-    let db = store.db().unwrap();
-    let txn = db.begin_read().unwrap();
-    let table = txn.open_table(OUTBOX).unwrap();
-    let mut ids = Vec::new();
-    for row in table.iter().unwrap() {
-        let (_, value) = row.unwrap();
-        ids.extend(
-            decode_outbox(value.value())
-                .unwrap()
-                .iter()
-                .map(|c| c.job_id),
-        );
-    }
-    ids
+/// Every stored event with its sequence number, in order.
+fn events(store: &Store) -> Vec<(u64, EventRecord)> {
+    store.read_events(0, u64::MAX, usize::MAX).unwrap().events
+}
+
+/// The job ids of every stored event, in sequence order.
+fn event_jobs(store: &Store) -> Vec<u64> {
+    events(store).iter().filter_map(|(_, e)| e.job_id).collect()
 }
 
 #[test]
-fn the_outbox_keeps_its_newest_changes_in_whole_batches() {
+fn the_log_keeps_its_newest_events_in_whole_batches() {
     let dir = tempfile::tempdir().unwrap();
     let mut opts = options(dir.path(), Duration::from_secs(600));
-    opts.outbox_max_entries = 10;
+    opts.events_max_entries = 10;
     let store = Store::open(&opts).unwrap();
     // Submitted one request at a time: each insert is a batch of its own.
     for id in 1..=50 {
         write_all(&store, vec![insert(id)]);
     }
-    assert_eq!(outbox_changes(&store), (41..=50).collect::<Vec<_>>());
-    // Sequence numbers survive a restart: the next change continues after the last.
+    assert_eq!(event_jobs(&store), (41..=50).collect::<Vec<_>>());
+    assert_eq!(store.read_events(0, u64::MAX, 1).unwrap().first, 41);
+    // Sequence numbers survive a restart: the next event continues after the last.
     store.close();
     let store = Store::open(&opts).unwrap();
     write_all(&store, (51..=60).map(insert).collect());
-    let kept = outbox_changes(&store);
-    assert_eq!(kept.last(), Some(&60));
-    assert!(kept.len() >= 10, "{kept:?}");
-    assert!(kept.windows(2).all(|w| w[1] == w[0] + 1), "{kept:?}");
+    let seqs: Vec<u64> = events(&store).iter().map(|(seq, _)| *seq).collect();
+    assert_eq!(seqs.last(), Some(&60));
+    assert!(seqs.len() >= 10, "{seqs:?}");
+    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "{seqs:?}");
+}
+
+/// An insert made at `at` (epoch ms).
+fn insert_at(id: u64, at: u64) -> WriteOp {
+    match insert(id) {
+        WriteOp::Insert {
+            id,
+            mut record,
+            body,
+            idempotency,
+        } => {
+            record.enqueued_at = at;
+            record.updated_at = at;
+            WriteOp::Insert {
+                id,
+                record,
+                body,
+                idempotency,
+            }
+        }
+        other => other,
+    }
+}
+
+#[test]
+fn the_log_drops_batches_older_than_its_age_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = options(dir.path(), Duration::from_secs(600));
+    opts.events_max_age_ms = 1_000;
+    let store = Store::open(&opts).unwrap();
+    for (id, at) in [(1, 10_000), (2, 10_500), (3, 11_000)] {
+        write_all(&store, vec![insert_at(id, at)]);
+    }
+    assert_eq!(event_jobs(&store), [1, 2, 3], "none older than 1 s yet");
+    // Age is measured against the newest event written, not the clock.
+    write_all(&store, vec![insert_at(4, 11_400)]);
+    assert_eq!(event_jobs(&store), [2, 3, 4]);
+    assert_eq!(store.read_events(0, u64::MAX, 10).unwrap().first, 2);
+}
+
+#[test]
+fn readers_see_an_event_once_its_frame_is_durable() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&options(dir.path(), Duration::from_secs(600))).unwrap();
+    let durable = store.durable_events();
+    assert_eq!(*durable.borrow(), 0);
+    write_all(&store, (1..=3).map(insert).collect());
+    // Each reply waited for its fsync, which published the events of its frame.
+    assert_eq!(*durable.borrow(), 3);
+    store.close();
+    let reopened = Store::open(&options(dir.path(), Duration::from_secs(600))).unwrap();
+    assert_eq!(
+        *reopened.durable_events().borrow(),
+        3,
+        "recovered means durable"
+    );
 }
 
 #[test]
@@ -241,16 +291,47 @@ fn a_journal_written_by_the_previous_op_format_replays() {
     assert!(store.read_job(9).unwrap().is_none());
     assert_eq!(store.queues(&golden_queue()).unwrap().len(), 1);
     assert_eq!(store.schedules().unwrap()[0].0, "nightly");
-    // Every job change of the frame is in the outbox, once.
-    let changes = outbox_changes(&store);
-    let expected = golden_ops()
+    // The frame's events, in order: the queue, the three jobs, each update (a nack that
+    // kills is one `job.dead`), the delete of 9 (10 never existed), the schedule put. The old
+    // ops kept no time for the queue put and the delete: they carry the frame's latest.
+    let types: Vec<(&str, Option<u64>, u64)> = events(&store)
         .iter()
-        .filter(|op| {
-            matches!(op, WriteOp::Insert { .. } | WriteOp::Update { .. })
-                || matches!(op, WriteOp::Delete { id: 9, .. })
-        })
-        .count();
-    assert_eq!(changes.len(), expected);
+        .map(|(_, e)| (type_name(&e.data), e.job_id, e.at))
+        .collect();
+    const T: u64 = 1_767_225_600_000;
+    assert_eq!(
+        types,
+        [
+            ("queue.created", None, T + 3_000),
+            ("job.enqueued", Some(7), T),
+            ("job.enqueued", Some(8), T),
+            ("job.enqueued", Some(9), T),
+            ("job.leased", Some(7), T + 500),
+            ("job.retry_scheduled", Some(7), T + 1_000),
+            ("job.dead", Some(8), T + 1_500),
+            ("job.cancelled", Some(9), T + 1_600),
+            ("job.succeeded", Some(7), T + 3_000),
+            ("job.deleted", Some(9), T + 3_000),
+            // ("old" was never stored: deleting it is no event.)
+            ("schedule.put", None, T),
+        ]
+    );
+}
+
+/// The type names the event API uses, for these tests.
+fn type_name(data: &EventData) -> &'static str {
+    match data {
+        EventData::QueueCreated { .. } => "queue.created",
+        EventData::JobEnqueued { .. } => "job.enqueued",
+        EventData::JobLeased { .. } => "job.leased",
+        EventData::JobRetryScheduled { .. } => "job.retry_scheduled",
+        EventData::JobDead { .. } => "job.dead",
+        EventData::JobCancelled => "job.cancelled",
+        EventData::JobSucceeded { .. } => "job.succeeded",
+        EventData::JobDeleted { .. } => "job.deleted",
+        EventData::SchedulePut { .. } => "schedule.put",
+        other => panic!("not in the golden frame: {other:?}"),
+    }
 }
 
 /// Defaults for queue records older than format 2 (none here).

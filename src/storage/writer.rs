@@ -23,12 +23,12 @@ use redb::{Database, Durability, ReadableTable};
 use super::StoredJob;
 use super::apply::{Applied, apply};
 use super::error::StoreError;
+use super::events::EventLog;
 use super::expiry::ExpiryWatch;
 use super::journal::{Journal, frame};
 use super::ops::{WriteOp, encode_ops};
-use super::outbox::Outbox;
 use super::records::{JobBody, JobRecord, decode};
-use super::request::{Message, WriteRequest, Written};
+use super::request::{Command, WriteRequest, Written};
 use super::tables::{META_JOURNAL_SEQ, META_NEXT_JOB_ID, Tables};
 use crate::metrics::StorageMetrics;
 
@@ -57,7 +57,7 @@ pub struct Writer {
     pub metrics: Arc<StorageMetrics>,
     pub poisoned: Arc<AtomicBool>,
     pub expiry: Arc<ExpiryWatch>,
-    pub outbox: Outbox,
+    pub events: EventLog,
     pub next_job_id: u64,
     /// Sequence of the last journal frame (applied to redb, not necessarily durable).
     pub journal_seq: u64,
@@ -73,7 +73,7 @@ pub struct Writer {
 
 impl Writer {
     /// Runs the writer thread until shutdown.
-    pub fn run(mut self, rx: Receiver<Message>, mut journal: Journal) {
+    pub fn run(mut self, rx: Receiver<Command>, mut journal: Journal) {
         loop {
             let first = match self.dirty_since {
                 Some(since) => {
@@ -87,10 +87,10 @@ impl Writer {
                             self.checkpoint(&journal);
                             continue;
                         }
-                        Err(RecvTimeoutError::Disconnected) => Message::Shutdown,
+                        Err(RecvTimeoutError::Disconnected) => Command::Shutdown,
                     }
                 }
-                None => rx.recv().unwrap_or(Message::Shutdown),
+                None => rx.recv().unwrap_or(Command::Shutdown),
             };
             let (group, shutdown) = self.take_group(first, &rx);
             if !group.is_empty() {
@@ -106,7 +106,7 @@ impl Writer {
             if shutdown {
                 journal.shutdown();
                 // Answer whatever raced in behind the shutdown message.
-                while let Ok(Message::Write(request)) = rx.try_recv() {
+                while let Ok(Command::Write(request)) = rx.try_recv() {
                     request.reply.send(Err(StoreError::Closed));
                 }
                 return;
@@ -117,24 +117,24 @@ impl Writer {
     /// The group that starts with `first`: whatever else is queued, up to `max_group` requests
     /// or [`MAX_GROUP_BYTES`] of ops (a group is one journal frame). Also says whether a
     /// shutdown was asked for.
-    fn take_group(&self, first: Message, rx: &Receiver<Message>) -> (Vec<WriteRequest>, bool) {
+    fn take_group(&self, first: Command, rx: &Receiver<Command>) -> (Vec<WriteRequest>, bool) {
         let mut group = Vec::new();
         let mut bytes = 0;
         let mut shutdown = false;
         match first {
-            Message::Write(request) => {
+            Command::Write(request) => {
                 bytes += request.approx_len();
                 group.push(request);
             }
-            Message::Shutdown => shutdown = true,
+            Command::Shutdown => shutdown = true,
         }
         while !shutdown && group.len() < self.options.max_group && bytes < MAX_GROUP_BYTES {
             match rx.try_recv() {
-                Ok(Message::Write(request)) => {
+                Ok(Command::Write(request)) => {
                     bytes += request.approx_len();
                     group.push(request);
                 }
-                Ok(Message::Shutdown) => shutdown = true,
+                Ok(Command::Shutdown) => shutdown = true,
                 Err(_) => break,
             }
         }
@@ -148,7 +148,7 @@ impl Writer {
             }
             return;
         }
-        let mark = self.outbox.mark();
+        let mark = self.events.mark();
         let next_job_id = self.next_job_id;
         let seq = self.journal_seq + 1;
         let started = Instant::now();
@@ -176,12 +176,12 @@ impl Writer {
                         request.reply.send(Ok(written));
                     }
                 }
-                journal.append(seq, &self.frame, waiters);
+                journal.append(seq, &self.frame, waiters, self.events.last());
             }
             Err(error) => {
                 tracing::error!(%error, "commit failed; storage is poisoned and refuses writes until restart");
                 self.poisoned.store(true, Ordering::Release);
-                self.outbox.roll_back(mark);
+                self.events.roll_back(mark);
                 self.next_job_id = next_job_id;
                 for request in group {
                     request.reply.send(Err(StoreError::Poisoned));
@@ -208,7 +208,7 @@ impl Writer {
                     match self.apply(&mut tables, op)? {
                         Applied::Inserted(_) => written.duplicates.push(None),
                         Applied::Duplicate(original) => written.duplicates.push(Some(original)),
-                        Applied::Changed(_) | Applied::Quiet => {}
+                        Applied::Done => {}
                     }
                 }
                 written.fetched = fetch(&tables, &request.fetch)?;
@@ -220,20 +220,16 @@ impl Writer {
         Ok(results)
     }
 
-    /// Applies one op and keeps the writer's sequences (outbox, job ids) in step with it.
+    /// Applies one op (its events go to the transaction's batch) and keeps the next job id in
+    /// step with it.
     pub(super) fn apply(
         &mut self,
         tables: &mut Tables<'_>,
         op: &WriteOp,
     ) -> Result<Applied, StoreError> {
-        let applied = apply(tables, op)?;
-        match &applied {
-            Applied::Inserted(change) => {
-                self.next_job_id = self.next_job_id.max(change.job_id + 1);
-                self.outbox.push(change.clone());
-            }
-            Applied::Changed(change) => self.outbox.push(change.clone()),
-            Applied::Duplicate(_) | Applied::Quiet => {}
+        let applied = apply(tables, op, self.events.batch())?;
+        if let Applied::Inserted(id) = applied {
+            self.next_job_id = self.next_job_id.max(id + 1);
         }
         Ok(applied)
     }
@@ -244,7 +240,7 @@ impl Writer {
     /// stop after a failed fsync) makes every non-durable commit durable, and replay must then
     /// skip exactly those frames, not apply them twice.
     pub(super) fn finish(&mut self, tables: &mut Tables<'_>, seq: u64) -> Result<(), StoreError> {
-        self.outbox.write(tables)?;
+        self.events.write(tables)?;
         tables.meta.insert(META_NEXT_JOB_ID, self.next_job_id)?;
         tables.meta.insert(META_JOURNAL_SEQ, seq)?;
         Ok(())

@@ -1,4 +1,4 @@
-//! One test per op: what it does to the tables, and what it reports for the outbox.
+//! One test per op: what it does to the tables, and the events it appends.
 
 #![allow(clippy::unwrap_used)]
 
@@ -6,8 +6,8 @@ use redb::backends::InMemoryBackend;
 use redb::{Database, ReadableTable};
 
 use super::*;
-use crate::storage::ops::JobChange;
-use crate::storage::records::{JobTemplate, QueueRecord, ScheduleRecord, StoredState};
+use crate::storage::ops::Message;
+use crate::storage::records::{DeleteReason, JobTemplate};
 
 /// A fresh in-memory database.
 fn db() -> Database {
@@ -16,15 +16,27 @@ fn db() -> Database {
         .unwrap()
 }
 
-/// Applies `ops` in one transaction, in order; returns what each did.
-fn run(db: &Database, ops: &[WriteOp]) -> Vec<Applied> {
+/// Applies `ops` in one transaction, in order; returns what each did, and the events.
+fn run(db: &Database, ops: &[WriteOp]) -> (Vec<Applied>, Vec<EventRecord>) {
     let txn = db.begin_write().unwrap();
+    let mut events = Vec::new();
     let applied = {
         let mut t = Tables::open(&txn).unwrap();
-        ops.iter().map(|op| apply(&mut t, op).unwrap()).collect()
+        ops.iter()
+            .map(|op| apply(&mut t, op, &mut events).unwrap())
+            .collect()
     };
     txn.commit().unwrap();
-    applied
+    (applied, events)
+}
+
+/// The events of `ops`, without their times and queues: (job, data).
+fn events_of(db: &Database, ops: &[WriteOp]) -> Vec<(Option<u64>, EventData)> {
+    run(db, ops)
+        .1
+        .into_iter()
+        .map(|e| (e.job_id, e.data))
+        .collect()
 }
 
 /// Reads the tables back in a write transaction (never committed).
@@ -89,8 +101,9 @@ fn key_expiry(t: &Tables<'_>) -> Vec<(u64, String)> {
         .collect()
 }
 
-fn change(state: StoredState, at: u64) -> JobChange {
+fn change(event: JobEvent, state: StoredState, at: u64) -> JobChange {
     JobChange {
+        event,
         state,
         attempts: 1,
         last_error: None,
@@ -100,49 +113,86 @@ fn change(state: StoredState, at: u64) -> JobChange {
     }
 }
 
-#[test]
-fn put_queue_stores_the_record() {
-    let db = db();
-    let record = QueueRecord {
-        lease_ms: 1,
+fn update(id: u64, change: JobChange) -> WriteOp {
+    WriteOp::Update { id, change }
+}
+
+fn queue_record(lease_ms: u64, paused: bool) -> QueueRecord {
+    QueueRecord {
+        lease_ms,
         max_attempts: 2,
         backoff_base_ms: 3,
         backoff_cap_ms: 4,
         backoff_jitter: false,
-        paused: true,
+        paused,
         retention_ms: 5,
         dead_retention_ms: 6,
         idempotency_window_ms: 7,
-    };
-    let applied = run(
-        &db,
-        &[WriteOp::PutQueue {
-            name: "q".into(),
-            record: record.clone(),
-        }],
-    );
-    assert_eq!(applied, [Applied::Quiet]);
-    let back: QueueRecord = with_tables(&db, |t| {
-        decode(t.queues.get("q").unwrap().unwrap().value()).unwrap()
-    });
-    assert_eq!(back, record);
+    }
+}
+
+fn put_queue(record: QueueRecord) -> WriteOp {
+    WriteOp::PutQueue {
+        name: "q".into(),
+        record,
+        at: 9,
+    }
 }
 
 #[test]
-fn insert_stores_record_and_body_and_reports_the_change() {
+fn put_queue_stores_the_record_and_says_what_changed() {
     let db = db();
-    let applied = run(&db, &[insert(7, 100, None)]);
-    let Applied::Inserted(entry) = &applied[0] else {
-        panic!("{applied:?}");
-    };
+    let (applied, events) = run(&db, &[put_queue(queue_record(1, false))]);
+    assert_eq!(applied, [Applied::Done]);
+    assert_eq!((events[0].at, events[0].queue.as_deref()), (9, Some("q")));
     assert_eq!(
-        (
-            entry.job_id,
-            entry.queue.as_str(),
-            entry.state,
-            entry.version
-        ),
-        (7, "q", Some(StoredState::Queued { run_at: 100 }), 1)
+        events[0].data,
+        EventData::QueueCreated {
+            settings: queue_record(1, false)
+        }
+    );
+    let back: QueueRecord = with_tables(&db, |t| {
+        decode(t.queues.get("q").unwrap().unwrap().value()).unwrap()
+    });
+    assert_eq!(back, queue_record(1, false));
+    // A pause alone is only a pause; a setting and a resume are both said; no change, nothing.
+    let pause = events_of(&db, &[put_queue(queue_record(1, true))]);
+    assert_eq!(pause, [(None, EventData::QueuePaused)]);
+    let both = events_of(&db, &[put_queue(queue_record(2, false))]);
+    assert_eq!(
+        both,
+        [
+            (
+                None,
+                EventData::QueueUpdated {
+                    settings: queue_record(2, false)
+                }
+            ),
+            (None, EventData::QueueResumed),
+        ]
+    );
+    assert!(events_of(&db, &[put_queue(queue_record(2, false))]).is_empty());
+}
+
+#[test]
+fn insert_stores_record_and_body_and_says_so_with_the_whole_job() {
+    let db = db();
+    let (applied, events) = run(&db, &[insert(7, 100, None)]);
+    assert_eq!(applied, [Applied::Inserted(7)]);
+    assert_eq!(
+        (events[0].at, events[0].job_id, events[0].queue.as_deref()),
+        (100, Some(7), Some("q"))
+    );
+    assert_eq!(
+        events[0].data,
+        EventData::JobEnqueued {
+            payload: "7".into(),
+            priority: 128,
+            headers: vec![("h".into(), "v".into())],
+            run_at: 100,
+            max_attempts: 5,
+            lease_ms: None,
+        }
     );
     with_tables(&db, |t| {
         assert_eq!(stored(t, 7), Some(record(100)));
@@ -157,7 +207,7 @@ fn insert_with_a_live_key_is_a_duplicate_and_writes_nothing() {
     let db = db();
     run(&db, &[insert(1, 100, Some(("q\0k", 500)))]);
     // Within the window (enqueued at 499 < 500): the original answers, nothing is stored.
-    let applied = run(&db, &[insert(2, 499, Some(("q\0k", 999)))]);
+    let (applied, events) = run(&db, &[insert(2, 499, Some(("q\0k", 999)))]);
     assert_eq!(
         applied,
         [Applied::Duplicate(Original {
@@ -165,6 +215,7 @@ fn insert_with_a_live_key_is_a_duplicate_and_writes_nothing() {
             state: Some(StoredState::Queued { run_at: 100 })
         })]
     );
+    assert!(events.is_empty(), "a duplicate is no change");
     with_tables(&db, |t| {
         assert!(stored(t, 2).is_none());
         assert!(t.bodies.get(2).unwrap().is_none());
@@ -177,8 +228,8 @@ fn insert_with_an_ended_key_takes_it_over() {
     let db = db();
     run(&db, &[insert(1, 100, Some(("q\0k", 500)))]);
     // Enqueued at the end of the window: the key is free, its old expiry entry goes.
-    let applied = run(&db, &[insert(2, 500, Some(("q\0k", 900)))]);
-    assert!(matches!(applied[0], Applied::Inserted(_)));
+    let (applied, _) = run(&db, &[insert(2, 500, Some(("q\0k", 900)))]);
+    assert_eq!(applied, [Applied::Inserted(2)]);
     with_tables(&db, |t| {
         assert!(stored(t, 2).is_some());
         assert_eq!(key_expiry(t), [(900, "q\0k".to_owned())]);
@@ -191,65 +242,73 @@ fn insert_with_an_ended_key_takes_it_over() {
 #[test]
 fn a_duplicate_of_a_deleted_original_has_no_state() {
     let db = db();
-    run(
-        &db,
-        &[
-            insert(1, 100, Some(("q\0k", 500))),
-            WriteOp::Delete {
-                id: 1,
-                expiry: None,
-            },
-        ],
-    );
+    let delete = WriteOp::Delete {
+        id: 1,
+        expiry: None,
+        reason: DeleteReason::Purge,
+        at: 150,
+    };
+    run(&db, &[insert(1, 100, Some(("q\0k", 500))), delete]);
     assert_eq!(
-        run(&db, &[insert(2, 200, Some(("q\0k", 900)))]),
+        run(&db, &[insert(2, 200, Some(("q\0k", 900)))]).0,
         [Applied::Duplicate(Original { id: 1, state: None })]
     );
 }
 
 #[test]
-fn update_changes_the_record_and_indexes_retention() {
+fn update_changes_the_record_indexes_retention_and_says_what_happened() {
     let db = db();
     run(&db, &[insert(1, 100, None)]);
+    let leased = StoredState::Leased {
+        nonce: 5,
+        deadline: 30_000,
+    };
+    assert_eq!(
+        events_of(&db, &[update(1, change(JobEvent::Leased, leased, 200))]),
+        [(
+            Some(1),
+            EventData::JobLeased {
+                attempt: 1,
+                lease_expires_at: 30_000
+            }
+        )]
+    );
     let done = JobChange {
-        state: StoredState::Succeeded { finished_at: 300 },
         attempts: 2,
         last_error: Some("first try failed".into()),
         result: Some("{\"ok\":1}".into()),
         expires_at: Some(4_000),
-        at: 300,
-    };
-    let applied = run(
-        &db,
-        &[WriteOp::Update {
-            id: 1,
-            change: done,
-        }],
-    );
-    let Applied::Changed(entry) = &applied[0] else {
-        panic!("{applied:?}");
+        ..change(
+            JobEvent::Acked,
+            StoredState::Succeeded { finished_at: 300 },
+            300,
+        )
     };
     assert_eq!(
-        (entry.state, entry.attempts, entry.version, entry.at),
-        (Some(StoredState::Succeeded { finished_at: 300 }), 2, 2, 300)
+        events_of(&db, &[update(1, done)]),
+        [(
+            Some(1),
+            EventData::JobSucceeded {
+                attempt: 2,
+                result: Some("{\"ok\":1}".into())
+            }
+        )]
     );
     with_tables(&db, |t| {
         let r = stored(t, 1).unwrap();
         assert_eq!(
             (r.state, r.attempts, r.updated_at, r.version),
-            (StoredState::Succeeded { finished_at: 300 }, 2, 300, 2)
+            (StoredState::Succeeded { finished_at: 300 }, 2, 300, 3)
         );
         assert_eq!(r.last_error.as_deref(), Some("first try failed"));
         assert_eq!(t.results.get(1).unwrap().unwrap().value(), "{\"ok\":1}");
         assert_eq!(expiry(t), [(4_000, 1)]);
     });
     // An update without an error keeps the last one.
-    run(
-        &db,
-        &[WriteOp::Update {
-            id: 1,
-            change: change(StoredState::Queued { run_at: 500 }, 400),
-        }],
+    let replayed = change(JobEvent::Replayed, StoredState::Queued { run_at: 500 }, 400);
+    assert_eq!(
+        events_of(&db, &[update(1, replayed)]),
+        [(Some(1), EventData::JobReplayed)]
     );
     with_tables(&db, |t| {
         assert_eq!(
@@ -260,65 +319,125 @@ fn update_changes_the_record_and_indexes_retention() {
 }
 
 #[test]
+fn a_failed_attempt_is_a_retry_or_a_death_and_an_expiry_says_so_first() {
+    let db = db();
+    run(&db, &[insert(1, 100, None), insert(2, 100, None)]);
+    let retry = JobChange {
+        last_error: Some("boom".into()),
+        ..change(
+            JobEvent::Nacked,
+            StoredState::Queued { run_at: 2_000 },
+            1_000,
+        )
+    };
+    assert_eq!(
+        events_of(&db, &[update(1, retry)]),
+        [(
+            Some(1),
+            EventData::JobRetryScheduled {
+                attempt: 1,
+                error: Some("boom".into()),
+                run_at: 2_000
+            }
+        )]
+    );
+    let expired = JobChange {
+        last_error: Some("lease expired".into()),
+        expires_at: Some(9_000),
+        ..change(
+            JobEvent::Expired,
+            StoredState::Dead { died_at: 3_000 },
+            3_000,
+        )
+    };
+    assert_eq!(
+        events_of(&db, &[update(2, expired)]),
+        [
+            (Some(2), EventData::JobLeaseExpired { attempt: 1 }),
+            (
+                Some(2),
+                EventData::JobDead {
+                    attempt: 1,
+                    error: Some("lease expired".into())
+                }
+            ),
+        ]
+    );
+    // A nack that kills without an error of its own reports the last one.
+    let dead = change(
+        JobEvent::Nacked,
+        StoredState::Dead { died_at: 4_000 },
+        4_000,
+    );
+    assert_eq!(
+        events_of(&db, &[update(1, dead)]),
+        [(
+            Some(1),
+            EventData::JobDead {
+                attempt: 1,
+                error: Some("boom".into())
+            }
+        )]
+    );
+    let cancelled = change(
+        JobEvent::Cancelled,
+        StoredState::Cancelled { finished_at: 5_000 },
+        5_000,
+    );
+    assert_eq!(
+        events_of(&db, &[update(1, cancelled)]),
+        [(Some(1), EventData::JobCancelled)]
+    );
+}
+
+#[test]
 fn update_of_a_missing_job_changes_nothing() {
     let db = db();
-    let applied = run(
-        &db,
-        &[WriteOp::Update {
-            id: 9,
-            change: change(StoredState::Dead { died_at: 1 }, 1),
-        }],
-    );
-    assert_eq!(applied, [Applied::Quiet]);
+    let gone = change(JobEvent::Nacked, StoredState::Dead { died_at: 1 }, 1);
+    let (applied, events) = run(&db, &[update(9, gone)]);
+    assert_eq!(applied, [Applied::Done]);
+    assert!(events.is_empty());
     with_tables(&db, |t| assert!(stored(t, 9).is_none()));
 }
 
 #[test]
-fn delete_removes_everything_and_reports_a_change_without_state() {
+fn delete_removes_everything_and_says_why() {
     let db = db();
     let done = JobChange {
         result: Some("1".into()),
         expires_at: Some(700),
-        ..change(StoredState::Succeeded { finished_at: 200 }, 200)
+        ..change(
+            JobEvent::Acked,
+            StoredState::Succeeded { finished_at: 200 },
+            200,
+        )
     };
-    run(
-        &db,
-        &[
-            insert(1, 100, None),
-            WriteOp::Update {
-                id: 1,
-                change: done,
-            },
-        ],
-    );
-    let applied = run(
-        &db,
-        &[WriteOp::Delete {
-            id: 1,
-            expiry: Some(700),
-        }],
-    );
-    let Applied::Changed(entry) = &applied[0] else {
-        panic!("{applied:?}");
+    run(&db, &[insert(1, 100, None), update(1, done)]);
+    let delete = WriteOp::Delete {
+        id: 1,
+        expiry: Some(700),
+        reason: DeleteReason::Retention,
+        at: 700,
     };
-    assert_eq!((entry.job_id, entry.state, entry.version), (1, None, 3));
+    let (_, events) = run(&db, std::slice::from_ref(&delete));
+    assert_eq!(
+        (events[0].at, events[0].job_id, &events[0].data),
+        (
+            700,
+            Some(1),
+            &EventData::JobDeleted {
+                reason: DeleteReason::Retention
+            }
+        )
+    );
     with_tables(&db, |t| {
         assert!(stored(t, 1).is_none());
         assert!(t.bodies.get(1).unwrap().is_none());
         assert!(t.results.get(1).unwrap().is_none());
         assert!(expiry(t).is_empty());
     });
-    // Deleting what is gone does nothing, and reports nothing.
-    assert_eq!(
-        run(
-            &db,
-            &[WriteOp::Delete {
-                id: 1,
-                expiry: None
-            }]
-        ),
-        [Applied::Quiet]
-    );
+    // Deleting what is gone does nothing, and says nothing.
+    assert!(run(&db, &[delete]).1.is_empty());
 }
 
 #[test]
@@ -326,24 +445,15 @@ fn move_expiry_moves_or_drops_the_entry() {
     let db = db();
     let dead = JobChange {
         expires_at: Some(500),
-        ..change(StoredState::Dead { died_at: 100 }, 100)
+        ..change(JobEvent::Nacked, StoredState::Dead { died_at: 100 }, 100)
     };
-    run(
-        &db,
-        &[
-            insert(1, 100, None),
-            WriteOp::Update {
-                id: 1,
-                change: dead,
-            },
-        ],
-    );
+    run(&db, &[insert(1, 100, None), update(1, dead)]);
     let moved = WriteOp::MoveExpiry {
         id: 1,
         from: 500,
         to: Some(900),
     };
-    assert_eq!(run(&db, &[moved]), [Applied::Quiet]);
+    assert_eq!(run(&db, &[moved]), (vec![Applied::Done], Vec::new()));
     with_tables(&db, |t| assert_eq!(expiry(t), [(900, 1)]));
     run(
         &db,
@@ -359,10 +469,8 @@ fn move_expiry_moves_or_drops_the_entry() {
     });
 }
 
-#[test]
-fn put_and_delete_schedule() {
-    let db = db();
-    let record = ScheduleRecord {
+fn schedule(paused: bool) -> ScheduleRecord {
+    ScheduleRecord {
         cron: "* * * * *".into(),
         zone: "UTC".into(),
         queue: "q".into(),
@@ -373,24 +481,66 @@ fn put_and_delete_schedule() {
             lease_ms: None,
             headers: Vec::new(),
         },
-        paused: false,
+        paused,
         catch_up: true,
         last_fire: None,
         next_fire: Some(60_000),
         created_at: 0,
         updated_at: 0,
-    };
-    let put = WriteOp::PutSchedule {
+    }
+}
+
+#[test]
+fn schedule_puts_say_what_they_are_and_deletes_say_so_once() {
+    let db = db();
+    let put = |record, event| WriteOp::PutSchedule {
         name: "s".into(),
-        record: record.clone(),
+        record,
+        event,
+        at: 10,
     };
-    assert_eq!(run(&db, &[put]), [Applied::Quiet]);
+    let (applied, events) = run(&db, &[put(schedule(false), ScheduleEvent::Put)]);
+    assert_eq!(applied, [Applied::Done]);
+    assert_eq!(events[0].queue.as_deref(), Some("q"));
+    assert_eq!(
+        events[0].data,
+        EventData::SchedulePut {
+            name: "s".into(),
+            schedule: schedule(false)
+        }
+    );
     let back: ScheduleRecord = with_tables(&db, |t| {
         decode(t.schedules.get("s").unwrap().unwrap().value()).unwrap()
     });
-    assert_eq!(back, record);
-    run(&db, &[WriteOp::DeleteSchedule { name: "s".into() }]);
+    assert_eq!(back, schedule(false));
+    let fired = ScheduleRecord {
+        last_fire: Some(60_000),
+        ..schedule(false)
+    };
+    assert_eq!(
+        events_of(&db, &[put(fired, ScheduleEvent::Fired { job_id: 3 })]),
+        [(
+            Some(3),
+            EventData::ScheduleFired {
+                name: "s".into(),
+                due_at: 60_000
+            }
+        )]
+    );
+    assert_eq!(
+        events_of(&db, &[put(schedule(true), ScheduleEvent::Paused)]),
+        [(None, EventData::SchedulePaused { name: "s".into() })]
+    );
+    let delete = WriteOp::DeleteSchedule {
+        name: "s".into(),
+        at: 20,
+    };
+    assert_eq!(
+        events_of(&db, std::slice::from_ref(&delete)),
+        [(None, EventData::ScheduleDeleted { name: "s".into() })]
+    );
     with_tables(&db, |t| assert!(t.schedules.get("s").unwrap().is_none()));
+    assert!(events_of(&db, &[delete]).is_empty(), "already gone");
 }
 
 #[test]
@@ -409,17 +559,74 @@ fn forget_key_forgets_only_the_window_that_ended() {
     with_tables(&db, |t| {
         assert!(t.idempotency.get("q\0k").unwrap().is_some())
     });
-    let applied = run(
+    let (applied, events) = run(
         &db,
         &[WriteOp::ForgetKey {
             key: "q\0k".into(),
             expires_at: 500,
         }],
     );
-    assert_eq!(applied, [Applied::Quiet]);
+    assert_eq!((applied, events), (vec![Applied::Done], Vec::new()));
     with_tables(&db, |t| {
         assert!(t.idempotency.get("q\0k").unwrap().is_none());
         assert!(key_expiry(t).is_empty());
         assert!(stored(t, 1).is_some(), "the job stays");
     });
+}
+
+#[test]
+fn messages_and_purges_are_events_only() {
+    let db = db();
+    let message = Message {
+        topic: "orders".into(),
+        key: Some("o-1".into()),
+        payload: "{}".into(),
+        headers: vec![("a".into(), "b".into())],
+        at: 5,
+    };
+    let purged = WriteOp::QueuePurged {
+        queue: "q".into(),
+        jobs: 3,
+        at: 6,
+    };
+    let (_, events) = run(&db, &[WriteOp::Message(message), purged]);
+    assert_eq!(
+        events,
+        [
+            EventRecord {
+                at: 5,
+                queue: None,
+                job_id: None,
+                data: EventData::Message {
+                    topic: "orders".into(),
+                    key: Some("o-1".into()),
+                    payload: "{}".into(),
+                    headers: vec![("a".into(), "b".into())],
+                }
+            },
+            EventRecord {
+                at: 6,
+                queue: Some("q".into()),
+                job_id: None,
+                data: EventData::QueuePurged { jobs: 3 }
+            },
+        ]
+    );
+}
+
+#[test]
+fn cursors_are_set_and_deleted_without_events() {
+    let db = db();
+    let put = WriteOp::PutCursor {
+        name: "c".into(),
+        seq: 17,
+        at: 9,
+    };
+    assert!(run(&db, &[put]).1.is_empty());
+    let cursor: CursorRecord = with_tables(&db, |t| {
+        decode(t.cursors.get("c").unwrap().unwrap().value()).unwrap()
+    });
+    assert_eq!((cursor.seq, cursor.updated_at), (17, 9));
+    run(&db, &[WriteOp::DeleteCursor { name: "c".into() }]);
+    with_tables(&db, |t| assert!(t.cursors.get("c").unwrap().is_none()));
 }

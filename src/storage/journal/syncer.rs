@@ -19,6 +19,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
+use tokio::sync::watch;
 
 use super::super::error::StoreError;
 use super::super::request::Waiter;
@@ -39,6 +40,8 @@ struct Shared {
     synced: Condvar,
     poisoned: Arc<AtomicBool>,
     metrics: Arc<StorageMetrics>,
+    /// The last event in a durable frame: change-log readers see events up to it.
+    durable_events: watch::Sender<u64>,
 }
 
 #[derive(Default)]
@@ -50,6 +53,8 @@ struct State {
     /// Sequence of the last frame appended, and of the last one known durable.
     appended: u64,
     durable: u64,
+    /// The last event in the frames appended.
+    appended_events: u64,
     /// Write the next frames from the start of the file (set after a checkpoint).
     rewind: bool,
     /// The writer waits for `durable == appended`.
@@ -66,9 +71,9 @@ pub struct SyncPolicy {
 
 impl Journal {
     /// Opens the journal file for writing from its start, preallocated to `preallocate` bytes;
-    /// `durable` is the last frame already safe (in the checkpoint). Call after replay and
-    /// after the run's new salt is durable: what the file holds is then in redb, or of no run
-    /// that replay would accept.
+    /// `durable` is the last frame already safe (in the checkpoint), and `durable_events` holds
+    /// the last event in it. Call after replay and after the run's new salt is durable: what
+    /// the file holds is then in redb, or of no run that replay would accept.
     pub fn start(
         path: &Path,
         durable: u64,
@@ -76,6 +81,7 @@ impl Journal {
         policy: SyncPolicy,
         poisoned: Arc<AtomicBool>,
         metrics: Arc<StorageMetrics>,
+        durable_events: watch::Sender<u64>,
     ) -> Result<Journal, StoreError> {
         let file = File::options()
             .read(true)
@@ -105,10 +111,12 @@ impl Journal {
                 .and_then(|d| d.sync_all())
                 .map_err(StoreError::Io)?;
         }
+        let appended_events = *durable_events.borrow();
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 appended: durable,
                 durable,
+                appended_events,
                 rewind: true,
                 ..State::default()
             }),
@@ -116,6 +124,7 @@ impl Journal {
             synced: Condvar::new(),
             poisoned,
             metrics,
+            durable_events,
         });
         let syncer = Syncer {
             shared: shared.clone(),
@@ -134,11 +143,13 @@ impl Journal {
         })
     }
 
-    /// Queues one encoded frame (sequence `seq`) and the replies that wait for it to be durable.
-    pub fn append(&self, seq: u64, frame: &[u8], waiters: Vec<Waiter>) {
+    /// Queues one encoded frame (sequence `seq`, holding the events up to `events`) and the
+    /// replies that wait for it to be durable.
+    pub fn append(&self, seq: u64, frame: &[u8], waiters: Vec<Waiter>, events: u64) {
         let mut state = self.shared.state.lock();
         state.pending.extend_from_slice(frame);
         state.appended = seq;
+        state.appended_events = events;
         state.waiters.extend(waiters);
         drop(state);
         self.shared.work.notify_one();
@@ -230,6 +241,7 @@ impl Syncer {
             let pending = std::mem::take(&mut state.pending);
             let waiters = std::mem::take(&mut state.waiters);
             let appended = state.appended;
+            let appended_events = state.appended_events;
             let rewind = std::mem::take(&mut state.rewind);
             let sync_asked = std::mem::take(&mut state.sync_asked);
             let shutdown = state.shutdown;
@@ -263,6 +275,13 @@ impl Syncer {
                 if must_sync && !failed {
                     state.durable = appended;
                 }
+            }
+            if must_sync && !failed {
+                self.shared.durable_events.send_if_modified(|durable| {
+                    let moved = *durable < appended_events;
+                    *durable = (*durable).max(appended_events);
+                    moved
+                });
             }
             self.shared.synced.notify_all();
             for (reply, written) in waiters {
@@ -351,8 +370,17 @@ mod tests {
         };
         let preallocate = 1 << 20;
         let metrics = Arc::new(StorageMetrics::new());
-        let mut journal =
-            Journal::start(&path, 3, preallocate, policy, Arc::default(), metrics).unwrap();
+        let (events, _) = watch::channel(0);
+        let mut journal = Journal::start(
+            &path,
+            3,
+            preallocate,
+            policy,
+            Arc::default(),
+            metrics,
+            events,
+        )
+        .unwrap();
         assert_eq!(std::fs::metadata(&path).unwrap().len(), preallocate);
         // The next run (salt 7) overwrites from the start; the old run's frames behind it and
         // the zeros behind those are never replayed.
@@ -360,7 +388,7 @@ mod tests {
         let start = begin(&mut frame);
         frame.extend_from_slice(b"fresh");
         seal(&mut frame, start, 4, 7);
-        journal.append(4, &frame, Vec::new());
+        journal.append(4, &frame, Vec::new(), 0);
         journal.sync_all().unwrap();
         journal.shutdown();
         assert_eq!(std::fs::metadata(&path).unwrap().len(), preallocate);

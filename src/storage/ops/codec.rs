@@ -3,19 +3,28 @@
 //! ```text
 //! payload  = version: u8 (= 4) | count: varint | op × count
 //! op       = tag: u8 | fields, by tag:
-//!   1 PutQueue        name: str | record: bytes (QueueRecord)
+//!   1 PutQueue        name: str | record: bytes (QueueRecord) | at: varint
 //!   2 Insert          id: varint | record: bytes (JobRecord) | body: bytes (JobBody)
 //!                     | key: opt(str key | varint expires_at)
-//!   3 Update          id: varint | state | attempts: varint | last_error: opt(str)
-//!                     | result: opt(str) | expires_at: opt(varint) | at: varint
-//!   4 Delete          id: varint | expiry: opt(varint)
+//!   3 Update          id: varint | event: u8 | state | attempts: varint
+//!                     | last_error: opt(str) | result: opt(str) | expires_at: opt(varint)
+//!                     | at: varint
+//!   4 Delete          id: varint | expiry: opt(varint) | reason: u8 | at: varint
 //!   5 MoveExpiry      id: varint | from: varint | to: opt(varint)
-//!   6 PutSchedule     name: str | record: bytes (ScheduleRecord)
-//!   7 DeleteSchedule  name: str
+//!   6 PutSchedule     name: str | record: bytes (ScheduleRecord) | schedule event | at: varint
+//!   7 DeleteSchedule  name: str | at: varint
 //!   8 ForgetKey       key: str | expires_at: varint
+//!   9 Message         topic: str | key: opt(str) | payload: str | headers | at: varint
+//!  10 QueuePurged     queue: str | jobs: varint | at: varint
+//!  11 PutCursor       name: str | seq: varint | at: varint
+//!  12 DeleteCursor    name: str
 //! state    = kind: u8 | varint fields, by kind:
 //!   0 Queued run_at · 1 Leased nonce, deadline · 2 Succeeded finished_at · 3 Dead died_at
 //!   4 Cancelled finished_at
+//! event    = 0 Leased · 1 Extended · 2 Nacked · 3 Expired · 4 Acked · 5 Cancelled · 6 Replayed
+//! reason   = 0 Purge · 1 Retention
+//! schedule event = 0 Put · 1 Paused · 2 Resumed · 3 Fired job_id: varint
+//! headers  = count: varint | (name: str | value: str) × count
 //! varint   = unsigned LEB128, at most 10 bytes (u64)
 //! str      = len: varint | UTF-8 bytes;  bytes = len: varint | bytes
 //! opt(x)   = 0x00 | 0x01 x
@@ -24,14 +33,14 @@
 //! `bytes (Record)` is the record exactly as its table stores it: the record format byte, then
 //! postcard ([`super::super::records`]), so records keep their own versioning.
 //!
-//! Adding an op or a state kind needs no new version (old frames never hold it); changing the
-//! bytes of an existing one does, together with a decoder for the old layout.
+//! Adding an op or a kind needs no new version (old frames never hold it); changing the bytes
+//! of an existing one does, together with a decoder for the old layout.
 
 use serde::Serialize;
 
 use super::super::error::OpsError;
-use super::super::records::{self, StoredState, encode_into};
-use super::{IdempotencyKey, JobChange, WriteOp};
+use super::super::records::{self, DeleteReason, StoredState, encode_into};
+use super::{IdempotencyKey, JobChange, JobEvent, Message, ScheduleEvent, WriteOp};
 
 /// The op format version this build writes.
 pub const OPS_VERSION: u8 = 4;
@@ -44,12 +53,29 @@ const MOVE_EXPIRY: u8 = 5;
 const PUT_SCHEDULE: u8 = 6;
 const DELETE_SCHEDULE: u8 = 7;
 const FORGET_KEY: u8 = 8;
+const MESSAGE: u8 = 9;
+const QUEUE_PURGED: u8 = 10;
+const PUT_CURSOR: u8 = 11;
+const DELETE_CURSOR: u8 = 12;
 
 const QUEUED: u8 = 0;
 const LEASED: u8 = 1;
 const SUCCEEDED: u8 = 2;
 const DEAD: u8 = 3;
 const CANCELLED: u8 = 4;
+
+/// Job events, in [`JobEvent`] order.
+const JOB_EVENTS: [JobEvent; 7] = [
+    JobEvent::Leased,
+    JobEvent::Extended,
+    JobEvent::Nacked,
+    JobEvent::Expired,
+    JobEvent::Acked,
+    JobEvent::Cancelled,
+    JobEvent::Replayed,
+];
+/// Delete reasons, by their byte.
+const REASONS: [DeleteReason; 2] = [DeleteReason::Purge, DeleteReason::Retention];
 
 /// Appends the version byte and `ops` to `out`.
 pub(super) fn encode<'a>(ops: impl Iterator<Item = &'a WriteOp> + Clone, out: &mut Vec<u8>) {
@@ -59,10 +85,15 @@ pub(super) fn encode<'a>(ops: impl Iterator<Item = &'a WriteOp> + Clone, out: &m
     let scratch = &mut Vec::new();
     for op in ops {
         match op {
-            WriteOp::PutQueue { name, record: r } => {
+            WriteOp::PutQueue {
+                name,
+                record: r,
+                at,
+            } => {
                 out.push(PUT_QUEUE);
                 put_bytes(out, name.as_bytes());
                 put_record(out, scratch, r);
+                put_varint(out, *at);
             }
             WriteOp::Insert {
                 id,
@@ -82,6 +113,7 @@ pub(super) fn encode<'a>(ops: impl Iterator<Item = &'a WriteOp> + Clone, out: &m
             WriteOp::Update { id, change } => {
                 out.push(UPDATE);
                 put_varint(out, *id);
+                out.push(job_event_byte(change.event));
                 put_state(out, &change.state);
                 put_varint(out, u64::from(change.attempts));
                 put_opt(out, change.last_error.as_ref(), |out, s| {
@@ -93,10 +125,20 @@ pub(super) fn encode<'a>(ops: impl Iterator<Item = &'a WriteOp> + Clone, out: &m
                 put_opt(out, change.expires_at, put_varint);
                 put_varint(out, change.at);
             }
-            WriteOp::Delete { id, expiry } => {
+            WriteOp::Delete {
+                id,
+                expiry,
+                reason,
+                at,
+            } => {
                 out.push(DELETE);
                 put_varint(out, *id);
                 put_opt(out, *expiry, put_varint);
+                out.push(match reason {
+                    DeleteReason::Purge => 0,
+                    DeleteReason::Retention => 1,
+                });
+                put_varint(out, *at);
             }
             WriteOp::MoveExpiry { id, from, to } => {
                 out.push(MOVE_EXPIRY);
@@ -104,21 +146,78 @@ pub(super) fn encode<'a>(ops: impl Iterator<Item = &'a WriteOp> + Clone, out: &m
                 put_varint(out, *from);
                 put_opt(out, *to, put_varint);
             }
-            WriteOp::PutSchedule { name, record: r } => {
+            WriteOp::PutSchedule {
+                name,
+                record: r,
+                event,
+                at,
+            } => {
                 out.push(PUT_SCHEDULE);
                 put_bytes(out, name.as_bytes());
                 put_record(out, scratch, r);
+                match event {
+                    ScheduleEvent::Put => out.push(0),
+                    ScheduleEvent::Paused => out.push(1),
+                    ScheduleEvent::Resumed => out.push(2),
+                    ScheduleEvent::Fired { job_id } => {
+                        out.push(3);
+                        put_varint(out, *job_id);
+                    }
+                }
+                put_varint(out, *at);
             }
-            WriteOp::DeleteSchedule { name } => {
+            WriteOp::DeleteSchedule { name, at } => {
                 out.push(DELETE_SCHEDULE);
                 put_bytes(out, name.as_bytes());
+                put_varint(out, *at);
             }
             WriteOp::ForgetKey { key, expires_at } => {
                 out.push(FORGET_KEY);
                 put_bytes(out, key.as_bytes());
                 put_varint(out, *expires_at);
             }
+            WriteOp::Message(m) => {
+                out.push(MESSAGE);
+                put_bytes(out, m.topic.as_bytes());
+                put_opt(out, m.key.as_ref(), |out, k| put_bytes(out, k.as_bytes()));
+                put_bytes(out, m.payload.as_bytes());
+                put_varint(out, m.headers.len() as u64);
+                for (name, value) in &m.headers {
+                    put_bytes(out, name.as_bytes());
+                    put_bytes(out, value.as_bytes());
+                }
+                put_varint(out, m.at);
+            }
+            WriteOp::QueuePurged { queue, jobs, at } => {
+                out.push(QUEUE_PURGED);
+                put_bytes(out, queue.as_bytes());
+                put_varint(out, *jobs);
+                put_varint(out, *at);
+            }
+            WriteOp::PutCursor { name, seq, at } => {
+                out.push(PUT_CURSOR);
+                put_bytes(out, name.as_bytes());
+                put_varint(out, *seq);
+                put_varint(out, *at);
+            }
+            WriteOp::DeleteCursor { name } => {
+                out.push(DELETE_CURSOR);
+                put_bytes(out, name.as_bytes());
+            }
         }
+    }
+}
+
+/// The byte of a job event: its index in [`JOB_EVENTS`].
+fn job_event_byte(event: JobEvent) -> u8 {
+    match event {
+        JobEvent::Leased => 0,
+        JobEvent::Extended => 1,
+        JobEvent::Nacked => 2,
+        JobEvent::Expired => 3,
+        JobEvent::Acked => 4,
+        JobEvent::Cancelled => 5,
+        JobEvent::Replayed => 6,
     }
 }
 
@@ -286,11 +385,62 @@ impl<'a> Reader<'a> {
         })
     }
 
+    fn job_event(&mut self) -> Result<JobEvent, OpsError> {
+        let tag = self.u8()?;
+        JOB_EVENTS
+            .get(usize::from(tag))
+            .copied()
+            .ok_or(OpsError::UnknownTag {
+                what: "job event",
+                tag,
+            })
+    }
+
+    fn reason(&mut self) -> Result<DeleteReason, OpsError> {
+        let tag = self.u8()?;
+        REASONS
+            .get(usize::from(tag))
+            .copied()
+            .ok_or(OpsError::UnknownTag {
+                what: "delete reason",
+                tag,
+            })
+    }
+
+    fn schedule_event(&mut self) -> Result<ScheduleEvent, OpsError> {
+        Ok(match self.u8()? {
+            0 => ScheduleEvent::Put,
+            1 => ScheduleEvent::Paused,
+            2 => ScheduleEvent::Resumed,
+            3 => ScheduleEvent::Fired {
+                job_id: self.varint()?,
+            },
+            tag => {
+                return Err(OpsError::UnknownTag {
+                    what: "schedule event",
+                    tag,
+                });
+            }
+        })
+    }
+
+    fn headers(&mut self) -> Result<Vec<(String, String)>, OpsError> {
+        let count = self.varint()?;
+        // Every header takes at least two bytes: a corrupt count cannot reserve more.
+        let most = self.0.len() / 2;
+        let mut headers = Vec::with_capacity(usize::try_from(count).unwrap_or(0).min(most).min(64));
+        for _ in 0..count {
+            headers.push((self.string()?, self.string()?));
+        }
+        Ok(headers)
+    }
+
     fn op(&mut self) -> Result<WriteOp, OpsError> {
         Ok(match self.u8()? {
             PUT_QUEUE => WriteOp::PutQueue {
                 name: self.string()?,
                 record: self.record()?,
+                at: self.varint()?,
             },
             INSERT => WriteOp::Insert {
                 id: self.varint()?,
@@ -306,6 +456,7 @@ impl<'a> Reader<'a> {
             UPDATE => WriteOp::Update {
                 id: self.varint()?,
                 change: JobChange {
+                    event: self.job_event()?,
                     state: self.state()?,
                     attempts: self.u32()?,
                     last_error: self.opt(Self::string)?,
@@ -317,6 +468,8 @@ impl<'a> Reader<'a> {
             DELETE => WriteOp::Delete {
                 id: self.varint()?,
                 expiry: self.opt(Self::varint)?,
+                reason: self.reason()?,
+                at: self.varint()?,
             },
             MOVE_EXPIRY => WriteOp::MoveExpiry {
                 id: self.varint()?,
@@ -326,13 +479,36 @@ impl<'a> Reader<'a> {
             PUT_SCHEDULE => WriteOp::PutSchedule {
                 name: self.string()?,
                 record: self.record()?,
+                event: self.schedule_event()?,
+                at: self.varint()?,
             },
             DELETE_SCHEDULE => WriteOp::DeleteSchedule {
                 name: self.string()?,
+                at: self.varint()?,
             },
             FORGET_KEY => WriteOp::ForgetKey {
                 key: self.string()?,
                 expires_at: self.varint()?,
+            },
+            MESSAGE => WriteOp::Message(Message {
+                topic: self.string()?,
+                key: self.opt(Self::string)?,
+                payload: self.string()?,
+                headers: self.headers()?,
+                at: self.varint()?,
+            }),
+            QUEUE_PURGED => WriteOp::QueuePurged {
+                queue: self.string()?,
+                jobs: self.varint()?,
+                at: self.varint()?,
+            },
+            PUT_CURSOR => WriteOp::PutCursor {
+                name: self.string()?,
+                seq: self.varint()?,
+                at: self.varint()?,
+            },
+            DELETE_CURSOR => WriteOp::DeleteCursor {
+                name: self.string()?,
             },
             tag => return Err(OpsError::UnknownTag { what: "op", tag }),
         })

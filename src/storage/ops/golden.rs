@@ -5,11 +5,11 @@
 #![allow(clippy::unwrap_used)]
 
 use super::super::records::{
-    JobBody, JobRecord, JobTemplate, QueueRecord, ScheduleRecord, StoredState,
+    DeleteReason, JobBody, JobRecord, JobTemplate, QueueRecord, ScheduleRecord, StoredState,
 };
-use super::{IdempotencyKey, JobChange, WriteOp};
+use super::{IdempotencyKey, JobChange, JobEvent, Message, ScheduleEvent, WriteOp};
 
-/// Op format 3 (and 2): postcard of the ops, as wharf wrote them before op format 4.
+/// Op format 3 (and 2): postcard of [`v3_ops`], as wharf wrote them before op format 4.
 pub const V3_HEX: &str = concat!(
     "100006656d61696c73b0ea0105e807c0cf24010080dddb018088b2a00280b89929010706656d61696c73c000",
     "f4d3eab6b733000501e0d40380d0eab6b73380d0eab6b73300010c7b22746f223a22616461227d0105747261",
@@ -24,20 +24,32 @@ pub const V3_HEX: &str = concat!(
     "0001808aa2bab73380d0eab6b73380d0eab6b73306036f6c64070a656d61696c73006b2d30ffcfeab6b733",
 );
 
-/// Op format 4, version byte included.
+/// Op format 4 of [`golden_ops`], version byte included.
 pub const V4_HEX: &str = concat!(
-    "04100106656d61696c731903b0ea0105e807c0cf24010080dddb018088b2a00280b899290207240306656d61",
-    "696c73c000f4d3eab6b733000501e0d40380d0eab6b73380d0eab6b733000119030c7b22746f223a22616461",
-    "227d0105747261636503742d31010a656d61696c73006b2d31808884e0b7330208210306656d61696c738000",
-    "f4d3eab6b73300050080d0eab6b73380d0eab6b73300010703046e756c6c00000209210306656d61696c7380",
-    "00f4d3eab6b73300050080d0eab6b73380d0eab6b73300010803055b312c325d0000030701effdb6f50da4be",
-    "ecb6b73301000000f4d3eab6b733030700d0dfeab6b733010104626f6f6d0000e8d7eab6b733030803dcdbea",
-    "b6b733050107676176652075700001dce39cd7b933dcdbeab6b733030904c0dceab6b73300000001c0b9c6b8",
-    "b733c0dceab6b733030702b8e7eab6b7330200010b7b226f6b223a747275657d01b8c4c6b8b733b8e7eab6b7",
-    "330509c0b9c6b8b73301c096a2bab7330508dce39cd7b93300040901c096a2bab733040a0006076e69676874",
-    "6c794e0309302033202a202a202a0c4575726f70652f506172697306656d61696c730f7b227265706f727422",
-    "3a747275657d80010300010161016200010001808aa2bab73380d0eab6b73380d0eab6b73307036f6c64080a",
-    "656d61696c73006b2d30ffcfeab6b733",
+    "041b0106656d61696c731904b0ea0105e807c0cf24010080dddb018088b2a00280b89929b8e7eab6b7330207",
+    "240406656d61696c73c000f4d3eab6b733000501e0d40380d0eab6b73380d0eab6b733000119040c7b22746f",
+    "223a22616461227d0105747261636503742d31010a656d61696c73006b2d31808884e0b7330208210406656d",
+    "61696c738000f4d3eab6b73300050080d0eab6b73380d0eab6b73300010704046e756c6c0000020921040665",
+    "6d61696c738000f4d3eab6b73300050080d0eab6b73380d0eab6b73300010804055b312c325d000003070001",
+    "effdb6f50da4beecb6b73301000000f4d3eab6b73303070200d0dfeab6b733010104626f6f6d0000e8d7eab6",
+    "b73303080203dcdbeab6b733050107676176652075700001dce39cd7b933dcdbeab6b73303090504c0dceab6",
+    "b73300000001c0b9c6b8b733c0dceab6b73303070402b8e7eab6b7330200010b7b226f6b223a747275657d01",
+    "b8c4c6b8b733b8e7eab6b7330509c0b9c6b8b73301c096a2bab7330508dce39cd7b93300040901c096a2bab7",
+    "3301b8e7eab6b733040a0000b8e7eab6b73306076e696768746c794e0409302033202a202a202a0c4575726f",
+    "70652f506172697306656d61696c730f7b227265706f7274223a747275657d80010300010161016200010001",
+    "808aa2bab73380d0eab6b73380d0eab6b7330080d0eab6b73307036f6c64b8e7eab6b733080a656d61696c73",
+    "006b2d30ffcfeab6b733030b010107908ff0b6b73301000000a0efeab6b733030b0303908ff0b6b73305010d",
+    "6c6561736520657870697265640001809ecf84ba33908ff0b6b733030b0600f896f0b6b73300000000f896f0",
+    "b6b73306076e696768746c794e0409302033202a202a202a0c4575726f70652f506172697306656d61696c73",
+    "0f7b227265706f7274223a747275657d80010300010161016201010001808aa2bab73380d0eab6b73380d0ea",
+    "b6b73301e09ef0b6b73306076e696768746c794e0409302033202a202a202a0c4575726f70652f5061726973",
+    "06656d61696c730f7b227265706f7274223a747275657d80010300010161016200010001808aa2bab73380d0",
+    "eab6b73380d0eab6b73302c8a6f0b6b73306076e696768746c79540409302033202a202a202a0c4575726f70",
+    "652f506172697306656d61696c730f7b227265706f7274223a747275657d800103000101610162000101808a",
+    "a2bab73301808aa2bab73380d0eab6b73380d0eab6b733030ce48aa2bab73309066f726465727301036f2d31",
+    "0c7b22746f74616c223a31327d0105747261636503742d32c88ba2bab73309066f726465727300046e756c6c",
+    "00ac8ca2bab7330a06656d61696c7302908da2bab7330b086d6972726f722d6111f48da2bab7330c086d6972",
+    "726f722d62",
 );
 
 /// Lower-case hex of `bytes`.
@@ -57,6 +69,7 @@ pub fn unhex(text: &str) -> Vec<u8> {
 const T: u64 = 1_767_225_600_000;
 
 fn change(
+    event: JobEvent,
     state: StoredState,
     attempts: u32,
     last_error: Option<&str>,
@@ -65,6 +78,7 @@ fn change(
     at: u64,
 ) -> JobChange {
     JobChange {
+        event,
         state,
         attempts,
         last_error: last_error.map(Into::into),
@@ -89,10 +103,119 @@ fn record(id: u64, lease_ms: Option<u64>) -> JobRecord {
     }
 }
 
+/// The latest time the op format 3 frame of [`v3_ops`] holds: what ops that kept no time get.
+const V3_FRAME_TIME: u64 = T + 3_000;
+
+/// Op format 4 needs all of [`v3_ops`] and more: every job event, every schedule event, and the
+/// ops format 3 did not have.
+pub fn golden_ops() -> Vec<WriteOp> {
+    let mut ops = v3_ops();
+    let nightly = match &ops[13] {
+        WriteOp::PutSchedule { record, .. } => record.clone(),
+        other => panic!("op 13 is the schedule put, not {other:?}"),
+    };
+    ops.extend([
+        WriteOp::Update {
+            id: 11,
+            change: change(
+                JobEvent::Extended,
+                StoredState::Leased {
+                    nonce: 7,
+                    deadline: T + 90_000,
+                },
+                1,
+                None,
+                None,
+                None,
+                T + 4_000,
+            ),
+        },
+        WriteOp::Update {
+            id: 11,
+            change: change(
+                JobEvent::Expired,
+                StoredState::Dead {
+                    died_at: T + 90_000,
+                },
+                5,
+                Some("lease expired"),
+                None,
+                Some(T + 700_000_000),
+                T + 90_000,
+            ),
+        },
+        WriteOp::Update {
+            id: 11,
+            change: change(
+                JobEvent::Replayed,
+                StoredState::Queued { run_at: T + 91_000 },
+                0,
+                None,
+                None,
+                None,
+                T + 91_000,
+            ),
+        },
+        WriteOp::PutSchedule {
+            name: "nightly".into(),
+            record: ScheduleRecord {
+                paused: true,
+                ..nightly.clone()
+            },
+            event: ScheduleEvent::Paused,
+            at: T + 92_000,
+        },
+        WriteOp::PutSchedule {
+            name: "nightly".into(),
+            record: nightly.clone(),
+            event: ScheduleEvent::Resumed,
+            at: T + 93_000,
+        },
+        WriteOp::PutSchedule {
+            name: "nightly".into(),
+            record: ScheduleRecord {
+                last_fire: Some(T + 7_200_000),
+                ..nightly
+            },
+            event: ScheduleEvent::Fired { job_id: 12 },
+            at: T + 7_200_100,
+        },
+        WriteOp::Message(Message {
+            topic: "orders".into(),
+            key: Some("o-1".into()),
+            payload: r#"{"total":12}"#.into(),
+            headers: vec![("trace".into(), "t-2".into())],
+            at: T + 7_200_200,
+        }),
+        WriteOp::Message(Message {
+            topic: "orders".into(),
+            key: None,
+            payload: "null".into(),
+            headers: vec![],
+            at: T + 7_200_300,
+        }),
+        WriteOp::QueuePurged {
+            queue: "emails".into(),
+            jobs: 2,
+            at: T + 7_200_400,
+        },
+        WriteOp::PutCursor {
+            name: "mirror-a".into(),
+            seq: 17,
+            at: T + 7_200_500,
+        },
+        WriteOp::DeleteCursor {
+            name: "mirror-b".into(),
+        },
+    ]);
+    ops
+}
+
 /// The queue "emails" is created; jobs 7, 8 and 9 are inserted (7 with an idempotency key),
 /// 7 is leased, retried and acked, 8 dies, 9 is cancelled and purged; schedule "nightly" is put
-/// and "old" deleted; a key is forgotten.
-pub fn golden_ops() -> Vec<WriteOp> {
+/// and "old" deleted; a key is forgotten. What op format 3 could say, as the format 4 decoder
+/// of it fills in the rest.
+pub fn v3_ops() -> Vec<WriteOp> {
     let queue = QueueRecord {
         lease_ms: 30_000,
         max_attempts: 5,
@@ -126,6 +249,7 @@ pub fn golden_ops() -> Vec<WriteOp> {
         WriteOp::PutQueue {
             name: "emails".into(),
             record: queue,
+            at: V3_FRAME_TIME,
         },
         WriteOp::Insert {
             id: 7,
@@ -160,6 +284,7 @@ pub fn golden_ops() -> Vec<WriteOp> {
         WriteOp::Update {
             id: 7,
             change: change(
+                JobEvent::Leased,
                 StoredState::Leased {
                     nonce: 0xdead_beef,
                     deadline: T + 30_500,
@@ -174,6 +299,7 @@ pub fn golden_ops() -> Vec<WriteOp> {
         WriteOp::Update {
             id: 7,
             change: change(
+                JobEvent::Nacked,
                 StoredState::Queued { run_at: T + 2_000 },
                 1,
                 Some("boom"),
@@ -185,6 +311,7 @@ pub fn golden_ops() -> Vec<WriteOp> {
         WriteOp::Update {
             id: 8,
             change: change(
+                JobEvent::Nacked,
                 StoredState::Dead { died_at: T + 1_500 },
                 5,
                 Some("gave up"),
@@ -196,6 +323,7 @@ pub fn golden_ops() -> Vec<WriteOp> {
         WriteOp::Update {
             id: 9,
             change: change(
+                JobEvent::Cancelled,
                 StoredState::Cancelled {
                     finished_at: T + 1_600,
                 },
@@ -209,6 +337,7 @@ pub fn golden_ops() -> Vec<WriteOp> {
         WriteOp::Update {
             id: 7,
             change: change(
+                JobEvent::Acked,
                 StoredState::Succeeded {
                     finished_at: T + 3_000,
                 },
@@ -232,16 +361,25 @@ pub fn golden_ops() -> Vec<WriteOp> {
         WriteOp::Delete {
             id: 9,
             expiry: Some(T + 7_201_600),
+            reason: DeleteReason::Retention,
+            at: V3_FRAME_TIME,
         },
         WriteOp::Delete {
             id: 10,
             expiry: None,
+            reason: DeleteReason::Purge,
+            at: V3_FRAME_TIME,
         },
         WriteOp::PutSchedule {
             name: "nightly".into(),
+            at: schedule.updated_at,
             record: schedule,
+            event: ScheduleEvent::Put,
         },
-        WriteOp::DeleteSchedule { name: "old".into() },
+        WriteOp::DeleteSchedule {
+            name: "old".into(),
+            at: V3_FRAME_TIME,
+        },
         WriteOp::ForgetKey {
             key: "emails\0k-0".into(),
             expires_at: T - 1,

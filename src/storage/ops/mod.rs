@@ -16,19 +16,21 @@ mod codec;
 mod legacy;
 
 use super::error::OpsError;
-use super::records::{JobBody, JobRecord, QueueRecord, ScheduleRecord, StoredState};
+use super::records::{DeleteReason, JobBody, JobRecord, QueueRecord, ScheduleRecord, StoredState};
 
 pub use codec::OPS_VERSION;
 
 /// One change, applied atomically with the rest of its request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WriteOp {
-    /// Create or replace a queue's defaults.
+    /// Create or replace a queue's settings.
     PutQueue {
         /// Queue name.
         name: String,
-        /// Its defaults.
+        /// Its settings.
         record: QueueRecord,
+        /// When (epoch ms).
+        at: u64,
     },
     /// Store a new job, unless its idempotency key already maps to a job within its window
     /// (then nothing is written and the result names the original job).
@@ -55,6 +57,10 @@ pub enum WriteOp {
         id: u64,
         /// Its entry in the expiry index, if it has one.
         expiry: Option<u64>,
+        /// Purge or retention.
+        reason: DeleteReason,
+        /// When (epoch ms).
+        at: u64,
     },
     /// Move a job's expiry-index entry (`to: None` drops a stale one).
     MoveExpiry {
@@ -65,17 +71,23 @@ pub enum WriteOp {
         /// Its new time.
         to: Option<u64>,
     },
-    /// Create or replace a schedule.
+    /// Create, replace, pause, resume a schedule, or record that it fired.
     PutSchedule {
         /// Its name.
         name: String,
         /// The schedule.
         record: ScheduleRecord,
+        /// Which of those this is.
+        event: ScheduleEvent,
+        /// When (epoch ms).
+        at: u64,
     },
     /// Delete a schedule.
     DeleteSchedule {
         /// Its name.
         name: String,
+        /// When (epoch ms).
+        at: u64,
     },
     /// Forget an idempotency key whose window ended at `expires_at` (kept if it was reused
     /// since, with a later window).
@@ -85,6 +97,81 @@ pub enum WriteOp {
         /// The end of the window being forgotten.
         expires_at: u64,
     },
+    /// Append a client's message to the change log.
+    Message(Message),
+    /// Record that a purge of `queue` deleted `jobs` jobs (their deletes are ops of their own).
+    QueuePurged {
+        /// The queue.
+        queue: String,
+        /// How many jobs the purge deleted.
+        jobs: u64,
+        /// When (epoch ms).
+        at: u64,
+    },
+    /// Set a reader's cursor.
+    PutCursor {
+        /// Its name.
+        name: String,
+        /// The last event it has handled.
+        seq: u64,
+        /// When (epoch ms).
+        at: u64,
+    },
+    /// Delete a reader's cursor.
+    DeleteCursor {
+        /// Its name.
+        name: String,
+    },
+}
+
+/// What a job update is, which decides the events it appends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobEvent {
+    /// A delivery: `job.leased`.
+    Leased,
+    /// A lease extended: `job.extended`.
+    Extended,
+    /// A nack: `job.retry_scheduled` or `job.dead`, by the new state.
+    Nacked,
+    /// A lease expired: `job.lease_expired`, then `job.retry_scheduled` or `job.dead`.
+    Expired,
+    /// An ack: `job.succeeded`.
+    Acked,
+    /// A cancel: `job.cancelled`.
+    Cancelled,
+    /// A replay of a dead job: `job.replayed`.
+    Replayed,
+}
+
+/// What a schedule write is, which decides its event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScheduleEvent {
+    /// Created or replaced: `schedule.put`.
+    Put,
+    /// `schedule.paused`.
+    Paused,
+    /// `schedule.resumed`.
+    Resumed,
+    /// It fired and enqueued `job_id` (written in the same request): `schedule.fired`.
+    Fired {
+        /// The job the fire enqueued.
+        job_id: u64,
+    },
+}
+
+/// A message a client writes to the outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// Its topic.
+    pub topic: String,
+    /// Its key, if any.
+    pub key: Option<String>,
+    /// Its payload (raw JSON text).
+    pub payload: String,
+    /// Its headers.
+    pub headers: Vec<(String, String)>,
+    /// When it was written (epoch ms).
+    pub at: u64,
 }
 
 /// An idempotency key and the end of its window.
@@ -99,6 +186,8 @@ pub struct IdempotencyKey {
 /// The fields a transition sets; everything else in the record is kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobChange {
+    /// What kind of transition (for its events).
+    pub event: JobEvent,
     /// The new state.
     pub state: StoredState,
     /// The new attempt count.
@@ -133,6 +222,15 @@ impl WriteOp {
                     + change.last_error.as_ref().map_or(0, String::len)
             }
             WriteOp::PutSchedule { record, .. } => FIXED + record.template.payload.len(),
+            WriteOp::Message(message) => {
+                FIXED
+                    + message.payload.len()
+                    + message
+                        .headers
+                        .iter()
+                        .map(|(k, v)| k.len() + v.len())
+                        .sum::<usize>()
+            }
             _ => FIXED,
         }
     }

@@ -53,6 +53,18 @@ pub enum BrokerError {
     /// practice: that many queues would take hundreds of gigabytes of memory.
     #[error("too many queues")]
     TooManyQueues,
+    /// No cursor with that name exists.
+    #[error("no cursor with that name")]
+    CursorNotFound,
+    /// The cursor name is outside `[A-Za-z0-9._-]{1,128}`.
+    #[error("cursor names are 1-128 characters of A-Z, a-z, 0-9, '.', '_' and '-'")]
+    InvalidCursorName,
+    /// The events asked for were trimmed from the change log (by its length or age limit).
+    #[error("those events were trimmed from the change log; the oldest kept is {oldest}")]
+    EventsTrimmed {
+        /// The oldest event still kept.
+        oldest: u64,
+    },
     /// A value breaks one of the rules in [`super::limits`].
     #[error(transparent)]
     Invalid(#[from] Invalid),

@@ -40,6 +40,7 @@ mod background;
 mod config;
 mod enqueue;
 mod error;
+mod events;
 mod lease;
 pub mod limits;
 mod reads;
@@ -61,6 +62,7 @@ use tokio::sync::{Notify, watch};
 pub use background::Parked;
 pub use config::{Backoff, QueueConfig};
 pub use error::BrokerError;
+pub use events::{CursorView, Event, EventFilter, EventPage, EventQuery, Start, TYPES};
 pub use limits::{Invalid, Limit, Limits};
 pub use state::Counters;
 pub use views::{

@@ -49,6 +49,8 @@ error_codes! {
     InvalidQueueName = (BAD_REQUEST, "invalid_queue_name"),
     /// A schedule name outside `[A-Za-z0-9._-]{1,128}`.
     InvalidScheduleName = (BAD_REQUEST, "invalid_schedule_name"),
+    /// A cursor name outside `[A-Za-z0-9._-]{1,128}`.
+    InvalidCursorName = (BAD_REQUEST, "invalid_cursor_name"),
     /// A path segment that is not UTF-8 after percent-decoding.
     InvalidPath = (BAD_REQUEST, "invalid_path"),
     /// The body could not be read for a reason other than its size.
@@ -61,6 +63,8 @@ error_codes! {
     QueueNotFound = (NOT_FOUND, "queue_not_found"),
     /// No schedule with that name.
     ScheduleNotFound = (NOT_FOUND, "schedule_not_found"),
+    /// No cursor with that name.
+    CursorNotFound = (NOT_FOUND, "cursor_not_found"),
     /// The route does not take that method.
     MethodNotAllowed = (METHOD_NOT_ALLOWED, "method_not_allowed"),
     /// Ack, nack or extend of a job that is not leased.
@@ -75,6 +79,8 @@ error_codes! {
     JobFinished = (CONFLICT, "job_finished"),
     /// Another request is changing the job; retry.
     JobBusy = (CONFLICT, "job_busy"),
+    /// The events asked for were trimmed from the change log.
+    EventsTrimmed = (GONE, "events_trimmed"),
     /// The body is over `max_body_bytes`.
     BodyTooLarge = (PAYLOAD_TOO_LARGE, "body_too_large"),
     /// A payload is over `max_payload_bytes`.
@@ -104,6 +110,8 @@ pub struct ApiError {
     pub code: ErrorCode,
     /// Human text saying what to do.
     pub message: String,
+    /// One more field of the error object, for a program (`events_trimmed`: `oldest`).
+    pub extra: Option<(&'static str, serde_json::Value)>,
 }
 
 impl ApiError {
@@ -112,6 +120,7 @@ impl ApiError {
         ApiError {
             code,
             message: message.into(),
+            extra: None,
         }
     }
 
@@ -143,8 +152,11 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({"error": {"code": self.code.as_str(), "message": self.message}});
-        (self.code.status(), Json(body)).into_response()
+        let mut error = json!({"code": self.code.as_str(), "message": self.message});
+        if let (Some((key, value)), Some(object)) = (self.extra, error.as_object_mut()) {
+            object.insert(key.to_owned(), value);
+        }
+        (self.code.status(), Json(json!({ "error": error }))).into_response()
     }
 }
 
@@ -175,6 +187,13 @@ impl From<BrokerError> for ApiError {
             E::JobFinished { .. } => C::JobFinished,
             E::JobBusy => C::JobBusy,
             E::Invalid(invalid) | E::InvalidItem { error: invalid, .. } => invalid_code(invalid),
+            E::CursorNotFound => C::CursorNotFound,
+            E::InvalidCursorName => C::InvalidCursorName,
+            E::EventsTrimmed { oldest } => {
+                let mut api = ApiError::new(C::EventsTrimmed, error.to_string());
+                api.extra = Some(("oldest", json!(oldest)));
+                return api;
+            }
             E::StorageFailed => C::StorageFailed,
             E::ShuttingDown => C::ShuttingDown,
             _ => {
@@ -254,6 +273,13 @@ mod tests {
                 "job_finished",
             ),
             (BrokerError::JobBusy, 409, "job_busy"),
+            (BrokerError::CursorNotFound, 404, "cursor_not_found"),
+            (BrokerError::InvalidCursorName, 400, "invalid_cursor_name"),
+            (
+                BrokerError::EventsTrimmed { oldest: 5 },
+                410,
+                "events_trimmed",
+            ),
             (BrokerError::StorageFailed, 503, "storage_failed"),
             (BrokerError::ShuttingDown, 503, "shutting_down"),
             (BrokerError::TooManyQueues, 500, "internal"),

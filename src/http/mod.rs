@@ -4,10 +4,13 @@
 //! - [`wire`]: JSON shapes, and turning them into broker requests (the broker checks the values).
 //! - [`error`]: the one list of error codes (machine code and status) and the mapping from
 //!   broker errors.
-//! - [`jobs`], [`queues`], [`schedules`], [`health`]: the handlers, one file per resource.
+//! - [`jobs`], [`queues`], [`schedules`], [`events`], [`cursors`], [`health`]: the handlers,
+//!   one file per resource.
 
 mod body;
+mod cursors;
 mod error;
+mod events;
 mod health;
 mod jobs;
 mod queues;
@@ -82,6 +85,13 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/v1/schedules/{name}/pause", post(schedules::pause))
         .route("/v1/schedules/{name}/resume", post(schedules::resume))
         .route("/v1/schedules/{name}/trigger", post(schedules::trigger))
+        .route("/v1/events", get(events::list))
+        .route("/v1/events/stream", get(events::stream))
+        .route("/v1/cursors", get(cursors::list))
+        .route(
+            "/v1/cursors/{name}",
+            get(cursors::get).put(cursors::put).delete(cursors::delete),
+        )
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))

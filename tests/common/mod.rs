@@ -90,6 +90,10 @@ impl TestServer {
         request(self.addr, "PATCH", path, Some(body)).await
     }
 
+    pub async fn request_put(&self, path: &str, body: &str) -> (u16, Value) {
+        request(self.addr, "PUT", path, Some(body)).await
+    }
+
     pub async fn delete(&self, path: &str) -> (u16, Value) {
         request(self.addr, "DELETE", path, None).await
     }

@@ -62,11 +62,7 @@ async fn cycle(broker: &Broker, payload: &str) {
     );
     let acks = deliveries
         .into_iter()
-        .map(|d| AckItem {
-            id: d.id,
-            lease: d.lease,
-            result: None,
-        })
+        .map(|d| AckItem::new(d.id, d.lease))
         .collect();
     let outcomes = broker.ack_many(acks).await.unwrap();
     assert!(outcomes.iter().all(Result::is_ok), "an ack failed");

@@ -67,11 +67,7 @@ async fn a_dropped_ack_is_still_purged_when_its_retention_ends() {
     broker.update_queue("q", patch).await.unwrap();
     let id = broker.enqueue("q", vec![NewJob::new("1")]).await.unwrap()[0].id;
     let lease = broker.poll("q", poll_request(0)).await.unwrap()[0].lease;
-    let ack = broker.ack(AckItem {
-        id,
-        lease,
-        result: None,
-    });
+    let ack = broker.ack(AckItem::new(id, lease));
     poll_once_and_drop(ack).await;
     // Writes commit in the order they were submitted: once a later one is durable, so is the
     // ack nobody awaited.

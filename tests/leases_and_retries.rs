@@ -248,13 +248,8 @@ async fn right_token_after_the_deadline_is_lease_expired() {
     let before = format!("{:?}", broker.job(id).await.unwrap());
     // The deadline passes; no timer runs.
     clock.advance(30_000);
-    let expired = |r: Result<(), BrokerError>| matches!(r, Err(BrokerError::LeaseExpired));
-    let item = AckItem {
-        id,
-        lease,
-        result: None,
-    };
-    assert!(expired(broker.ack(item).await));
+    let ack = broker.ack(AckItem::new(id, lease)).await;
+    assert!(matches!(ack, Err(BrokerError::LeaseExpired)), "{ack:?}");
     let nack = broker.nack(id, lease, NackRequest::default()).await;
     assert!(matches!(nack, Err(BrokerError::LeaseExpired)), "{nack:?}");
     let extend = broker.extend(id, lease, 60_000).await;

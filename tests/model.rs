@@ -347,11 +347,10 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     token.nonce ^= 1;
                 }
                 let expected = model.check(id, token);
-                let got = classify(h.runtime.block_on(h.broker().ack(AckItem {
-                    id: JobId(id),
-                    lease: token,
-                    result: None,
-                })));
+                let got = classify(
+                    h.runtime
+                        .block_on(h.broker().ack(AckItem::new(JobId(id), token))),
+                );
                 prop_assert_eq!(&got, &expected, "ack {}", id);
                 if got == Outcome::Ok {
                     model.jobs.get_mut(&id).unwrap().state = MState::Succeeded;
@@ -370,6 +369,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     error: Some("e".into()),
                     delay_ms,
                     dead,
+                    emit: Vec::new(),
                 };
                 let got = classify(
                     h.runtime

@@ -2,75 +2,17 @@
 
 use std::sync::atomic::Ordering;
 
+use super::placement::Placement;
 use super::state::{Phase, Slot, State, slot_lease_ms, slot_max_attempts};
-use super::views::public_state;
-use super::{Broker, BrokerError, Enqueued, NewJob, Prepared};
+use super::{Broker, BrokerError, Enqueued, NewJob, NewMessage, Prepared};
 use crate::clock::Millis;
-use crate::job::{JobId, JobState, valid_queue_name};
+use crate::job::valid_queue_name;
 use crate::storage::{
-    IdempotencyKey, JobBody, JobRecord, Pending, QueueRecord, StoredState, WriteOp, Written,
+    IdempotencyKey, JobBody, JobRecord, Message, QueueRecord, StoredState, WriteOp,
 };
-use tokio::runtime::Handle;
 
 /// Jobs prepared for one insert request, to place in memory once it commits.
 pub(super) type PreparedJobs = Vec<(u64, Slot)>;
-
-/// Places an insert's jobs in memory once it has committed, also when the request that
-/// submitted it is dropped meanwhile (a client that disconnects before its fsync): a job that
-/// was stored must be deliverable, not only found again after a restart.
-pub(super) struct Placement<'a> {
-    broker: &'a Broker,
-    pending: Option<Pending>,
-    slots: Option<PreparedJobs>,
-    now: Millis,
-}
-
-impl<'a> Placement<'a> {
-    pub(super) fn new(
-        broker: &'a Broker,
-        pending: Option<Pending>,
-        slots: PreparedJobs,
-        now: Millis,
-    ) -> Placement<'a> {
-        Placement {
-            broker,
-            pending,
-            slots: Some(slots),
-            now,
-        }
-    }
-
-    /// Waits for the commit, then places the jobs; returns each job's outcome.
-    pub(super) async fn finish(mut self) -> Result<Vec<Enqueued>, BrokerError> {
-        let written = match self.pending.as_mut() {
-            Some(pending) => match pending.await {
-                Ok(result) => result.map_err(BrokerError::from),
-                Err(_) => Err(BrokerError::ShuttingDown),
-            },
-            None => Ok(Written::default()),
-        };
-        self.pending = None;
-        let slots = self.slots.take().unwrap_or_default();
-        Ok(self.broker.place_enqueued(slots, written?, self.now))
-    }
-}
-
-impl Drop for Placement<'_> {
-    fn drop(&mut self) {
-        let (Some(pending), Some(slots)) = (self.pending.take(), self.slots.take()) else {
-            return;
-        };
-        let (Some(broker), Ok(runtime)) = (self.broker.me.upgrade(), Handle::try_current()) else {
-            return;
-        };
-        let now = self.now;
-        runtime.spawn(async move {
-            if let Ok(Ok(written)) = pending.await {
-                broker.place_enqueued(slots, written, now);
-            }
-        });
-    }
-}
 
 impl Broker {
     /// Enqueues `jobs` into `queue` (created with the server defaults on first use), all or
@@ -85,6 +27,17 @@ impl Broker {
         &self,
         queue: &str,
         jobs: Vec<NewJob>,
+    ) -> Result<Vec<Enqueued>, BrokerError> {
+        self.enqueue_emitting(queue, jobs, Vec::new()).await
+    }
+
+    /// Like [`Broker::enqueue`], and writes `emit` to the outbox in the same commit: only if
+    /// a job is created, so a retried enqueue whose every job is a duplicate emits nothing again.
+    pub async fn enqueue_emitting(
+        &self,
+        queue: &str,
+        jobs: Vec<NewJob>,
+        emit: Vec<NewMessage>,
     ) -> Result<Vec<Enqueued>, BrokerError> {
         if !valid_queue_name(queue) {
             return Err(BrokerError::InvalidQueueName);
@@ -104,7 +57,8 @@ impl Broker {
                 .check_job(job, now)
                 .map_err(|error| BrokerError::InvalidItem { index, error })?;
         }
-        self.insert_jobs(queue, jobs).await
+        self.limits.check_messages("emit", &emit)?;
+        self.insert_jobs(queue, jobs, emit).await
     }
 
     /// Enqueues jobs already checked (or, for a schedule's trigger, checked when the schedule
@@ -113,6 +67,7 @@ impl Broker {
         &self,
         queue: &str,
         jobs: Vec<NewJob>,
+        emit: Vec<NewMessage>,
     ) -> Result<Vec<Enqueued>, BrokerError> {
         let admission = self.store.admit().await?;
         let now = self.now();
@@ -120,9 +75,14 @@ impl Broker {
             let mut state = self.state.lock();
             let mut prepared = Prepared::default();
             let slots = self.prepare_jobs(&mut state, queue, jobs, now, &mut prepared)?;
+            let ids = slots.first().zip(slots.last()).map(|(a, b)| (a.0, b.0));
+            prepared.ops.extend(message_ops(emit, ids, now));
             (self.submit(admission, prepared), slots)
         };
-        Placement::new(self, submitted, slots, now).finish().await
+        let (_, mut placed) = Placement::new(self, submitted, vec![slots], now)
+            .finish()
+            .await?;
+        Ok(placed.pop().unwrap_or_default())
     }
 
     /// Adds the writes that store `jobs` in `queue` (creating the queue if new) to `prepared`,
@@ -190,64 +150,48 @@ impl Broker {
         }
         Ok(slots)
     }
+}
 
-    /// Makes committed jobs visible (or reports the original of a duplicate), wakes waiters and
-    /// the timer.
-    pub(super) fn place_enqueued(
-        &self,
-        slots: PreparedJobs,
-        written: Written,
-        now: Millis,
-    ) -> Vec<Enqueued> {
-        let mut state = self.state.lock();
-        let mut earliest = u64::MAX;
-        let mut woke = false;
-        let mut created = 0;
-        let mut enqueued = Vec::with_capacity(slots.len());
-        let queue = slots.first().map(|(_, s)| s.queue);
-        let duplicates = written
-            .duplicates
-            .into_iter()
-            .chain(std::iter::repeat(None));
-        for ((id, slot), duplicate) in slots.into_iter().zip(duplicates) {
-            if let Some(original) = duplicate {
-                enqueued.push(Enqueued {
-                    id: JobId(original.id),
-                    state: original.state.map(|s| public_state(&s, now)),
-                    duplicate: true,
-                });
-                continue;
+/// The ops that write `messages` at `now`; with `if_stored`, only if a job with an id in that
+/// range gets stored in the same commit.
+pub(super) fn message_ops(
+    messages: Vec<NewMessage>,
+    if_stored: Option<(u64, u64)>,
+    now: Millis,
+) -> impl Iterator<Item = WriteOp> {
+    messages.into_iter().map(move |m| {
+        WriteOp::Message(Message {
+            if_stored,
+            topic: m.topic,
+            key: m.key,
+            payload: m.payload,
+            headers: m.headers,
+            at: now,
+        })
+    })
+}
+
+impl Broker {
+    /// Writes `messages` to the outbox (each a `message` event of the change log) in one
+    /// commit; returns their sequence numbers once durable.
+    pub async fn emit(&self, messages: Vec<NewMessage>) -> Result<Vec<u64>, BrokerError> {
+        if messages.is_empty() {
+            return Err(super::Invalid {
+                field: "messages",
+                rule: "must hold at least one message".into(),
+                kind: super::Limit::Value,
             }
-            if let Phase::Scheduled { run_at } = slot.phase
-                && run_at > now
-            {
-                earliest = earliest.min(run_at);
-            }
-            let became_ready = state.place(id, slot, now);
-            woke |= became_ready;
-            created += 1;
-            let job_state = if became_ready {
-                JobState::Ready
-            } else {
-                JobState::Scheduled
-            };
-            enqueued.push(Enqueued {
-                id: JobId(id),
-                state: Some(job_state),
-                duplicate: false,
-            });
+            .into());
         }
-        if let Some(queue) = queue {
-            if let Some(q) = state.queue_by_id_mut(queue) {
-                q.counters.enqueued += created;
-            }
-            if woke {
-                state.wake_by_id(queue);
-            }
-        }
-        if earliest != u64::MAX {
-            self.deadline_added(earliest);
-        }
-        enqueued
+        self.limits.check_messages("messages", &messages)?;
+        let admission = self.store.admit().await?;
+        let now = self.now();
+        let submitted = {
+            // Under the lock like every write, so writes reach the store in the order decided.
+            let _state = self.state.lock();
+            let prepared = Prepared::ops(message_ops(messages, None, now).collect());
+            self.submit(admission, prepared)
+        };
+        Ok(self.committed(submitted).await?.events.collect())
     }
 }

@@ -2,10 +2,12 @@
 
 use std::pin::pin;
 
+use super::enqueue::message_ops;
 use super::limits::{check_lease_ms, check_nack, check_poll};
+use super::placement::Placement;
 use super::state::{Phase, Slot, State};
 use super::{
-    AckItem, Broker, BrokerError, Delivery, NackRequest, PollRequest, Prepared, stored_state,
+    AckItem, Acked, Broker, BrokerError, Delivery, NackRequest, PollRequest, Prepared, stored_state,
 };
 use crate::clock::Millis;
 use crate::job::{JobId, JobState, LeaseToken, valid_queue_name};
@@ -169,35 +171,67 @@ impl Broker {
             .collect())
     }
 
-    /// Acks one job.
-    pub async fn ack(&self, item: AckItem) -> Result<(), BrokerError> {
+    /// Acks one job (with what it emits and enqueues, in the same commit).
+    pub async fn ack(&self, item: AckItem) -> Result<Acked, BrokerError> {
         let mut outcomes = self.ack_many(vec![item]).await?;
         outcomes.pop().unwrap_or(Err(BrokerError::JobNotFound))
     }
 
     /// Acks many jobs in one durable write; one outcome per item, in order. Items that fail
-    /// change nothing; the others succeed.
+    /// change nothing, and enqueue and emit nothing; the others succeed, each with its
+    /// follow-up jobs and messages in the same commit.
     pub async fn ack_many(
         &self,
         items: Vec<AckItem>,
-    ) -> Result<Vec<Result<(), BrokerError>>, BrokerError> {
+    ) -> Result<Vec<Result<Acked, BrokerError>>, BrokerError> {
         self.limits.check_batch("acks", items.len())?;
+        let now = self.now();
         for (index, item) in items.iter().enumerate() {
-            self.limits
+            let checked = self
+                .limits
                 .check_result(item.result.as_deref())
-                .map_err(|error| BrokerError::InvalidItem { index, error })?;
+                .and_then(|()| self.limits.check_messages("emit", &item.emit))
+                .and_then(|()| self.limits.check_follow_ups(&item.enqueue, now));
+            checked.map_err(|error| BrokerError::InvalidItem { index, error })?;
         }
         let admission = self.store.admit().await?;
         let now = self.now();
-        let mut outcomes: Vec<Option<Result<(), BrokerError>>> = Vec::with_capacity(items.len());
+        let ids: Vec<JobId> = items.iter().map(|item| item.id).collect();
+        // Per item: refused, missing (the store decides which error), or acked with the range
+        // of its follow-up groups.
+        let mut outcomes: Vec<Option<Result<std::ops::Range<usize>, BrokerError>>> =
+            Vec::with_capacity(items.len());
+        let mut groups = Vec::new();
         let submitted = {
             let mut state = self.state.lock();
             let mut prepared = Prepared::default();
-            for item in &items {
+            for item in items {
                 let id = item.id.0;
                 match check_lease(state.jobs.get(&id), item.lease, now) {
                     Ok(_) => {
+                        let first_group = groups.len();
+                        let first_op = prepared.ops.len();
+                        // The follow-ups first: preparing one fails only when no queue id is
+                        // left (2^32 queues), and then this ack must not happen either.
+                        let prepared_all = item.enqueue.into_iter().try_for_each(|f| {
+                            let slots = self.prepare_jobs(
+                                &mut state,
+                                &f.queue,
+                                vec![f.job],
+                                now,
+                                &mut prepared,
+                            )?;
+                            groups.push(slots);
+                            Ok::<(), BrokerError>(())
+                        });
+                        if let Err(error) = prepared_all {
+                            prepared.ops.truncate(first_op);
+                            groups.truncate(first_group);
+                            outcomes.push(Some(Err(error)));
+                            continue;
+                        }
                         let Some(slot) = state.unplace(id) else {
+                            outcomes.push(None);
                             continue;
                         };
                         state.count_finished(slot.queue, JobState::Succeeded);
@@ -213,12 +247,13 @@ impl Broker {
                                 state: StoredState::Succeeded { finished_at: now },
                                 attempts: slot.attempts,
                                 last_error: None,
-                                result: item.result.clone(),
+                                result: item.result,
                                 at: now,
                                 expires_at: Some(expires_at),
                             },
                         });
-                        outcomes.push(Some(Ok(())));
+                        prepared.ops.extend(message_ops(item.emit, None, now));
+                        outcomes.push(Some(Ok(first_group..groups.len())));
                     }
                     Err(LeaseCheck::Missing) => outcomes.push(None),
                     Err(LeaseCheck::Refused(error)) => outcomes.push(Some(Err(error))),
@@ -226,12 +261,20 @@ impl Broker {
             }
             self.submit(admission, prepared)
         };
-        self.committed(submitted).await?;
+        let (_, mut placed) = Placement::new(self, submitted, groups, now)
+            .finish()
+            .await?;
         let mut resolved = Vec::with_capacity(outcomes.len());
-        for (item, outcome) in items.iter().zip(outcomes) {
+        for (id, outcome) in ids.into_iter().zip(outcomes) {
             resolved.push(match outcome {
-                Some(outcome) => outcome,
-                None => Err(self.missing_job_error(item.id.0).await),
+                Some(Ok(range)) => Ok(Acked {
+                    enqueued: placed
+                        .get_mut(range)
+                        .map(|groups| groups.iter_mut().flat_map(std::mem::take).collect())
+                        .unwrap_or_default(),
+                }),
+                Some(Err(error)) => Err(error),
+                None => Err(self.missing_job_error(id.0).await),
             });
         }
         Ok(resolved)
@@ -246,6 +289,13 @@ impl Broker {
         request: NackRequest,
     ) -> Result<JobState, BrokerError> {
         check_nack(&request)?;
+        self.limits.check_messages("emit", &request.emit)?;
+        let NackRequest {
+            error,
+            delay_ms,
+            dead,
+            emit,
+        } = request;
         let admission = self.store.admit().await?;
         let now = self.now();
         let outcome = {
@@ -257,13 +307,14 @@ impl Broker {
                 }
                 let failure = Failure {
                     event: JobEvent::Nacked,
-                    error: request.error,
-                    delay_ms: request.delay_ms,
-                    dead: request.dead,
+                    error,
+                    delay_ms,
+                    dead,
                 };
                 let mut prepared = Prepared::default();
                 let new_state =
                     self.fail_attempt(&mut state, id.0, slot, failure, now, &mut prepared);
+                prepared.ops.extend(message_ops(emit, None, now));
                 Some((self.submit(admission, prepared), new_state))
             })
         };

@@ -7,7 +7,7 @@
 //! (A schedule's fire is not checked again: its template was checked when it was put.)
 
 use super::config::QueueConfig;
-use super::views::{NackRequest, NewJob, PollRequest, RunAt};
+use super::views::{FollowUp, NackRequest, NewJob, NewMessage, PollRequest, RunAt};
 use crate::clock::Millis;
 
 /// Most a lease can last (12 h, as in SQS); longer would hide dead consumers.
@@ -26,6 +26,8 @@ pub const MAX_HEADER_NAME: usize = 128;
 pub const MAX_HEADER_VALUE: usize = 4096;
 /// Longest idempotency key.
 pub const MAX_IDEMPOTENCY_KEY: usize = 255;
+/// Longest outbox message topic or key.
+pub const MAX_TOPIC: usize = 255;
 /// Longest nack error text.
 pub const MAX_ERROR_TEXT: usize = 16 * 1024;
 /// Longest long-poll wait.
@@ -38,7 +40,7 @@ pub const SCHEDULE_HEADERS: [&str; 2] = ["wharf-schedule", "wharf-due-at"];
 
 /// A value outside what wharf accepts: which field, and the rule it broke.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{field} {rule}")]
+#[error("{field}{}{rule}", if rule.starts_with('[') { "" } else { " " })]
 pub struct Invalid {
     /// The field, as the API names it (`max_attempts`, `backoff.cap_ms`).
     pub field: &'static str,
@@ -157,6 +159,59 @@ impl Limits {
         check_headers_count(own.count(), MAX_HEADERS - SCHEDULE_HEADERS.len())
     }
 
+    /// Messages one request writes to the outbox (in `field`).
+    pub fn check_messages(
+        &self,
+        field: &'static str,
+        messages: &[NewMessage],
+    ) -> Result<(), Invalid> {
+        self.check_batch(field, messages.len())?;
+        for (i, m) in messages.iter().enumerate() {
+            self.check_message(m).map_err(|e| within(field, i, e))?;
+        }
+        Ok(())
+    }
+
+    fn check_message(&self, m: &NewMessage) -> Result<(), Invalid> {
+        if !(1..=MAX_TOPIC).contains(&m.topic.len()) {
+            return Err(Invalid::value(
+                "topic",
+                format!("must be 1-{MAX_TOPIC} bytes"),
+            ));
+        }
+        if m.key
+            .as_ref()
+            .is_some_and(|k| !(1..=MAX_TOPIC).contains(&k.len()))
+        {
+            return Err(Invalid::value(
+                "key",
+                format!("must be 1-{MAX_TOPIC} bytes"),
+            ));
+        }
+        self.check_payload(&m.payload)?;
+        check_headers(&m.headers, MAX_HEADERS)
+    }
+
+    /// The jobs an ack enqueues.
+    pub fn check_follow_ups(&self, follow_ups: &[FollowUp], now: Millis) -> Result<(), Invalid> {
+        self.check_batch("enqueue", follow_ups.len())?;
+        for (i, f) in follow_ups.iter().enumerate() {
+            if !crate::job::valid_queue_name(&f.queue) {
+                return Err(within(
+                    "enqueue",
+                    i,
+                    Invalid::value(
+                        "queue",
+                        "must be 1-128 characters of A-Z, a-z, 0-9, '.', '_' and '-'",
+                    ),
+                ));
+            }
+            self.check_job(&f.job, now)
+                .map_err(|e| within("enqueue", i, e))?;
+        }
+        Ok(())
+    }
+
     /// An ack result (raw JSON text).
     pub fn check_result(&self, result: Option<&str>) -> Result<(), Invalid> {
         match result {
@@ -171,6 +226,15 @@ impl Limits {
             }),
             _ => Ok(()),
         }
+    }
+}
+
+/// Rule `e` broken by item `index` of the list `field`: named `field[index].sub-field`.
+fn within(field: &'static str, index: usize, e: Invalid) -> Invalid {
+    Invalid {
+        field,
+        rule: format!("[{index}].{} {}", e.field, e.rule),
+        kind: e.kind,
     }
 }
 

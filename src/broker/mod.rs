@@ -43,6 +43,7 @@ mod error;
 mod events;
 mod lease;
 pub mod limits;
+mod placement;
 mod reads;
 mod recovery;
 mod retention;
@@ -66,8 +67,8 @@ pub use events::{CursorView, Event, EventFilter, EventPage, EventQuery, Start, T
 pub use limits::{Invalid, Limit, Limits};
 pub use state::Counters;
 pub use views::{
-    AckItem, Delivery, Enqueued, JobView, NackRequest, NewJob, PollRequest, QueuePatch, QueueView,
-    RunAt, ScheduleSpec, ScheduleView, TemplateView,
+    AckItem, Acked, Delivery, Enqueued, FollowUp, JobView, NackRequest, NewJob, NewMessage,
+    PollRequest, QueuePatch, QueueView, RunAt, ScheduleSpec, ScheduleView, TemplateView,
 };
 pub use waiters::PollStats;
 

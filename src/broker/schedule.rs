@@ -11,7 +11,7 @@
 //! missed while down fire that one job (`true`, the default) or are skipped (`false`).
 //! Resuming a paused schedule skips what fell due while it was paused.
 
-use super::enqueue::Placement;
+use super::placement::Placement;
 use super::state::{ScheduleSlot, State};
 use super::views::TemplateView;
 use super::{
@@ -214,7 +214,7 @@ impl Broker {
                 template_job(name, &slot.record.template, self.now()),
             )
         };
-        let mut enqueued = self.insert_jobs(&queue, vec![job]).await?;
+        let mut enqueued = self.insert_jobs(&queue, vec![job], Vec::new()).await?;
         enqueued.pop().ok_or(BrokerError::ScheduleNotFound)
     }
 
@@ -255,7 +255,9 @@ impl Broker {
                 self.activate(&mut state, &name, slot);
                 (self.submit(admission, prepared), slots)
             };
-            Placement::new(self, submitted, slots, now).finish().await?;
+            Placement::new(self, submitted, vec![slots], now)
+                .finish()
+                .await?;
             fired += 1;
         }
     }

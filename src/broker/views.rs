@@ -106,7 +106,7 @@ pub struct Delivery {
     pub enqueued_at: Millis,
 }
 
-/// One ack of a batch.
+/// One ack (of a batch, or alone).
 #[derive(Debug, Clone)]
 pub struct AckItem {
     /// The job.
@@ -115,6 +115,52 @@ pub struct AckItem {
     pub lease: LeaseToken,
     /// An optional result (raw JSON text), readable with the job.
     pub result: Option<String>,
+    /// Messages written to the outbox with the ack, atomically.
+    pub emit: Vec<NewMessage>,
+    /// Jobs enqueued with the ack, atomically (a stale lease enqueues nothing).
+    pub enqueue: Vec<FollowUp>,
+}
+
+impl AckItem {
+    /// An ack of `id` with `lease`, no result, nothing emitted or enqueued.
+    pub fn new(id: JobId, lease: LeaseToken) -> AckItem {
+        AckItem {
+            id,
+            lease,
+            result: None,
+            emit: Vec::new(),
+            enqueue: Vec::new(),
+        }
+    }
+}
+
+/// What an ack did besides the ack.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Acked {
+    /// The outcome of each follow-up job, in order.
+    pub enqueued: Vec<Enqueued>,
+}
+
+/// A job an ack enqueues.
+#[derive(Debug, Clone)]
+pub struct FollowUp {
+    /// Its queue.
+    pub queue: String,
+    /// The job.
+    pub job: NewJob,
+}
+
+/// A message a client writes to the outbox: a `message` event of the change log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewMessage {
+    /// Its topic.
+    pub topic: String,
+    /// Its key, if any.
+    pub key: Option<String>,
+    /// Its payload (raw JSON text).
+    pub payload: String,
+    /// Small string headers.
+    pub headers: Vec<(String, String)>,
 }
 
 /// A nack.
@@ -126,6 +172,8 @@ pub struct NackRequest {
     pub delay_ms: Option<u64>,
     /// Dead now, whatever attempts are left.
     pub dead: bool,
+    /// Messages written to the outbox with the nack, atomically.
+    pub emit: Vec<NewMessage>,
 }
 
 /// A partial update of a queue's defaults.

@@ -14,8 +14,8 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::body::{JobIdParam, Obj, QueueName, body_bytes, parse_json};
 use super::error::ApiError;
-use super::wire::{EnqueuedOut, JobInput, JobOut, lease_token};
-use crate::broker::{AckItem, BrokerError, NackRequest};
+use super::wire::{EnqueuedOut, JobInput, JobOut, MessageInput, follow_ups, lease_token, messages};
+use crate::broker::{AckItem, Acked, BrokerError, NackRequest};
 use crate::clock::rfc3339;
 use crate::job::JobId;
 
@@ -40,20 +40,28 @@ pub async fn enqueue(
         ),
     };
     let top: HashMap<String, &RawValue> = parse_json(&bytes)?;
-    let (inputs, batch) = match top.get("jobs") {
-        Some(jobs) if top.len() == 1 => (
-            parse_json::<Vec<Obj<JobInput>>>(jobs.get().as_bytes())?
+    let (mut inputs, batch, emit) = match top.get("jobs") {
+        Some(jobs) if top.keys().all(|k| k == "jobs" || k == "emit") => {
+            let emit = match top.get("emit") {
+                Some(emit) => messages(parse_json(emit.get().as_bytes())?),
+                None => Vec::new(),
+            };
+            let jobs: Vec<JobInput> = parse_json::<Vec<Obj<JobInput>>>(jobs.get().as_bytes())?
                 .into_iter()
                 .map(|o| o.0)
-                .collect(),
-            true,
-        ),
+                .collect();
+            (jobs, true, emit)
+        }
         Some(_) => {
             return Err(ApiError::invalid(
-                "a batch body has only the field \"jobs\"",
+                "a batch body has only the fields \"jobs\" and \"emit\"",
             ));
         }
-        None => (vec![parse_json::<JobInput>(&bytes)?], false),
+        None => (vec![parse_json::<JobInput>(&bytes)?], false, Vec::new()),
+    };
+    let emit = match inputs.first_mut() {
+        Some(single) if !batch => single.take_emit().unwrap_or_default(),
+        _ => emit,
     };
     // The size limits come first, as they are the cheapest to tell a client about; every
     // other rule is the broker's to check once the input has its shape.
@@ -69,7 +77,8 @@ pub async fn enqueue(
         limits
             .check_payload(input.payload())
             .map_err(|e| item_error(i, e))?;
-        jobs.push(input.into_job(batch.then_some(i))?);
+        let label = batch.then(|| format!("jobs[{i}]"));
+        jobs.push(input.into_job(label.as_deref())?);
     }
     if let Some(key) = header_key {
         // The header names one job; a batch carries a key per item.
@@ -86,7 +95,7 @@ pub async fn enqueue(
         job.idempotency_key = Some(key);
     }
     let enqueued = broker
-        .enqueue(&queue, jobs)
+        .enqueue_emitting(&queue, jobs, emit)
         .await
         .map_err(|e| ApiError::from_item(e, "jobs", batch))?;
     // 201 when anything was created; 200 when every job was a duplicate.
@@ -125,6 +134,40 @@ pub async fn cancel(State(app): State<AppState>, JobIdParam(id): JobIdParam) -> 
 struct AckBody {
     lease: String,
     result: Option<Box<RawValue>>,
+    emit: Option<Vec<Obj<MessageInput>>>,
+    enqueue: Option<Vec<Box<RawValue>>>,
+}
+
+/// The broker's ack of `id`: its result, messages and follow-up jobs (named `{label}...` in
+/// messages).
+fn ack_item(
+    id: JobId,
+    lease: &str,
+    result: Option<Box<RawValue>>,
+    emit: Option<Vec<Obj<MessageInput>>>,
+    enqueue: Option<Vec<Box<RawValue>>>,
+    label: &str,
+) -> Result<AckItem, ApiError> {
+    Ok(AckItem {
+        id,
+        lease: lease_token(lease),
+        result: result.map(|r| r.get().to_owned()),
+        emit: emit.map(messages).unwrap_or_default(),
+        enqueue: follow_ups(enqueue.unwrap_or_default(), &format!("{label}enqueue"))?,
+    })
+}
+
+/// What an ack reply adds for its follow-up jobs, when it had any.
+fn enqueued_json(acked: &Acked, asked: bool) -> Option<Value> {
+    asked.then(|| {
+        json!(
+            acked
+                .enqueued
+                .iter()
+                .map(EnqueuedOut::from)
+                .collect::<Vec<_>>()
+        )
+    })
 }
 
 /// `POST /v1/jobs/{id}/ack`.
@@ -135,18 +178,17 @@ pub async fn ack(
 ) -> Reply {
     let broker = app.broker()?;
     let body: AckBody = parse_json(&body_bytes(body)?)?;
-    broker
-        .ack(AckItem {
-            id,
-            lease: lease_token(&body.lease),
-            result: body.result.map(|r| r.get().to_owned()),
-        })
+    let asked = body.enqueue.is_some();
+    let item = ack_item(id, &body.lease, body.result, body.emit, body.enqueue, "")?;
+    let acked = broker
+        .ack(item)
         .await
         .map_err(|e| ApiError::from_item(e, "acks", false))?;
-    Ok((
-        StatusCode::OK,
-        Json(json!({"id": id.to_string(), "state": "succeeded"})),
-    ))
+    let mut reply = json!({"id": id.to_string(), "state": "succeeded"});
+    if let (Some(enqueued), Some(object)) = (enqueued_json(&acked, asked), reply.as_object_mut()) {
+        object.insert("enqueued".into(), enqueued);
+    }
+    Ok((StatusCode::OK, Json(reply)))
 }
 
 #[derive(Deserialize)]
@@ -157,6 +199,7 @@ struct NackBody {
     delay_ms: Option<u64>,
     #[serde(default)]
     dead: bool,
+    emit: Option<Vec<Obj<MessageInput>>>,
 }
 
 /// `POST /v1/jobs/{id}/nack`.
@@ -171,6 +214,7 @@ pub async fn nack(
         error: body.error,
         delay_ms: body.delay_ms,
         dead: body.dead,
+        emit: body.emit.map(messages).unwrap_or_default(),
     };
     let state = broker.nack(id, lease_token(&body.lease), request).await?;
     Ok((
@@ -215,6 +259,8 @@ struct BatchAckItem {
     id: String,
     lease: String,
     result: Option<Box<RawValue>>,
+    emit: Option<Vec<Obj<MessageInput>>>,
+    enqueue: Option<Vec<Box<RawValue>>>,
 }
 
 /// `POST /v1/ack`: many acks in one durable write, with an outcome per item.
@@ -223,15 +269,19 @@ pub async fn ack_batch(State(app): State<AppState>, body: Result<Bytes, BytesRej
     let body: BatchAckBody = parse_json(&body_bytes(body)?)?;
     let mut items = Vec::with_capacity(body.acks.len());
     let mut ids = Vec::with_capacity(body.acks.len());
-    for Obj(ack) in body.acks {
+    for (i, Obj(ack)) in body.acks.into_iter().enumerate() {
         // An id that is not a number names no job: it gets its own 404 outcome below.
         let id = ack.id.parse().unwrap_or(JobId(u64::MAX));
-        ids.push(ack.id);
-        items.push(AckItem {
+        ids.push((ack.id, ack.enqueue.is_some()));
+        let label = format!("acks[{i}].");
+        items.push(ack_item(
             id,
-            lease: lease_token(&ack.lease),
-            result: ack.result.map(|r| r.get().to_owned()),
-        });
+            &ack.lease,
+            ack.result,
+            ack.emit,
+            ack.enqueue,
+            &label,
+        )?);
     }
     let outcomes = broker
         .ack_many(items)
@@ -240,8 +290,11 @@ pub async fn ack_batch(State(app): State<AppState>, body: Result<Bytes, BytesRej
     let acks: Vec<Value> = ids
         .into_iter()
         .zip(outcomes)
-        .map(|(id, outcome)| match outcome {
-            Ok(()) => json!({"id": id, "ok": true}),
+        .map(|((id, asked), outcome)| match outcome {
+            Ok(acked) => match enqueued_json(&acked, asked) {
+                Some(enqueued) => json!({"id": id, "ok": true, "enqueued": enqueued}),
+                None => json!({"id": id, "ok": true}),
+            },
             Err(error) => {
                 let error = ApiError::from(error);
                 json!({"id": id, "ok": false, "status": error.status().as_u16(), "error": {"code": error.code.as_str(), "message": error.message}})

@@ -4,7 +4,7 @@
 //! - [`wire`]: JSON shapes, and turning them into broker requests (the broker checks the values).
 //! - [`error`]: the one list of error codes (machine code and status) and the mapping from
 //!   broker errors.
-//! - [`jobs`], [`queues`], [`schedules`], [`events`], [`cursors`], [`health`]: the handlers,
+//! - [`jobs`], [`queues`], [`schedules`], [`events`], [`cursors`], [`outbox`], [`health`]: the handlers,
 //!   one file per resource.
 
 mod body;
@@ -13,6 +13,7 @@ mod error;
 mod events;
 mod health;
 mod jobs;
+mod outbox;
 mod queues;
 mod schedules;
 mod wire;
@@ -85,6 +86,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/v1/schedules/{name}/pause", post(schedules::pause))
         .route("/v1/schedules/{name}/resume", post(schedules::resume))
         .route("/v1/schedules/{name}/trigger", post(schedules::trigger))
+        .route("/v1/outbox", post(outbox::post))
         .route("/v1/events", get(events::list))
         .route("/v1/events/stream", get(events::stream))
         .route("/v1/cursors", get(cursors::list))

@@ -131,7 +131,7 @@ pub async fn put(
     let spec = ScheduleSpec {
         cron,
         queue: body.queue,
-        job: body.job.0.into_job(None)?,
+        job: body.job.0.into_job(Some("job"))?,
         paused: body.paused,
         catch_up: !matches!(body.catch_up, Some(CatchUp::None)),
     };

@@ -7,8 +7,11 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use super::body::{Obj, parse_json};
 use super::error::ApiError;
-use crate::broker::{Delivery, Enqueued, JobView, NewJob, QueueConfig, QueueView, RunAt};
+use crate::broker::{
+    Delivery, Enqueued, FollowUp, JobView, NewJob, NewMessage, QueueConfig, QueueView, RunAt,
+};
 use crate::clock::{parse_rfc3339, rfc3339};
 use crate::job::{JobState, LeaseToken, Priority};
 
@@ -60,9 +63,16 @@ pub struct JobInput {
     lease_ms: Option<u64>,
     headers: Option<BTreeMap<String, String>>,
     idempotency_key: Option<String>,
+    /// Messages written to the outbox with the enqueue (a single-job body only).
+    emit: Option<Vec<Obj<MessageInput>>>,
 }
 
 impl JobInput {
+    /// Takes the messages the job's body emits out of it.
+    pub fn take_emit(&mut self) -> Option<Vec<NewMessage>> {
+        self.emit.take().map(messages)
+    }
+
     /// The payload as sent (raw JSON text).
     pub fn payload(&self) -> &str {
         self.payload.get()
@@ -71,9 +81,14 @@ impl JobInput {
     /// The job this input asks for. Only the JSON's own forms are checked here (a time that is
     /// not RFC 3339, both `delay_ms` and `run_at`); the broker checks every value against its
     /// rules. `index` names the job in messages when it is part of a batch.
-    pub fn into_job(self, index: Option<usize>) -> Result<NewJob, ApiError> {
-        let at =
-            |field: &str| index.map_or_else(|| field.to_owned(), |i| format!("jobs[{i}].{field}"));
+    pub fn into_job(self, label: Option<&str>) -> Result<NewJob, ApiError> {
+        if self.emit.is_some() {
+            return Err(ApiError::invalid(format!(
+                "{}emit belongs to the request, not to a job in a list: put it beside \"jobs\" (enqueue) or in the ack",
+                label.map_or_else(String::new, |l| format!("{l}."))
+            )));
+        }
+        let at = |field: &str| label.map_or_else(|| field.to_owned(), |l| format!("{l}.{field}"));
         let run_at = match (self.delay_ms, self.run_at) {
             (Some(_), Some(_)) => {
                 return Err(ApiError::invalid(format!(
@@ -104,6 +119,53 @@ impl JobInput {
             idempotency_key: self.idempotency_key,
         })
     }
+}
+
+/// A message for the outbox as a client sends it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MessageInput {
+    topic: String,
+    key: Option<String>,
+    payload: Box<RawValue>,
+    headers: Option<BTreeMap<String, String>>,
+}
+
+/// The messages of a list as the broker takes them.
+pub fn messages(list: Vec<Obj<MessageInput>>) -> Vec<NewMessage> {
+    list.into_iter()
+        .map(|Obj(m)| NewMessage {
+            topic: m.topic,
+            key: m.key,
+            payload: m.payload.get().to_owned(),
+            headers: m.headers.unwrap_or_default().into_iter().collect(),
+        })
+        .collect()
+}
+
+/// The jobs an ack enqueues: `[{"queue": "q", <job fields>}, ...]`, named `{label}[i]` in
+/// messages.
+pub fn follow_ups(list: Vec<Box<RawValue>>, label: &str) -> Result<Vec<FollowUp>, ApiError> {
+    list.iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let at = format!("{label}[{i}]");
+            let mut fields: std::collections::HashMap<String, Box<RawValue>> =
+                parse_json(item.get().as_bytes())?;
+            let queue = fields
+                .remove("queue")
+                .and_then(|q| serde_json::from_str::<String>(q.get()).ok())
+                .ok_or_else(|| ApiError::invalid(format!("{at}.queue must be a queue name")))?;
+            // The rest is a job object, parsed as an enqueue's is.
+            let job = serde_json::to_string(&fields)
+                .map_err(|e| ApiError::invalid(format!("{at}: {e}")))?;
+            let job: JobInput = parse_json(job.as_bytes())?;
+            Ok(FollowUp {
+                queue,
+                job: job.into_job(Some(&at))?,
+            })
+        })
+        .collect()
 }
 
 /// A lease token from a request; a malformed one is kept as a token that matches no delivery,

@@ -141,17 +141,24 @@ pub fn apply(
                 t.idempotency.remove(key.as_str())?;
             }
         }
-        WriteOp::Message(message) => events.push(EventRecord {
-            at: message.at,
-            queue: None,
-            job_id: None,
-            data: EventData::Message {
-                topic: message.topic.clone(),
-                key: message.key.clone(),
-                payload: message.payload.clone(),
-                headers: message.headers.clone(),
-            },
-        }),
+        WriteOp::Message(message) => {
+            if let Some((first, last)) = message.if_stored
+                && t.jobs.range(first..=last)?.next().is_none()
+            {
+                return Ok(Applied::Done);
+            }
+            events.push(EventRecord {
+                at: message.at,
+                queue: None,
+                job_id: None,
+                data: EventData::Message {
+                    topic: message.topic.clone(),
+                    key: message.key.clone(),
+                    payload: message.payload.clone(),
+                    headers: message.headers.clone(),
+                },
+            });
+        }
         WriteOp::QueuePurged { queue, jobs, at } => events.push(EventRecord {
             at: *at,
             queue: Some(queue.clone()),

@@ -48,6 +48,11 @@ impl EventLog {
         }
     }
 
+    /// The sequence number the next event appended will get (counting the transaction's).
+    pub fn pending_next(&self) -> u64 {
+        self.next + self.batch.len() as u64
+    }
+
     /// The sequence number of the last event appended (0: none yet).
     pub fn last(&self) -> u64 {
         self.next - 1

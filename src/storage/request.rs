@@ -15,6 +15,8 @@ pub struct Written {
     /// One entry per `Insert` op, in order: `None` if the job was stored, or the original job
     /// its idempotency key maps to (id, and state unless it has been deleted since).
     pub duplicates: Vec<Option<Original>>,
+    /// The sequence numbers of the events the request appended (`start..end`).
+    pub events: std::ops::Range<u64>,
 }
 
 /// A batch of ops to apply atomically, plus jobs to read back after them.

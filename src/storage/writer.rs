@@ -204,6 +204,7 @@ impl Writer {
             let mut tables = Tables::open(&txn)?;
             for request in group {
                 let mut written = Written::default();
+                let first_event = self.events.pending_next();
                 for op in &request.ops {
                     match self.apply(&mut tables, op)? {
                         Applied::Inserted(_) => written.duplicates.push(None),
@@ -211,6 +212,7 @@ impl Writer {
                         Applied::Done => {}
                     }
                 }
+                written.events = first_event..self.events.pending_next();
                 written.fetched = fetch(&tables, &request.fetch)?;
                 results.push(written);
             }

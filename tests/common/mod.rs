@@ -86,6 +86,22 @@ impl TestServer {
         request(self.addr, "POST", path, Some(body)).await
     }
 
+    pub async fn post_with(
+        &self,
+        path: &str,
+        body: &str,
+        headers: &[(&str, &str)],
+    ) -> (u16, Value) {
+        request_bytes(
+            self.addr,
+            "POST",
+            path,
+            Some(body.as_bytes().to_vec()),
+            headers,
+        )
+        .await
+    }
+
     pub async fn patch(&self, path: &str, body: &str) -> (u16, Value) {
         request(self.addr, "PATCH", path, Some(body)).await
     }

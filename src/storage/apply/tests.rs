@@ -578,6 +578,7 @@ fn forget_key_forgets_only_the_window_that_ended() {
 fn messages_and_purges_are_events_only() {
     let db = db();
     let message = Message {
+        if_stored: None,
         topic: "orders".into(),
         key: Some("o-1".into()),
         payload: "{}".into(),
@@ -629,4 +630,37 @@ fn cursors_are_set_and_deleted_without_events() {
     assert_eq!((cursor.seq, cursor.updated_at), (17, 9));
     run(&db, &[WriteOp::DeleteCursor { name: "c".into() }]);
     with_tables(&db, |t| assert!(t.cursors.get("c").unwrap().is_none()));
+}
+
+#[test]
+fn a_message_tied_to_an_insert_is_written_only_if_a_job_of_it_was_stored() {
+    let db = db();
+    run(&db, &[insert(1, 100, Some(("q\0k", 500)))]);
+    let message = |if_stored| {
+        WriteOp::Message(Message {
+            if_stored,
+            topic: "t".into(),
+            key: None,
+            payload: "1".into(),
+            headers: Vec::new(),
+            at: 200,
+        })
+    };
+    // A retried enqueue: its job (id 2) is a duplicate, so its message is not emitted again.
+    let (_, events) = run(
+        &db,
+        &[insert(2, 200, Some(("q\0k", 900))), message(Some((2, 2)))],
+    );
+    assert!(events.is_empty(), "{events:?}");
+    // A batch of which one job is new emits once.
+    let (_, events) = run(
+        &db,
+        &[
+            insert(3, 300, Some(("q\0k", 900))),
+            insert(4, 300, None),
+            message(Some((3, 4))),
+        ],
+    );
+    assert_eq!(events.len(), 2, "job 4's enqueue, then the message");
+    assert!(matches!(events[1].data, EventData::Message { .. }));
 }

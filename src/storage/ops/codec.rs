@@ -14,7 +14,8 @@
 //!   6 PutSchedule     name: str | record: bytes (ScheduleRecord) | schedule event | at: varint
 //!   7 DeleteSchedule  name: str | at: varint
 //!   8 ForgetKey       key: str | expires_at: varint
-//!   9 Message         topic: str | key: opt(str) | payload: str | headers | at: varint
+//!   9 Message         if_stored: opt(varint first | varint last) | topic: str | key: opt(str)
+//!                     | payload: str | headers | at: varint
 //!  10 QueuePurged     queue: str | jobs: varint | at: varint
 //!  11 PutCursor       name: str | seq: varint | at: varint
 //!  12 DeleteCursor    name: str
@@ -178,6 +179,10 @@ pub(super) fn encode<'a>(ops: impl Iterator<Item = &'a WriteOp> + Clone, out: &m
             }
             WriteOp::Message(m) => {
                 out.push(MESSAGE);
+                put_opt(out, m.if_stored, |out, (first, last)| {
+                    put_varint(out, first);
+                    put_varint(out, last);
+                });
                 put_bytes(out, m.topic.as_bytes());
                 put_opt(out, m.key.as_ref(), |out, k| put_bytes(out, k.as_bytes()));
                 put_bytes(out, m.payload.as_bytes());
@@ -491,6 +496,7 @@ impl<'a> Reader<'a> {
                 expires_at: self.varint()?,
             },
             MESSAGE => WriteOp::Message(Message {
+                if_stored: self.opt(|r| Ok((r.varint()?, r.varint()?)))?,
                 topic: self.string()?,
                 key: self.opt(Self::string)?,
                 payload: self.string()?,
@@ -533,6 +539,21 @@ mod tests {
             "the version-{OPS_VERSION} op layout changed: bump OPS_VERSION and keep a decoder for the old bytes"
         );
         assert_eq!(decode_ops(&unhex(V4_HEX)).unwrap(), golden_ops());
+    }
+
+    #[test]
+    fn the_layout_in_docs_design_md_is_this_one() {
+        let here = include_str!("codec.rs");
+        let design = include_str!("../../../docs/design.md");
+        let start = here.find("//! ```text").unwrap();
+        let end = start + here[start..].find("//! ```\n").unwrap();
+        for line in here[start..end].lines().skip(1) {
+            let line = line.strip_prefix("//! ").unwrap_or("").trim_end();
+            assert!(
+                design.contains(line),
+                "docs/design.md (Journal op format) lacks: {line}"
+            );
+        }
     }
 
     #[test]

@@ -46,10 +46,10 @@ pub const V4_HEX: &str = concat!(
     "06656d61696c730f7b227265706f7274223a747275657d80010300010161016200010001808aa2bab73380d0",
     "eab6b73380d0eab6b73302c8a6f0b6b73306076e696768746c79540409302033202a202a202a0c4575726f70",
     "652f506172697306656d61696c730f7b227265706f7274223a747275657d800103000101610162000101808a",
-    "a2bab73301808aa2bab73380d0eab6b73380d0eab6b733030ce48aa2bab73309066f726465727301036f2d31",
-    "0c7b22746f74616c223a31327d0105747261636503742d32c88ba2bab73309066f726465727300046e756c6c",
-    "00ac8ca2bab7330a06656d61696c7302908da2bab7330b086d6972726f722d6111f48da2bab7330c086d6972",
-    "726f722d62",
+    "a2bab73301808aa2bab73380d0eab6b73380d0eab6b733030ce48aa2bab73309010709066f72646572730103",
+    "6f2d310c7b22746f74616c223a31327d0105747261636503742d32c88ba2bab7330900066f72646572730004",
+    "6e756c6c00ac8ca2bab7330a06656d61696c7302908da2bab7330b086d6972726f722d6111f48da2bab7330c",
+    "086d6972726f722d62",
 );
 
 /// Lower-case hex of `bytes`.
@@ -181,6 +181,7 @@ pub fn golden_ops() -> Vec<WriteOp> {
             at: T + 7_200_100,
         },
         WriteOp::Message(Message {
+            if_stored: Some((7, 9)),
             topic: "orders".into(),
             key: Some("o-1".into()),
             payload: r#"{"total":12}"#.into(),
@@ -188,6 +189,7 @@ pub fn golden_ops() -> Vec<WriteOp> {
             at: T + 7_200_200,
         }),
         WriteOp::Message(Message {
+            if_stored: None,
             topic: "orders".into(),
             key: None,
             payload: "null".into(),

@@ -162,6 +162,9 @@ pub enum ScheduleEvent {
 /// A message a client writes to the outbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
+    /// Written only if a job with an id in this range (inclusive) is stored: the message an
+    /// enqueue emits is not emitted again when every job of it turns out to be a duplicate.
+    pub if_stored: Option<(u64, u64)>,
     /// Its topic.
     pub topic: String,
     /// Its key, if any.

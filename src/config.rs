@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::broker::{BrokerOptions, Limits, QueueConfig};
+use crate::mirror::MirrorConfig;
 use crate::storage::StoreOptions;
 
 /// When an acknowledged write is on disk.
@@ -64,6 +65,9 @@ pub struct Config {
     pub shutdown_grace_ms: u64,
     /// Defaults of queues created on first use.
     pub queue_defaults: QueueConfig,
+    /// Mirrors (`[[mirror]]` tables): none by default.
+    #[serde(rename = "mirror")]
+    pub mirrors: Vec<MirrorConfig>,
 }
 
 impl Default for Config {
@@ -85,6 +89,7 @@ impl Default for Config {
             events_max_age_ms: 7 * 24 * 3_600_000,
             shutdown_grace_ms: 10_000,
             queue_defaults: QueueConfig::default(),
+            mirrors: Vec::new(),
         }
     }
 }
@@ -153,6 +158,12 @@ impl Config {
         }
         if self.events_max_entries == 0 || self.events_max_age_ms == 0 {
             return invalid("events_max_entries and events_max_age_ms must be at least 1");
+        }
+        for (i, mirror) in self.mirrors.iter().enumerate() {
+            mirror.validate().map_err(ConfigError::Invalid)?;
+            if self.mirrors[..i].iter().any(|m| m.name == mirror.name) {
+                return invalid(&format!("two mirrors are named {:?}", mirror.name));
+            }
         }
         self.queue_defaults
             .check()

@@ -12,6 +12,7 @@
 //! - [`broker`]: every life-cycle rule: enqueue (with idempotency keys), poll and leases,
 //!   ack/nack/extend, retries with backoff, dead jobs and replay, cron schedules, retention,
 //!   the timer, recovery of in-memory indexes.
+//! - [`mirror`]: relays that copy the broker's state to Postgres and Redis from the change log.
 //! - [`http`]: the v1 JSON API: parse, call one broker operation, render.
 //! - [`server`]: binds, recovers, serves, shuts down gracefully.
 //! - [`metrics`]: counters and histograms for `/metrics`.
@@ -30,6 +31,7 @@ pub mod cron;
 pub mod http;
 pub mod job;
 pub mod metrics;
+pub mod mirror;
 pub mod random;
 pub mod server;
 pub mod storage;

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use wharf::clock::Clock;
 use wharf::config::{Config, Durability};
+use wharf::mirror::MirrorConfig;
 use wharf::server::Server;
 
 // glibc malloc was ~15% of CPU under load (many small, short-lived allocations per request);
@@ -47,6 +48,11 @@ struct ServeArgs {
     /// fsync_interval_ms (a crash loses that last interval) [default: sync]
     #[arg(long, env = "WHARF_DURABILITY", value_enum)]
     durability: Option<Durability>,
+    /// A mirror to copy the broker's state into, with the defaults of its kind (postgres://...
+    /// or redis://...); repeat for more. Added to the config file's [[mirror]] tables
+    /// [default: none]
+    #[arg(long = "mirror", value_name = "URL")]
+    mirrors: Vec<String>,
 }
 
 impl ServeArgs {
@@ -63,6 +69,11 @@ impl ServeArgs {
         }
         if let Some(v) = self.durability {
             config.durability = v;
+        }
+        for url in &self.mirrors {
+            let mirror =
+                MirrorConfig::from_url(url, &config.mirrors).map_err(anyhow::Error::msg)?;
+            config.mirrors.push(mirror);
         }
         config.validate()?;
         Ok(config)

@@ -14,6 +14,7 @@ use crate::broker::{Broker, BrokerError, BrokerOptions};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::http::{self, AppState};
+use crate::mirror::{self, MirrorStatus, Relays};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +43,7 @@ pub struct Server {
     http: JoinHandle<()>,
     timer: JoinHandle<()>,
     sweeper: JoinHandle<()>,
+    relays: Relays,
     grace: Duration,
 }
 
@@ -104,6 +106,8 @@ impl Server {
             stats.jobs,
             stats.elapsed
         );
+        let relays = mirror::start(&broker, &config.mirrors);
+        app.set_mirrors(relays.watch());
         let timer = tokio::spawn(broker.clone().run_timer());
         let sweeper = tokio::spawn(broker.clone().run_sweeper());
         Ok(Server {
@@ -113,8 +117,14 @@ impl Server {
             http,
             timer,
             sweeper,
+            relays,
             grace: Duration::from_millis(config.shutdown_grace_ms),
         })
+    }
+
+    /// Every mirror's status, as it changes (in the order of the config).
+    pub fn mirrors(&self) -> Vec<tokio::sync::watch::Receiver<MirrorStatus>> {
+        self.relays.watch()
     }
 
     /// The address it listens on.
@@ -147,6 +157,8 @@ impl Server {
                 task.abort();
             }
         }
+        // Relays stop on `begin_shutdown` too, after the batch they may be applying.
+        self.relays.stop(self.grace).await;
         let broker = self.broker;
         let _ = tokio::task::spawn_blocking(move || broker.close()).await;
         tracing::info!("wharf stopped");

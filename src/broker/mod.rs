@@ -48,6 +48,7 @@ mod reads;
 mod recovery;
 mod retention;
 mod schedule;
+mod snapshot;
 mod state;
 mod timer;
 mod views;
@@ -65,6 +66,7 @@ pub use config::{Backoff, QueueConfig};
 pub use error::BrokerError;
 pub use events::{CursorView, Event, EventFilter, EventPage, EventQuery, Start, TYPES};
 pub use limits::{Invalid, Limit, Limits};
+pub use snapshot::Snapshot;
 pub use state::Counters;
 pub use views::{
     AckItem, Acked, Delivery, Enqueued, FollowUp, JobView, NackRequest, NewJob, NewMessage,
@@ -176,6 +178,16 @@ impl Broker {
         for notify in state.waiters.values() {
             notify.notify_waiters();
         }
+    }
+
+    /// Resolves once [`Broker::begin_shutdown`] has been called.
+    pub async fn until_shutdown(&self) {
+        let mut stopped = std::pin::pin!(self.shutdown_signal.notified());
+        stopped.as_mut().enable();
+        if self.is_shutting_down() {
+            return;
+        }
+        stopped.await;
     }
 
     /// Whether [`Broker::begin_shutdown`] was called.

@@ -115,6 +115,7 @@ pub async fn metrics(State(app): State<AppState>) -> Result<impl IntoResponse, A
         out,
         "# HELP wharf_idempotency_keys_forgotten_total Idempotency keys forgotten after their window.\n# TYPE wharf_idempotency_keys_forgotten_total counter\nwharf_idempotency_keys_forgotten_total {forgotten}"
     );
+    mirror_metrics(&mut out, &app, broker.events_head(), broker.now());
     let recovery = broker.recovery_stats();
     let _ = writeln!(
         out,
@@ -133,4 +134,59 @@ pub async fn metrics(State(app): State<AppState>) -> Result<impl IntoResponse, A
         )],
         out,
     ))
+}
+
+/// The mirror series, labelled by mirror.
+fn mirror_metrics(out: &mut String, app: &AppState, head: u64, now: u64) {
+    let mirrors = app.mirrors();
+    if mirrors.is_empty() {
+        return;
+    }
+    type Series = (&'static str, &'static str, &'static str);
+    let series: [Series; 6] = [
+        (
+            "wharf_mirror_lag_events",
+            "gauge",
+            "Events readers can see that the mirror does not hold yet.",
+        ),
+        (
+            "wharf_mirror_lag_seconds",
+            "gauge",
+            "How long the oldest event the mirror has not applied has waited.",
+        ),
+        (
+            "wharf_mirror_applied_events_total",
+            "counter",
+            "Events applied to the mirror.",
+        ),
+        (
+            "wharf_mirror_errors_total",
+            "counter",
+            "Failed tries to reach or write to the mirror.",
+        ),
+        (
+            "wharf_mirror_dead_events_total",
+            "counter",
+            "Events the mirror refused, set aside in its dead list.",
+        ),
+        (
+            "wharf_mirror_up",
+            "gauge",
+            "1 when the last try to reach the mirror worked.",
+        ),
+    ];
+    for (name, kind, help) in series {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for m in &mirrors {
+            let value = match name {
+                "wharf_mirror_lag_events" => m.lag_events(head) as f64,
+                "wharf_mirror_lag_seconds" => m.lag_ms(head, now) as f64 / 1000.0,
+                "wharf_mirror_applied_events_total" => m.applied_total as f64,
+                "wharf_mirror_errors_total" => m.errors_total as f64,
+                "wharf_mirror_dead_events_total" => m.dead_total as f64,
+                _ => f64::from(u8::from(m.up)),
+            };
+            let _ = writeln!(out, "{name}{{mirror=\"{}\"}} {value}", m.name);
+        }
+    }
 }

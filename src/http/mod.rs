@@ -4,8 +4,8 @@
 //! - [`wire`]: JSON shapes, and turning them into broker requests (the broker checks the values).
 //! - [`error`]: the one list of error codes (machine code and status) and the mapping from
 //!   broker errors.
-//! - [`jobs`], [`queues`], [`schedules`], [`events`], [`cursors`], [`outbox`], [`health`]: the handlers,
-//!   one file per resource.
+//! - [`jobs`], [`queues`], [`schedules`], [`events`], [`cursors`], [`outbox`], [`mirrors`],
+//!   [`health`]: the handlers, one file per resource.
 
 mod body;
 mod cursors;
@@ -13,6 +13,7 @@ mod error;
 mod events;
 mod health;
 mod jobs;
+mod mirrors;
 mod outbox;
 mod queues;
 mod schedules;
@@ -26,13 +27,18 @@ use axum::routing::{get, post};
 
 pub use error::{ApiError, ErrorCode};
 
+use tokio::sync::watch;
+
 use crate::broker::Broker;
+use crate::mirror::MirrorStatus;
 
 /// What every handler shares. The broker is set once recovery finishes; until then the API
 /// answers 503 `recovering` (and `/healthz` already answers 200).
 #[derive(Clone, Default)]
 pub struct AppState {
     broker: Arc<OnceLock<Arc<Broker>>>,
+    /// The mirrors' statuses, once their relays run.
+    mirrors: Arc<OnceLock<Vec<watch::Receiver<MirrorStatus>>>>,
 }
 
 impl AppState {
@@ -44,6 +50,19 @@ impl AppState {
     /// Makes the recovered broker available to handlers.
     pub fn set_broker(&self, broker: Arc<Broker>) {
         let _ = self.broker.set(broker);
+    }
+
+    /// Makes the relays' statuses available to handlers.
+    pub fn set_mirrors(&self, mirrors: Vec<watch::Receiver<MirrorStatus>>) {
+        let _ = self.mirrors.set(mirrors);
+    }
+
+    /// Every mirror's status now (none before the relays start).
+    fn mirrors(&self) -> Vec<MirrorStatus> {
+        self.mirrors
+            .get()
+            .map(|all| all.iter().map(|m| m.borrow().clone()).collect())
+            .unwrap_or_default()
     }
 
     fn broker(&self) -> Result<&Arc<Broker>, ApiError> {
@@ -89,6 +108,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/v1/outbox", post(outbox::post))
         .route("/v1/events", get(events::list))
         .route("/v1/events/stream", get(events::stream))
+        .route("/v1/mirrors", get(mirrors::list))
         .route("/v1/cursors", get(cursors::list))
         .route(
             "/v1/cursors/{name}",

@@ -45,7 +45,7 @@ pub use ops::{
     IdempotencyKey, JobChange, JobEvent, Message, OPS_VERSION, ScheduleEvent, WriteOp, decode_ops,
     encode_ops,
 };
-pub use reads::EventsRead;
+pub use reads::{EventsRead, Snapshot};
 pub use records::{
     CursorRecord, DeleteReason, EventData, EventRecord, FORMAT_VERSION, IdempotencyRecord, JobBody,
     JobRecord, JobTemplate, QueueRecord, ScheduleRecord, StoredState, decode, decode_events,

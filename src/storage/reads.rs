@@ -226,4 +226,76 @@ impl Store {
             None => None,
         })
     }
+
+    /// A consistent view of every job and queue, for a mirror's snapshot: one read
+    /// transaction, with the last event its state reflects.
+    pub fn snapshot(&self) -> Result<Snapshot, StoreError> {
+        let db = self.db()?;
+        let txn = db.begin_read()?;
+        let next = txn
+            .open_table(META)?
+            .get(META_EVENTS_NEXT)?
+            .map_or(1, |v| v.value());
+        Ok(Snapshot {
+            txn,
+            seq: next - 1,
+            after: 0,
+        })
+    }
+}
+
+/// A read transaction held open while a mirror copies the state it sees.
+pub struct Snapshot {
+    txn: redb::ReadTransaction,
+    /// The last event the state reflects.
+    pub seq: u64,
+    /// The last job id read so far.
+    after: u64,
+}
+
+impl Snapshot {
+    /// Every queue with its settings.
+    pub fn queues(&self, defaults: &QueueRecord) -> Result<Vec<(String, QueueRecord)>, StoreError> {
+        let table = self.txn.open_table(QUEUES)?;
+        let mut queues = Vec::new();
+        for row in table.iter()? {
+            let (name, value) = row?;
+            queues.push((
+                name.value().to_owned(),
+                decode_queue_record(value.value(), defaults)?,
+            ));
+        }
+        Ok(queues)
+    }
+
+    /// The next `limit` jobs in id order (empty when every job has been read).
+    pub fn next_jobs(&mut self, limit: usize) -> Result<Vec<(u64, StoredJob)>, StoreError> {
+        let jobs = self.txn.open_table(JOBS)?;
+        let bodies = self.txn.open_table(BODIES)?;
+        let results = self.txn.open_table(RESULTS)?;
+        let mut out = Vec::with_capacity(limit);
+        for row in jobs.range(self.after.saturating_add(1)..)?.take(limit) {
+            let (id, value) = row?;
+            let id = id.value();
+            let record: JobRecord = decode(value.value())?;
+            let body = match bodies.get(id)? {
+                Some(body) => decode(body.value())?,
+                None => JobBody {
+                    payload: "null".into(),
+                    headers: Vec::new(),
+                },
+            };
+            let result = results.get(id)?.map(|r| r.value().to_owned());
+            out.push((
+                id,
+                StoredJob {
+                    record,
+                    body,
+                    result,
+                },
+            ));
+            self.after = id;
+        }
+        Ok(out)
+    }
 }

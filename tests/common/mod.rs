@@ -1,6 +1,8 @@
 //! Shared test helpers: a server on an ephemeral port in a temp dir, and a tiny HTTP client.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)] // tests may unwrap; not every test uses every helper
 
+pub mod services;
+
 use std::net::SocketAddr;
 use std::path::Path;
 
@@ -69,10 +71,16 @@ impl TestServer {
 
     /// Shuts down cleanly, lets `ms` pass while the broker is down, and starts again on the
     /// same data dir and clock (then settles, so whatever fell due meanwhile is handled).
-    pub async fn restart_after(mut self, ms: u64) -> TestServer {
+    pub async fn restart_after(self, ms: u64) -> TestServer {
+        let config = quiet_config_in(self.dir.path());
+        self.restart_with(ms, config).await
+    }
+
+    /// Shuts down cleanly, lets `ms` pass, and starts again on the same data dir and clock
+    /// with `config` (then settles).
+    pub async fn restart_with(mut self, ms: u64, config: Config) -> TestServer {
         self.server.take().unwrap().shutdown().await;
         self.clock.advance(ms);
-        let config = quiet_config_in(self.dir.path());
         let server = Self::start_in(self.dir, config, self.clock).await;
         settle(server.broker()).await;
         server

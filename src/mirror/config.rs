@@ -1,0 +1,179 @@
+//! Mirror settings: `[[mirror]]` tables in the config file, or `--mirror URL`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::job::valid_queue_name;
+
+/// Where a mirror's state goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MirrorKind {
+    /// Tables in a Postgres schema.
+    Postgres,
+    /// Keys under a Redis prefix.
+    Redis,
+}
+
+impl MirrorKind {
+    /// The kind's name, as in the config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MirrorKind::Postgres => "postgres",
+            MirrorKind::Redis => "redis",
+        }
+    }
+}
+
+/// One mirror.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MirrorConfig {
+    /// Its name, unique among mirrors (`[A-Za-z0-9._-]{1,128}`): Postgres keeps its position
+    /// under it.
+    pub name: String,
+    /// `postgres` or `redis`.
+    pub kind: MirrorKind,
+    /// `postgres://user@host:port/db` or `redis://host:port/db`.
+    pub url: String,
+    /// Postgres: the schema its tables live in (created on first connect). Default: `wharf`.
+    #[serde(default = "default_schema")]
+    pub schema: String,
+    /// Redis: the prefix of its keys. Default: `wharf:`.
+    #[serde(default = "default_prefix")]
+    pub prefix: String,
+    /// Most events applied in one transaction. Default: 1000.
+    #[serde(default = "default_batch")]
+    pub batch: usize,
+    /// Longest wait between two tries when the mirror is down (exponential from 100 ms, full
+    /// jitter). Default: 30000.
+    #[serde(default = "default_max_backoff_ms")]
+    pub max_backoff_ms: u64,
+}
+
+fn default_schema() -> String {
+    "wharf".into()
+}
+
+fn default_prefix() -> String {
+    "wharf:".into()
+}
+
+fn default_batch() -> usize {
+    1000
+}
+
+fn default_max_backoff_ms() -> u64 {
+    30_000
+}
+
+impl MirrorConfig {
+    /// A mirror of the kind the URL's scheme names, with every default; `name` is the kind's
+    /// name unless taken by one of `taken`, then `kind-2`, `kind-3`, ...
+    pub fn from_url(url: &str, taken: &[MirrorConfig]) -> Result<MirrorConfig, String> {
+        let kind = match url.split_once("://").map(|(scheme, _)| scheme) {
+            Some("postgres" | "postgresql") => MirrorKind::Postgres,
+            Some("redis" | "rediss") => MirrorKind::Redis,
+            _ => {
+                return Err(format!(
+                    "mirror URL {url:?} must start with postgres:// or redis://"
+                ));
+            }
+        };
+        let base = kind.as_str();
+        let name = (1..)
+            .map(|n| {
+                if n == 1 {
+                    base.to_owned()
+                } else {
+                    format!("{base}-{n}")
+                }
+            })
+            .find(|name| taken.iter().all(|m| &m.name != name))
+            .unwrap_or_else(|| base.to_owned());
+        Ok(MirrorConfig {
+            name,
+            kind,
+            url: url.to_owned(),
+            schema: default_schema(),
+            prefix: default_prefix(),
+            batch: default_batch(),
+            max_backoff_ms: default_max_backoff_ms(),
+        })
+    }
+
+    /// Rejects settings that cannot work, naming the mirror and the field.
+    pub fn validate(&self) -> Result<(), String> {
+        let name = &self.name;
+        if !valid_queue_name(name) {
+            return Err(format!(
+                "mirror name {name:?} must be 1-128 characters of A-Z, a-z, 0-9, '.', '_' and '-'"
+            ));
+        }
+        match self.kind {
+            MirrorKind::Postgres => {
+                self.url
+                    .parse::<tokio_postgres::Config>()
+                    .map_err(|e| format!("mirror {name}: url is not a Postgres URL: {e}"))?;
+                let ident = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_';
+                let starts_ok = self
+                    .schema
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_lowercase() || c == '_');
+                if !starts_ok || self.schema.len() > 63 || !self.schema.chars().all(ident) {
+                    return Err(format!(
+                        "mirror {name}: schema must be a lower-case identifier ([a-z_][a-z0-9_]*, at most 63)"
+                    ));
+                }
+            }
+            MirrorKind::Redis => {
+                redis::Client::open(self.url.as_str())
+                    .map_err(|e| format!("mirror {name}: url is not a Redis URL: {e}"))?;
+                if self.prefix.is_empty() || self.prefix.len() > 128 {
+                    return Err(format!("mirror {name}: prefix must be 1-128 bytes"));
+                }
+            }
+        }
+        if !(1..=10_000).contains(&self.batch) {
+            return Err(format!("mirror {name}: batch must be between 1 and 10000"));
+        }
+        if !(100..=3_600_000).contains(&self.max_backoff_ms) {
+            return Err(format!(
+                "mirror {name}: max_backoff_ms must be between 100 and 3600000"
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn a_url_names_its_kind_and_names_stay_unique() {
+        let pg = MirrorConfig::from_url("postgres://postgres@127.0.0.1/test", &[]).unwrap();
+        assert_eq!(
+            (pg.kind, pg.name.as_str()),
+            (MirrorKind::Postgres, "postgres")
+        );
+        let second =
+            MirrorConfig::from_url("postgresql://h/db", std::slice::from_ref(&pg)).unwrap();
+        assert_eq!(second.name, "postgres-2");
+        let redis = MirrorConfig::from_url("redis://127.0.0.1:6379", &[]).unwrap();
+        assert_eq!(
+            (redis.kind, redis.prefix.as_str()),
+            (MirrorKind::Redis, "wharf:")
+        );
+        assert!(MirrorConfig::from_url("mysql://x", &[]).is_err());
+        pg.validate().unwrap();
+        redis.validate().unwrap();
+        let bad = MirrorConfig {
+            schema: "Bad-Schema".into(),
+            ..pg
+        };
+        assert!(bad.validate().unwrap_err().contains("schema"));
+    }
+}

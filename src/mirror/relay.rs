@@ -1,0 +1,376 @@
+//! The relay every mirror runs, and what it reports.
+//!
+//! It connects, reads the position the mirror stores, and follows the change log from there,
+//! applying events in batches (each batch and the new position in one transaction of the
+//! mirror). A new mirror replays the log from seq 1 while the log still holds it; one whose
+//! position is behind the log's start (trimmed), or ahead of its end (a broker whose data was
+//! reset), first gets a snapshot. When the mirror is
+//! unreachable the relay retries with capped exponential backoff and full jitter, and the
+//! broker never waits for it. A batch the mirror refuses is retried, then applied one event at
+//! a time, and an event refused [`TRIES`] times is set aside in the dead list (logged, counted,
+//! shown by `GET /v1/mirrors`) so that one bad event never wedges the relay.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::change::{self, Change};
+use super::{MirrorConfig, MirrorKind, Sink, SinkError};
+use crate::broker::{Broker, BrokerError, EventFilter, EventQuery, Start};
+use crate::clock::Millis;
+use crate::random::Rng;
+
+/// Tries of a change the mirror refuses before it goes to the dead list.
+const TRIES: u32 = 3;
+/// Dead events a status keeps (the count goes on).
+const DEAD_KEPT: usize = 100;
+/// How long one read of the log waits for new events before it looks again.
+const READ_WAIT_MS: u64 = 30_000;
+/// The first retry delay after a failure.
+const FIRST_BACKOFF_MS: u64 = 100;
+
+/// Where a relay is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MirrorState {
+    /// Connecting (or reconnecting).
+    Connecting,
+    /// Copying a snapshot.
+    Snapshotting,
+    /// Applying events as they come.
+    Following,
+    /// Unreachable; waiting before the next try.
+    Down,
+}
+
+impl MirrorState {
+    /// The name `GET /v1/mirrors` shows.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MirrorState::Connecting => "connecting",
+            MirrorState::Snapshotting => "snapshotting",
+            MirrorState::Following => "following",
+            MirrorState::Down => "down",
+        }
+    }
+}
+
+/// An event a mirror refused, set aside.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadEvent {
+    /// Its seq.
+    pub seq: u64,
+    /// Why.
+    pub error: String,
+}
+
+/// What a relay reports.
+#[derive(Debug, Clone)]
+pub struct MirrorStatus {
+    /// The mirror's name.
+    pub name: String,
+    /// Its kind.
+    pub kind: MirrorKind,
+    /// Where the relay is.
+    pub state: MirrorState,
+    /// The last event applied (0: none yet).
+    pub position: u64,
+    /// Whether the last try to reach the mirror worked.
+    pub up: bool,
+    /// The last error, if any.
+    pub last_error: Option<String>,
+    /// Events applied since start.
+    pub applied_total: u64,
+    /// Failed tries (connect, apply, snapshot) since start.
+    pub errors_total: u64,
+    /// The newest events set aside (at most 100), and how many in all since start.
+    pub dead: VecDeque<DeadEvent>,
+    /// Events set aside since start.
+    pub dead_total: u64,
+    /// The time of the oldest event read but not applied yet, while behind.
+    pub behind_since: Option<Millis>,
+}
+
+impl MirrorStatus {
+    /// Events readers can see that the mirror does not hold yet.
+    pub fn lag_events(&self, head: u64) -> u64 {
+        head.saturating_sub(self.position)
+    }
+
+    /// How long the oldest event it has not applied has waited (0 when caught up).
+    pub fn lag_ms(&self, head: u64, now: Millis) -> u64 {
+        if self.lag_events(head) == 0 {
+            return 0;
+        }
+        self.behind_since
+            .map_or(0, |since| now.saturating_sub(since))
+    }
+}
+
+/// The relays of a server.
+#[derive(Default)]
+pub struct Relays {
+    statuses: Vec<watch::Receiver<MirrorStatus>>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Relays {
+    /// Starts a relay into `sink`.
+    pub fn start<S: Sink>(&mut self, broker: Arc<Broker>, config: &MirrorConfig, sink: S) {
+        let (status, receiver) = watch::channel(MirrorStatus {
+            name: config.name.clone(),
+            kind: config.kind,
+            state: MirrorState::Connecting,
+            position: 0,
+            up: false,
+            last_error: None,
+            applied_total: 0,
+            errors_total: 0,
+            dead: VecDeque::new(),
+            dead_total: 0,
+            behind_since: None,
+        });
+        let relay = Relay {
+            broker,
+            batch: config.batch,
+            max_backoff_ms: config.max_backoff_ms,
+            status,
+            rng: Rng::from_entropy(),
+            failures: 0,
+        };
+        self.tasks.push(tokio::spawn(relay.run(sink)));
+        self.statuses.push(receiver);
+    }
+
+    /// Every relay's status, in the order of the config.
+    pub fn statuses(&self) -> Vec<MirrorStatus> {
+        self.statuses.iter().map(|s| s.borrow().clone()).collect()
+    }
+
+    /// Watches of every relay's status (tests wait on them).
+    pub fn watch(&self) -> Vec<watch::Receiver<MirrorStatus>> {
+        self.statuses.clone()
+    }
+
+    /// Waits for the relays to stop (they stop when the broker shuts down), at most `grace`;
+    /// a relay still running then is dropped (its mirror keeps its position).
+    pub async fn stop(self, grace: Duration) {
+        for mut task in self.tasks {
+            if tokio::time::timeout(grace, &mut task).await.is_err() {
+                tracing::warn!("a mirror relay did not stop in time; dropping it");
+                task.abort();
+            }
+        }
+    }
+}
+
+struct Relay {
+    broker: Arc<Broker>,
+    batch: usize,
+    max_backoff_ms: u64,
+    status: watch::Sender<MirrorStatus>,
+    rng: Rng,
+    /// Failures in a row, for the backoff.
+    failures: u32,
+}
+
+/// What ended a relay's following.
+enum Stop {
+    /// The broker shuts down.
+    Shutdown,
+    /// The mirror failed: wait, then reconnect.
+    Failed(String),
+}
+
+impl Relay {
+    async fn run<S: Sink>(mut self, mut sink: S) {
+        loop {
+            if self.broker.is_shutting_down() {
+                return;
+            }
+            self.set(|s| s.state = MirrorState::Connecting);
+            let stop = match sink.connect().await {
+                Ok(stored) => {
+                    self.set(|s| s.up = true);
+                    self.follow(&mut sink, stored).await
+                }
+                Err(error) => Stop::Failed(error.to_string()),
+            };
+            match stop {
+                Stop::Shutdown => return,
+                Stop::Failed(error) => {
+                    let name = self.status.borrow().name.clone();
+                    tracing::warn!(mirror = %name, %error, "mirror failed; retrying");
+                    self.set(|s| {
+                        s.state = MirrorState::Down;
+                        s.up = false;
+                        s.errors_total += 1;
+                        s.last_error = Some(error);
+                    });
+                    if !self.back_off().await {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Snapshots if needed, then applies events as they come, until the mirror fails or the
+    /// broker shuts down.
+    async fn follow<S: Sink>(&mut self, sink: &mut S, stored: Option<u64>) -> Stop {
+        let head = self.broker.events_head();
+        let mut position = match stored {
+            Some(position) if position <= head => position,
+            // A new mirror replays the log from its start, messages and all, while the log
+            // still holds it; the first read says when it does not (then: a snapshot).
+            None => 0,
+            // Ahead of the log: the broker's data was reset.
+            Some(_) => match self.snapshot(sink).await {
+                Ok(seq) => seq,
+                Err(stop) => return stop,
+            },
+        };
+        self.set(|s| {
+            s.state = MirrorState::Following;
+            s.position = position;
+        });
+        loop {
+            let query = EventQuery {
+                start: Start::After(position),
+                limit: self.batch,
+                wait_ms: READ_WAIT_MS,
+                filter: EventFilter::default(),
+            };
+            let page = match self.broker.events(query).await {
+                Ok(page) => page,
+                Err(BrokerError::EventsTrimmed { .. }) => match self.snapshot(sink).await {
+                    Ok(seq) => {
+                        position = seq;
+                        self.set(|s| {
+                            s.state = MirrorState::Following;
+                            s.position = seq;
+                        });
+                        continue;
+                    }
+                    Err(stop) => return stop,
+                },
+                Err(_) if self.broker.is_shutting_down() => return Stop::Shutdown,
+                Err(error) => return Stop::Failed(format!("reading the change log: {error}")),
+            };
+            if self.broker.is_shutting_down() {
+                return Stop::Shutdown;
+            }
+            let Some(first) = page.events.first() else {
+                continue;
+            };
+            let since = first.at;
+            self.set(|s| s.behind_since = Some(since));
+            let mut changes = Vec::with_capacity(page.events.len());
+            for event in &page.events {
+                match change::parse(&event.json) {
+                    Ok(parsed) => changes.push(parsed),
+                    Err(error) => {
+                        self.dead(event.seq, error.to_string());
+                        changes.push((event.seq, Change::Nothing));
+                    }
+                }
+            }
+            match self.apply(sink, &changes).await {
+                Ok(()) => {
+                    position = page.next_after;
+                    self.failures = 0;
+                    let applied = changes.len() as u64;
+                    self.set(|s| {
+                        s.position = position;
+                        s.applied_total += applied;
+                        s.behind_since = None;
+                        s.up = true;
+                    });
+                }
+                Err(error) => return Stop::Failed(error.to_string()),
+            }
+        }
+    }
+
+    /// Replaces the mirror's state with a snapshot; returns its seq.
+    async fn snapshot<S: Sink>(&mut self, sink: &mut S) -> Result<u64, Stop> {
+        self.set(|s| s.state = MirrorState::Snapshotting);
+        let mut snapshot = match self.broker.snapshot().await {
+            Ok(snapshot) => snapshot,
+            Err(_) if self.broker.is_shutting_down() => return Err(Stop::Shutdown),
+            Err(error) => return Err(Stop::Failed(format!("taking a snapshot: {error}"))),
+        };
+        let name = self.status.borrow().name.clone();
+        tracing::info!(mirror = %name, seq = snapshot.seq(), "mirror snapshot");
+        match sink.replace(&mut snapshot).await {
+            Ok(()) => Ok(snapshot.seq()),
+            Err(error) => Err(Stop::Failed(error.to_string())),
+        }
+    }
+
+    /// Applies a batch in one transaction. If the mirror refuses it, retries, then applies
+    /// its events one by one, setting aside each one it keeps refusing. A mirror that is down
+    /// fails the whole call: the batch is applied again after reconnecting.
+    async fn apply<S: Sink>(
+        &mut self,
+        sink: &mut S,
+        changes: &[(u64, Change)],
+    ) -> Result<(), SinkError> {
+        let Some(&(last, _)) = changes.last() else {
+            return Ok(());
+        };
+        let all: Vec<Change> = changes.iter().map(|(_, c)| c.clone()).collect();
+        let mut refused = None;
+        for _ in 0..TRIES {
+            match sink.apply(&all, last).await {
+                Ok(()) => return Ok(()),
+                Err(SinkError::Rejected(error)) => refused = Some(error),
+                Err(down) => return Err(down),
+            }
+        }
+        if changes.len() == 1 {
+            let error = refused.unwrap_or_default();
+            self.dead(last, error);
+            self.set(|s| s.errors_total += 1);
+            // Past it, with nothing applied.
+            return sink.apply(&[], last).await;
+        }
+        for (seq, change) in changes {
+            Box::pin(self.apply(sink, &[(*seq, change.clone())])).await?;
+        }
+        Ok(())
+    }
+
+    fn dead(&mut self, seq: u64, error: String) {
+        let name = self.status.borrow().name.clone();
+        tracing::error!(mirror = %name, seq, %error, "the mirror refused an event; set aside");
+        self.set(|s| {
+            s.dead_total += 1;
+            s.dead.push_back(DeadEvent { seq, error });
+            if s.dead.len() > DEAD_KEPT {
+                s.dead.pop_front();
+            }
+        });
+    }
+
+    /// Waits before the next try: full jitter over an exponential ceiling, capped. Returns
+    /// `false` if the broker shuts down meanwhile.
+    async fn back_off(&mut self) -> bool {
+        let ceiling = FIRST_BACKOFF_MS
+            .saturating_mul(1 << self.failures.min(20))
+            .min(self.max_backoff_ms);
+        self.failures = self.failures.saturating_add(1);
+        let delay = self.rng.next_u64() % (ceiling + 1);
+        // Real time: a retry pace, not a deadline of the broker's.
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_millis(delay)) => true,
+            () = self.broker.until_shutdown() => false,
+        }
+    }
+
+    fn set(&self, change: impl FnOnce(&mut MirrorStatus)) {
+        self.status.send_modify(change);
+    }
+}

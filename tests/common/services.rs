@@ -1,0 +1,178 @@
+//! The machine's Postgres and Redis for mirror tests: where they are, a schema or key prefix of
+//! a test's own (dropped when the test ends), and a TCP proxy a test can take down and bring
+//! back to play a mirror that is unreachable.
+//!
+//! An unreachable service skips the test with a note, unless `WHARF_REQUIRE_SERVICES=1` (set by
+//! `.ci/run`), which makes it a failure.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+/// `WHARF_TEST_POSTGRES_URL`, by default the machine's Postgres.
+pub fn postgres_url() -> String {
+    std::env::var("WHARF_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// `WHARF_TEST_REDIS_URL`, by default the machine's Redis.
+pub fn redis_url() -> String {
+    std::env::var("WHARF_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// `None` (after a note) when `service` cannot be reached and services are not required.
+fn skip<T>(service: &str, error: impl std::fmt::Display) -> Option<T> {
+    if std::env::var("WHARF_REQUIRE_SERVICES").is_ok_and(|v| v == "1") {
+        panic!("{service} is unreachable and WHARF_REQUIRE_SERVICES=1: {error}");
+    }
+    eprintln!("skipped: {service} is unreachable ({error}); set WHARF_TEST_{service}_URL");
+    None
+}
+
+/// A name no other test (or run) uses: `prefix` and a counter with the process id.
+pub fn unique(prefix: &str) -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{prefix}_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A Postgres schema of a test's own, dropped at the end.
+pub struct PgSchema {
+    pub client: tokio_postgres::Client,
+    pub schema: String,
+}
+
+impl PgSchema {
+    /// Connects, or `None` to skip the test.
+    pub async fn new() -> Option<PgSchema> {
+        let url = postgres_url();
+        let connecting = tokio_postgres::connect(&url, tokio_postgres::NoTls);
+        let (client, connection) =
+            match tokio::time::timeout(Duration::from_secs(5), connecting).await {
+                Ok(Ok(pair)) => pair,
+                Ok(Err(error)) => return skip("POSTGRES", error),
+                Err(_) => return skip("POSTGRES", "timed out"),
+            };
+        tokio::spawn(connection);
+        let schema = unique("wharf_test");
+        Some(PgSchema { client, schema })
+    }
+
+    /// The rows of `query` (over the schema's tables: write `{s}` for the schema).
+    pub async fn rows(&self, query: &str) -> Vec<tokio_postgres::Row> {
+        let query = query.replace("{s}", &format!("\"{}\"", self.schema));
+        self.client.query(&query, &[]).await.unwrap()
+    }
+
+    /// Drops the schema (call at the end of the test).
+    pub async fn drop_schema(self) {
+        let sql = format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", self.schema);
+        self.client.batch_execute(&sql).await.unwrap();
+    }
+}
+
+/// A Redis key prefix of a test's own, its keys deleted at the end.
+pub struct RedisPrefix {
+    pub connection: redis::aio::MultiplexedConnection,
+    pub prefix: String,
+}
+
+impl RedisPrefix {
+    /// Connects, or `None` to skip the test.
+    pub async fn new() -> Option<RedisPrefix> {
+        let client = redis::Client::open(redis_url()).unwrap();
+        let connecting = client.get_multiplexed_async_connection();
+        let connection = match tokio::time::timeout(Duration::from_secs(5), connecting).await {
+            Ok(Ok(connection)) => connection,
+            Ok(Err(error)) => return skip("REDIS", error),
+            Err(_) => return skip("REDIS", "timed out"),
+        };
+        Some(RedisPrefix {
+            connection,
+            prefix: format!("{}:", unique("wharf_test")),
+        })
+    }
+
+    /// Deletes every key under the prefix (call at the end of the test).
+    pub async fn delete_keys(mut self) {
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{}*", self.prefix))
+            .query_async(&mut self.connection)
+            .await
+            .unwrap();
+        if !keys.is_empty() {
+            let _: () = redis::cmd("DEL")
+                .arg(keys)
+                .query_async(&mut self.connection)
+                .await
+                .unwrap();
+        }
+    }
+}
+
+/// A TCP proxy to `target` that a test takes down (every connection cut, new ones refused)
+/// and brings back.
+pub struct Proxy {
+    pub addr: SocketAddr,
+    up: watch::Sender<bool>,
+}
+
+impl Proxy {
+    /// A proxy that is up.
+    pub async fn start(target: SocketAddr) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (up, _) = watch::channel(true);
+        let state = up.subscribe();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                if !*state.borrow() {
+                    drop(client);
+                    continue;
+                }
+                let mut down = state.clone();
+                tokio::spawn(async move {
+                    let Ok(server) = TcpStream::connect(target).await else {
+                        return;
+                    };
+                    let (mut client, mut server) = (client, server);
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = down.wait_for(|up| !*up) => {}
+                    }
+                });
+            }
+        });
+        Proxy { addr, up }
+    }
+
+    /// Cuts every connection and refuses new ones.
+    pub fn down(&self) {
+        self.up.send_replace(false);
+    }
+
+    /// Lets connections through again.
+    pub fn up(&self) {
+        self.up.send_replace(true);
+    }
+}
+
+/// The `host:port` of a service URL.
+pub fn service_addr(url: &str) -> SocketAddr {
+    let rest = url.split("://").nth(1).unwrap();
+    let host = rest.rsplit('@').next().unwrap();
+    let host = host.split('/').next().unwrap();
+    host.parse().unwrap()
+}
+
+/// `url` with its `host:port` replaced by `addr`.
+pub fn via(url: &str, addr: SocketAddr) -> String {
+    let original = service_addr(url).to_string();
+    url.replacen(&original, &addr.to_string(), 1)
+}

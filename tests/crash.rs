@@ -8,52 +8,13 @@
 mod common;
 
 use std::collections::{HashMap, HashSet};
-use std::net::SocketAddr;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::child::{spawn_wharf, try_request};
 use common::request;
 use parking_lot::Mutex;
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, BufReader};
-
-/// Starts `wharf serve` on an ephemeral port with `dir/wharf.toml`, and returns it with the
-/// address it logged and whether it replayed journal frames at start-up.
-async fn spawn_wharf(dir: &Path) -> (Child, SocketAddr, bool) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wharf"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
-        .arg(dir.join("wharf.toml"))
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .env("WHARF_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn wharf");
-    let stderr = tokio::process::ChildStderr::from_std(child.stderr.take().unwrap()).unwrap();
-    let mut lines = BufReader::new(stderr).lines();
-    let mut addr = None;
-    let mut replayed = false;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while let Some(line) = tokio::time::timeout_at(deadline.into(), lines.next_line())
-        .await
-        .expect("wharf did not start in time")
-        .unwrap()
-    {
-        if let Some(rest) = line.split("listening on http://").nth(1) {
-            addr = Some(rest.split_whitespace().next().unwrap().parse().unwrap());
-        }
-        replayed |= line.contains("replayed the journal");
-        if line.contains("recovered") {
-            break;
-        }
-    }
-    // Keep draining stderr so the child never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, addr.expect("wharf logged its address"), replayed)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_before_any_checkpoint_loses_no_acknowledged_write() {
@@ -232,16 +193,4 @@ async fn sigkill_under_load(config: &str) -> bool {
     child.kill().unwrap();
     child.wait().unwrap();
     replayed
-}
-
-/// A request that reports a dead server as `None` instead of panicking.
-async fn try_request(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    body: Option<String>,
-) -> Option<(u16, Value)> {
-    common::try_request_bytes(addr, method, path, body.map(String::into_bytes), &[])
-        .await
-        .ok()
 }

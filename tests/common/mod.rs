@@ -1,6 +1,7 @@
 //! Shared test helpers: a server on an ephemeral port in a temp dir, and a tiny HTTP client.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)] // tests may unwrap; not every test uses every helper
 
+pub mod child;
 pub mod services;
 
 use std::net::SocketAddr;

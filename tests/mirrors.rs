@@ -275,7 +275,7 @@ async fn both_mirrors_converge_to_the_broker_state() {
         metrics.contains(&format!("wharf_mirror_up{{mirror=\"{}\"}} 1", "postgres")),
         "{metrics}"
     );
-    drop(server);
+    server.shutdown().await;
     pg.drop_schema().await;
     redis.delete_keys().await;
 }
@@ -302,12 +302,23 @@ async fn a_mirror_that_is_down_is_retried_and_catches_up() {
     let last = workload(&server, "q", 1).await;
     let head = settled_head(&server).await;
     for mut status in server.server.as_ref().unwrap().mirrors() {
-        let failed = |s: &MirrorStatus| s.errors_total > 0 && !s.up;
+        let failed = |s: &MirrorStatus| {
+            s.errors_total > 0 && !s.up && s.state == MirrorState::Down && s.behind_since.is_some()
+        };
         tokio::time::timeout(Duration::from_secs(30), status.wait_for(failed))
             .await
             .expect("the mirror was never seen down")
             .unwrap();
         assert!(status.borrow().position < head);
+    }
+    // While they are down, their lag grows in time too.
+    server.advance(5_000).await;
+    let (_, mirrors) = server.get("/v1/mirrors").await;
+    for mirror in mirrors["mirrors"].as_array().unwrap() {
+        assert_eq!(mirror["state"], "down", "{mirror}");
+        assert!(mirror["lag_events"].as_u64().unwrap() > 0, "{mirror}");
+        assert!(mirror["lag_ms"].as_u64().unwrap() >= 5_000, "{mirror}");
+        assert!(mirror["last_error"].is_string(), "{mirror}");
     }
     pg_proxy.up();
     redis_proxy.up();
@@ -315,7 +326,7 @@ async fn a_mirror_that_is_down_is_retried_and_catches_up() {
     assert_pg_matches(&server, &pg, last).await;
     let mut redis = redis;
     assert_redis_matches(&server, &mut redis, last).await;
-    drop(server);
+    server.shutdown().await;
     pg.drop_schema().await;
     redis.delete_keys().await;
 }
@@ -351,7 +362,7 @@ async fn a_late_or_trimmed_mirror_gets_a_snapshot_then_follows() {
     converged(&server).await;
     assert_pg_matches(&server, &pg, last).await;
     assert_redis_matches(&server, &mut redis, last).await;
-    drop(server);
+    server.shutdown().await;
     pg.drop_schema().await;
     redis.delete_keys().await;
 }
@@ -387,6 +398,6 @@ async fn an_event_the_mirror_refuses_is_set_aside_and_the_relay_goes_on() {
     assert_eq!(mirror["dead_total"], 1, "{mirror}");
     assert_eq!(mirror["dead"][0]["seq"], dead_seq);
     assert_eq!(mirror["kind"], MirrorKind::Postgres.as_str());
-    drop(server);
+    server.shutdown().await;
     pg.drop_schema().await;
 }

@@ -156,12 +156,21 @@ impl Relays {
 
     /// Waits for the relays to stop (they stop when the broker shuts down), at most `grace`;
     /// a relay still running then is dropped (its mirror keeps its position).
-    pub async fn stop(self, grace: Duration) {
-        for mut task in self.tasks {
+    pub async fn stop(mut self, grace: Duration) {
+        for mut task in std::mem::take(&mut self.tasks) {
             if tokio::time::timeout(grace, &mut task).await.is_err() {
                 tracing::warn!("a mirror relay did not stop in time; dropping it");
                 task.abort();
             }
+        }
+    }
+}
+
+impl Drop for Relays {
+    /// Relays of a server dropped without [`Relays::stop`] stop too, at their next await.
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
         }
     }
 }
@@ -190,7 +199,12 @@ impl Relay {
             if self.broker.is_shutting_down() {
                 return;
             }
-            self.set(|s| s.state = MirrorState::Connecting);
+            // A mirror that failed stays `down` while the relay tries it again.
+            self.set(|s| {
+                if s.state != MirrorState::Down {
+                    s.state = MirrorState::Connecting;
+                }
+            });
             let stop = match sink.connect().await {
                 Ok(stored) => {
                     self.set(|s| s.up = true);
@@ -209,6 +223,7 @@ impl Relay {
                         s.errors_total += 1;
                         s.last_error = Some(error);
                     });
+                    self.note_behind().await;
                     if !self.back_off().await {
                         return;
                     }
@@ -353,6 +368,31 @@ impl Relay {
                 s.dead.pop_front();
             }
         });
+    }
+
+    /// Notes when the oldest event the mirror lacks was written, so that the lag in time
+    /// grows while the mirror is down.
+    async fn note_behind(&mut self) {
+        let (position, known) = {
+            let status = self.status.borrow();
+            (status.position, status.behind_since.is_some())
+        };
+        if known {
+            return;
+        }
+        let query = EventQuery {
+            start: Start::After(position),
+            limit: 1,
+            wait_ms: 0,
+            filter: EventFilter::default(),
+        };
+        // Trimmed past the position: the snapshot after reconnecting covers it; no time then.
+        if let Ok(page) = self.broker.events(query).await
+            && let Some(first) = page.events.first()
+        {
+            let since = first.at;
+            self.set(|s| s.behind_since = Some(since));
+        }
     }
 
     /// Waits before the next try: full jitter over an exponential ceiling, capped. Returns

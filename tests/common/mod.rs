@@ -63,6 +63,11 @@ impl TestServer {
         self.restart_after(0).await
     }
 
+    /// Shuts down cleanly (background tasks and mirror relays stop).
+    pub async fn shutdown(mut self) {
+        self.server.take().unwrap().shutdown().await;
+    }
+
     /// Moves the manual clock forward and waits until the broker's timer and retention
     /// sweeper have handled every deadline that passed (and gone back to sleep).
     pub async fn advance(&self, ms: u64) {

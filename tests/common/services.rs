@@ -70,10 +70,52 @@ impl PgSchema {
         self.client.query(&query, &[]).await.unwrap()
     }
 
-    /// Drops the schema (call at the end of the test).
+    /// Drops the schema now (it is also dropped when the value is, even by a failing test).
     pub async fn drop_schema(self) {
+        drop(self);
+    }
+}
+
+impl Drop for PgSchema {
+    fn drop(&mut self) {
         let sql = format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", self.schema);
-        self.client.batch_execute(&sql).await.unwrap();
+        cleanup(async move {
+            let (client, connection) =
+                tokio_postgres::connect(&postgres_url(), tokio_postgres::NoTls).await?;
+            tokio::spawn(connection);
+            client.batch_execute(&sql).await?;
+            Ok::<(), tokio_postgres::Error>(())
+        });
+    }
+}
+
+/// Runs a clean-up on a runtime of its own (a `Drop` may run inside the test's runtime, which
+/// cannot be blocked on). A failure fails the test, or is reported when it already fails.
+fn cleanup<E: std::fmt::Display>(
+    work: impl std::future::Future<Output = Result<(), E>> + Send + 'static,
+) {
+    let outcome = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        match runtime.block_on(async { tokio::time::timeout(Duration::from_secs(10), work).await })
+        {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(error.to_string()),
+            Err(_) => Err("timed out".to_owned()),
+        }
+    })
+    .join();
+    let error = match outcome {
+        Ok(Ok(())) => return,
+        Ok(Err(error)) => error,
+        Err(_) => "it panicked".to_owned(),
+    };
+    if std::thread::panicking() {
+        eprintln!("test clean-up failed: {error}");
+    } else {
+        panic!("test clean-up failed: {error}");
     }
 }
 
@@ -99,20 +141,31 @@ impl RedisPrefix {
         })
     }
 
-    /// Deletes every key under the prefix (call at the end of the test).
-    pub async fn delete_keys(mut self) {
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(format!("{}*", self.prefix))
-            .query_async(&mut self.connection)
-            .await
-            .unwrap();
-        if !keys.is_empty() {
-            let _: () = redis::cmd("DEL")
-                .arg(keys)
-                .query_async(&mut self.connection)
-                .await
-                .unwrap();
-        }
+    /// Deletes every key under the prefix now (also done when the value is dropped, even by
+    /// a failing test).
+    pub async fn delete_keys(self) {
+        drop(self);
+    }
+}
+
+impl Drop for RedisPrefix {
+    fn drop(&mut self) {
+        let pattern = format!("{}*", self.prefix);
+        cleanup(async move {
+            let client = redis::Client::open(redis_url())?;
+            let mut connection = client.get_multiplexed_async_connection().await?;
+            let keys: Vec<String> = redis::cmd("KEYS")
+                .arg(&pattern)
+                .query_async(&mut connection)
+                .await?;
+            if !keys.is_empty() {
+                let () = redis::cmd("DEL")
+                    .arg(keys)
+                    .query_async(&mut connection)
+                    .await?;
+            }
+            Ok::<(), redis::RedisError>(())
+        });
     }
 }
 

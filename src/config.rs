@@ -217,6 +217,26 @@ mod tests {
         assert!(toml::from_str::<Config>("durabilty = \"sync\"").is_err());
     }
 
+    #[test]
+    fn the_readme_config_file_is_valid_and_says_the_defaults() {
+        let readme = include_str!("../README.md");
+        let start = readme
+            .find("The config file")
+            .and_then(|at| readme[at..].find("```toml").map(|block| at + block + 7))
+            .unwrap();
+        let block = &readme[start..start + readme[start..].find("```").unwrap()];
+        let c: Config = toml::from_str(block).unwrap();
+        c.validate().unwrap();
+        let Config { mirrors, .. } = c.clone();
+        assert_eq!(mirrors.len(), 1);
+        // Every other key in the README holds its default.
+        let defaults = Config {
+            mirrors,
+            ..Config::default()
+        };
+        assert_eq!(format!("{c:?}"), format!("{defaults:?}"));
+    }
+
     /// The message a configuration that must be refused is refused with.
     fn rejection(c: &Config) -> String {
         c.validate().unwrap_err().to_string()

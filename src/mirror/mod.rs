@@ -11,6 +11,7 @@
 //! in the mirror itself, in the same transaction as the batch, so that each event takes effect
 //! exactly once, across crashes of either side.
 
+mod batch;
 pub mod change;
 mod config;
 pub mod postgres;

@@ -15,7 +15,9 @@
 //!
 //! JSON a `jsonb` column cannot hold (a string with `\u0000` in it, which Postgres refuses) is
 //! kept losslessly as its JSON text in the `_text` column beside it, the `jsonb` one then null.
-//! A batch's statements are pipelined in one transaction that also sets the position.
+//! A batch is folded to its net effect ([`batch::fold`]) and written with one bulk statement
+//! per kind (rows passed as arrays, read with `unnest`), pipelined in one transaction that also
+//! sets the position.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,7 +26,8 @@ use futures_util::future::try_join_all;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, NoTls, Statement};
 
-use super::change::{Change, JobPatch, JobRow, job_row, queue_row};
+use super::batch::{self, Folded};
+use super::change::{Change, JobPatch, JobRow, MessageRow, job_row, queue_row};
 use super::{MirrorConfig, Sink, SinkError};
 use crate::broker::Snapshot;
 use crate::clock::Millis;
@@ -34,14 +37,15 @@ const SNAPSHOT_CHUNK: usize = 1000;
 /// How long a connection attempt may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Statements prepared once per connection.
+/// Statements prepared once per connection. Jobs and messages are written in bulk: one
+/// statement per kind and batch, its rows passed as arrays and read back with `unnest`.
 struct Statements {
-    insert_job: Statement,
-    patch_job: Statement,
-    delete_job: Statement,
+    insert_jobs: Statement,
+    patch_jobs: Statement,
+    delete_jobs: Statement,
     put_queue: Statement,
     pause_queue: Statement,
-    message: Statement,
+    messages: Statement,
     position: Statement,
 }
 
@@ -106,18 +110,23 @@ CREATE TABLE IF NOT EXISTS "{s}".mirror_position (mirror text PRIMARY KEY,
     )
 }
 
-/// `epoch ms` as a timestamptz expression of parameter `n`.
-fn ts(n: usize) -> String {
-    format!("to_timestamp(${n}::bigint / 1000.0)")
+/// `epoch ms` (a bigint, or null) as a timestamptz expression.
+fn ts(column: &str) -> String {
+    format!("to_timestamp({column} / 1000.0)")
 }
 
 async fn prepare(client: &Client, s: &str) -> Result<Statements, tokio_postgres::Error> {
-    let insert_job = format!(
+    let insert_jobs = format!(
         r#"INSERT INTO "{s}".jobs (id, queue, state, priority, attempts, max_attempts, payload,
   payload_text, headers, headers_text, result, result_text, last_error, run_at, enqueued_at,
   updated_at, finished_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7::text::jsonb, $8, $9::text::jsonb, $10, $11::text::jsonb, $12,
-  $13, {}, {}, {}, {})
+SELECT id, queue, state, priority, attempts, max_attempts, payload::jsonb, payload_text,
+  headers::jsonb, headers_text, result::jsonb, result_text, last_error, {}, {}, {}, {}
+FROM unnest($1::bigint[], $2::text[], $3::text[], $4::int[], $5::int[], $6::int[], $7::text[],
+  $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::bigint[],
+  $15::bigint[], $16::bigint[], $17::bigint[])
+  AS u(id, queue, state, priority, attempts, max_attempts, payload, payload_text, headers,
+  headers_text, result, result_text, last_error, run_at, enqueued_at, updated_at, finished_at)
 ON CONFLICT (id) DO UPDATE SET queue = EXCLUDED.queue, state = EXCLUDED.state,
   priority = EXCLUDED.priority, attempts = EXCLUDED.attempts,
   max_attempts = EXCLUDED.max_attempts, payload = EXCLUDED.payload,
@@ -126,53 +135,63 @@ ON CONFLICT (id) DO UPDATE SET queue = EXCLUDED.queue, state = EXCLUDED.state,
   result_text = EXCLUDED.result_text, last_error = EXCLUDED.last_error,
   run_at = EXCLUDED.run_at, enqueued_at = EXCLUDED.enqueued_at,
   updated_at = EXCLUDED.updated_at, finished_at = EXCLUDED.finished_at"#,
-        ts(14),
-        ts(15),
-        ts(16),
-        ts(17)
+        ts("u.run_at"),
+        ts("u.enqueued_at"),
+        ts("u.updated_at"),
+        ts("u.finished_at"),
     );
-    let patch_job = format!(
-        r#"UPDATE "{s}".jobs SET state = COALESCE($2, state), attempts = COALESCE($3, attempts),
-  last_error = COALESCE($4, last_error), result = COALESCE($5::text::jsonb, result),
-  result_text = COALESCE($6, result_text), run_at = COALESCE({}, run_at),
-  finished_at = CASE WHEN $8 THEN {} ELSE finished_at END, updated_at = {}
-WHERE id = $1"#,
-        ts(7),
-        ts(9),
-        ts(10)
+    let patch_jobs = format!(
+        r#"UPDATE "{s}".jobs j SET state = COALESCE(u.state, j.state),
+  attempts = COALESCE(u.attempts, j.attempts), last_error = COALESCE(u.last_error, j.last_error),
+  result = COALESCE(u.result::jsonb, j.result), result_text = COALESCE(u.result_text, j.result_text),
+  run_at = COALESCE({}, j.run_at),
+  finished_at = CASE WHEN u.set_finished THEN {} ELSE j.finished_at END, updated_at = {}
+FROM unnest($1::bigint[], $2::text[], $3::int[], $4::text[], $5::text[], $6::text[],
+  $7::bigint[], $8::bool[], $9::bigint[], $10::bigint[])
+  AS u(id, state, attempts, last_error, result, result_text, run_at, set_finished, finished_at,
+  updated_at)
+WHERE j.id = u.id"#,
+        ts("u.run_at"),
+        ts("u.finished_at"),
+        ts("u.updated_at"),
     );
     let put_queue = format!(
         r#"INSERT INTO "{s}".queues (name, paused, settings, updated_at)
 VALUES ($1, $2, $3::text::jsonb, {})
 ON CONFLICT (name) DO UPDATE SET paused = EXCLUDED.paused, settings = EXCLUDED.settings,
   updated_at = EXCLUDED.updated_at"#,
-        ts(4)
+        ts("$4::bigint")
     );
     let pause_queue = format!(
         r#"UPDATE "{s}".queues SET paused = $2,
   settings = jsonb_set(settings, '{{paused}}', to_jsonb($2::boolean)), updated_at = {}
 WHERE name = $1"#,
-        ts(3)
+        ts("$3::bigint")
     );
-    let message = format!(
+    let messages = format!(
         r#"INSERT INTO "{s}".outbox (seq, topic, key, payload, payload_text, headers, headers_text, at)
-VALUES ($1, $2, $3, $4::text::jsonb, $5, $6::text::jsonb, $7, {})
+SELECT seq, topic, key, payload::jsonb, payload_text, headers::jsonb, headers_text, {}
+FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+  $7::text[], $8::bigint[])
+  AS u(seq, topic, key, payload, payload_text, headers, headers_text, at)
 ON CONFLICT (seq) DO NOTHING"#,
-        ts(8)
+        ts("u.at")
     );
     let position = format!(
         r#"INSERT INTO "{s}".mirror_position (mirror, seq, applied_at) VALUES ($1, $2, now())
 ON CONFLICT (mirror) DO UPDATE SET seq = EXCLUDED.seq, applied_at = EXCLUDED.applied_at"#
     );
     Ok(Statements {
-        insert_job: client.prepare(&insert_job).await?,
-        patch_job: client.prepare(&patch_job).await?,
-        delete_job: client
-            .prepare(&format!(r#"DELETE FROM "{s}".jobs WHERE id = $1"#))
+        insert_jobs: client.prepare(&insert_jobs).await?,
+        patch_jobs: client.prepare(&patch_jobs).await?,
+        delete_jobs: client
+            .prepare(&format!(
+                r#"DELETE FROM "{s}".jobs WHERE id = ANY($1::bigint[])"#
+            ))
             .await?,
         put_queue: client.prepare(&put_queue).await?,
         pause_queue: client.prepare(&pause_queue).await?,
-        message: client.prepare(&message).await?,
+        messages: client.prepare(&messages).await?,
         position: client.prepare(&position).await?,
     })
 }
@@ -198,89 +217,173 @@ fn id(id: u64) -> i64 {
     i64::try_from(id).unwrap_or(i64::MAX)
 }
 
-fn job_params(row: &JobRow) -> Vec<Param> {
-    let (payload, payload_text) = json_columns(Some(&row.payload));
-    let (headers, headers_text) = json_columns(Some(&row.headers));
-    let (result, result_text) = json_columns(row.result.as_deref());
+/// The parameters of a bulk insert of `rows`: one array per column.
+fn insert_params(rows: &[JobRow]) -> Vec<Param> {
+    let mut payload = (Vec::new(), Vec::new());
+    let mut headers = (Vec::new(), Vec::new());
+    let mut result = (Vec::new(), Vec::new());
+    for row in rows {
+        push(&mut payload, json_columns(Some(&row.payload)));
+        push(&mut headers, json_columns(Some(&row.headers)));
+        push(&mut result, json_columns(row.result.as_deref()));
+    }
+    let column = |f: fn(&JobRow) -> i64| rows.iter().map(f).collect::<Vec<i64>>();
+    let int = |f: fn(&JobRow) -> i32| rows.iter().map(f).collect::<Vec<i32>>();
     vec![
-        Box::new(id(row.id)),
-        Box::new(row.queue.clone()),
-        Box::new(row.state.to_owned()),
-        Box::new(i32::from(row.priority)),
-        Box::new(i32::try_from(row.attempts).unwrap_or(i32::MAX)),
-        Box::new(i32::try_from(row.max_attempts).unwrap_or(i32::MAX)),
-        Box::new(payload),
-        Box::new(payload_text),
-        Box::new(headers),
-        Box::new(headers_text),
-        Box::new(result),
-        Box::new(result_text),
-        Box::new(row.last_error.clone()),
-        Box::new(row.run_at.map(ms)),
-        Box::new(ms(row.enqueued_at)),
-        Box::new(ms(row.updated_at)),
-        Box::new(row.finished_at.map(ms)),
+        Box::new(column(|r| id(r.id))),
+        Box::new(rows.iter().map(|r| r.queue.clone()).collect::<Vec<_>>()),
+        Box::new(rows.iter().map(|r| r.state.to_owned()).collect::<Vec<_>>()),
+        Box::new(int(|r| i32::from(r.priority))),
+        Box::new(int(|r| count(r.attempts))),
+        Box::new(int(|r| count(r.max_attempts))),
+        Box::new(payload.0),
+        Box::new(payload.1),
+        Box::new(headers.0),
+        Box::new(headers.1),
+        Box::new(result.0),
+        Box::new(result.1),
+        Box::new(
+            rows.iter()
+                .map(|r| r.last_error.clone())
+                .collect::<Vec<_>>(),
+        ),
+        Box::new(rows.iter().map(|r| r.run_at.map(ms)).collect::<Vec<_>>()),
+        Box::new(column(|r| ms(r.enqueued_at))),
+        Box::new(column(|r| ms(r.updated_at))),
+        Box::new(
+            rows.iter()
+                .map(|r| r.finished_at.map(ms))
+                .collect::<Vec<_>>(),
+        ),
     ]
 }
 
-fn patch_params(job: u64, p: &JobPatch) -> Vec<Param> {
-    let (result, result_text) = json_columns(p.result.as_deref());
+/// The parameters of a bulk update by `patches`: one array per column.
+fn patch_params(patches: &[(u64, JobPatch)]) -> Vec<Param> {
+    let mut result = (Vec::new(), Vec::new());
+    for (_, p) in patches {
+        push(&mut result, json_columns(p.result.as_deref()));
+    }
     vec![
-        Box::new(id(job)),
-        Box::new(p.state.map(str::to_owned)),
-        Box::new(p.attempts.map(|a| i32::try_from(a).unwrap_or(i32::MAX))),
-        Box::new(p.last_error.clone()),
-        Box::new(result),
-        Box::new(result_text),
-        Box::new(p.run_at.map(ms)),
-        Box::new(p.finished_at.is_some()),
-        Box::new(p.finished_at.flatten().map(ms)),
-        Box::new(ms(p.updated_at)),
+        Box::new(patches.iter().map(|(job, _)| id(*job)).collect::<Vec<_>>()),
+        Box::new(
+            patches
+                .iter()
+                .map(|(_, p)| p.state.map(str::to_owned))
+                .collect::<Vec<_>>(),
+        ),
+        Box::new(
+            patches
+                .iter()
+                .map(|(_, p)| p.attempts.map(count))
+                .collect::<Vec<_>>(),
+        ),
+        Box::new(
+            patches
+                .iter()
+                .map(|(_, p)| p.last_error.clone())
+                .collect::<Vec<_>>(),
+        ),
+        Box::new(result.0),
+        Box::new(result.1),
+        Box::new(
+            patches
+                .iter()
+                .map(|(_, p)| p.run_at.map(ms))
+                .collect::<Vec<_>>(),
+        ),
+        Box::new(
+            patches
+                .iter()
+                .map(|(_, p)| p.finished_at.is_some())
+                .collect::<Vec<_>>(),
+        ),
+        Box::new(
+            patches
+                .iter()
+                .map(|(_, p)| p.finished_at.flatten().map(ms))
+                .collect::<Vec<_>>(),
+        ),
+        Box::new(
+            patches
+                .iter()
+                .map(|(_, p)| ms(p.updated_at))
+                .collect::<Vec<_>>(),
+        ),
     ]
 }
 
-/// The statement and parameters of a change; `None` for what the mirror does not keep.
-fn statement<'a>(s: &'a Statements, change: &Change) -> Option<(&'a Statement, Vec<Param>)> {
-    Some(match change {
-        Change::InsertJob(row) => (&s.insert_job, job_params(row)),
-        Change::PatchJob { id: job, patch } => (&s.patch_job, patch_params(*job, patch)),
-        Change::DeleteJob { id: job } => (&s.delete_job, vec![Box::new(id(*job)) as Param]),
-        Change::PutQueue(q) => (
-            &s.put_queue,
-            vec![
-                Box::new(q.name.clone()) as Param,
-                Box::new(q.paused),
-                Box::new(q.settings.clone()),
-                Box::new(ms(q.updated_at)),
-            ],
-        ),
-        Change::PauseQueue { name, paused, at } => (
-            &s.pause_queue,
-            vec![
-                Box::new(name.clone()) as Param,
-                Box::new(*paused),
-                Box::new(ms(*at)),
-            ],
-        ),
-        Change::Message(m) => {
-            let (payload, payload_text) = json_columns(Some(&m.payload));
-            let (headers, headers_text) = json_columns(Some(&m.headers));
-            (
-                &s.message,
+/// The parameters of a bulk insert of `messages`.
+fn message_params(messages: &[MessageRow]) -> Vec<Param> {
+    let mut payload = (Vec::new(), Vec::new());
+    let mut headers = (Vec::new(), Vec::new());
+    for m in messages {
+        push(&mut payload, json_columns(Some(&m.payload)));
+        push(&mut headers, json_columns(Some(&m.headers)));
+    }
+    vec![
+        Box::new(messages.iter().map(|m| id(m.seq)).collect::<Vec<_>>()),
+        Box::new(messages.iter().map(|m| m.topic.clone()).collect::<Vec<_>>()),
+        Box::new(messages.iter().map(|m| m.key.clone()).collect::<Vec<_>>()),
+        Box::new(payload.0),
+        Box::new(payload.1),
+        Box::new(headers.0),
+        Box::new(headers.1),
+        Box::new(messages.iter().map(|m| ms(m.at)).collect::<Vec<_>>()),
+    ]
+}
+
+type JsonColumns = (Vec<Option<String>>, Vec<Option<String>>);
+
+fn push(columns: &mut JsonColumns, (json, text): (Option<String>, Option<String>)) {
+    columns.0.push(json);
+    columns.1.push(text);
+}
+
+fn count(n: u32) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
+/// The statements that apply `folded`: a bulk statement per kind of job change and for the
+/// messages, and the queue changes one by one.
+fn statements<'a>(s: &'a Statements, folded: &Folded) -> Vec<(&'a Statement, Vec<Param>)> {
+    let mut out = Vec::new();
+    if !folded.inserts.is_empty() {
+        out.push((&s.insert_jobs, insert_params(&folded.inserts)));
+    }
+    if !folded.patches.is_empty() {
+        out.push((&s.patch_jobs, patch_params(&folded.patches)));
+    }
+    if !folded.deletes.is_empty() {
+        let ids: Vec<i64> = folded.deletes.iter().map(|&job| id(job)).collect();
+        out.push((&s.delete_jobs, vec![Box::new(ids) as Param]));
+    }
+    for change in &folded.queues {
+        match change {
+            Change::PutQueue(q) => out.push((
+                &s.put_queue,
                 vec![
-                    Box::new(id(m.seq)) as Param,
-                    Box::new(m.topic.clone()),
-                    Box::new(m.key.clone()),
-                    Box::new(payload),
-                    Box::new(payload_text),
-                    Box::new(headers),
-                    Box::new(headers_text),
-                    Box::new(ms(m.at)),
+                    Box::new(q.name.clone()) as Param,
+                    Box::new(q.paused),
+                    Box::new(q.settings.clone()),
+                    Box::new(ms(q.updated_at)),
                 ],
-            )
+            )),
+            Change::PauseQueue { name, paused, at } => out.push((
+                &s.pause_queue,
+                vec![
+                    Box::new(name.clone()) as Param,
+                    Box::new(*paused),
+                    Box::new(ms(*at)),
+                ],
+            )),
+            _ => {}
         }
-        Change::Nothing => return None,
-    })
+    }
+    if !folded.messages.is_empty() {
+        out.push((&s.messages, message_params(&folded.messages)));
+    }
+    out
 }
 
 /// Runs `statements` pipelined (sent back to back, in order) on `client`.
@@ -338,8 +441,7 @@ impl Sink for PostgresSink {
 
     async fn apply(&mut self, changes: &[Change], position: u64) -> Result<(), SinkError> {
         let (client, s) = self.connected()?;
-        let mut statements: Vec<(&Statement, Vec<Param>)> =
-            changes.iter().filter_map(|c| statement(&s, c)).collect();
+        let mut statements = statements(&s, &batch::fold(changes));
         statements.push((
             &s.position,
             vec![
@@ -386,12 +488,14 @@ DELETE FROM "{schema}".outbox WHERE seq > {seq};"#
                 .batch_execute(&clear)
                 .await
                 .map_err(|e| self.fail(e))?;
-            let rows: Vec<Change> = queues
-                .into_iter()
-                .map(|(name, config)| Change::PutQueue(queue_row(name, config, at)))
-                .collect();
-            let statements: Vec<_> = rows.iter().filter_map(|c| statement(&s, c)).collect();
-            pipelined(&client, &statements)
+            let queues = Folded {
+                queues: queues
+                    .into_iter()
+                    .map(|(name, config)| Change::PutQueue(queue_row(name, config, at)))
+                    .collect(),
+                ..Folded::default()
+            };
+            pipelined(&client, &statements(&s, &queues))
                 .await
                 .map_err(|e| self.fail(e))?;
             loop {
@@ -401,12 +505,9 @@ DELETE FROM "{schema}".outbox WHERE seq > {seq};"#
                 if jobs.is_empty() {
                     break;
                 }
-                let rows: Vec<Change> = jobs
-                    .into_iter()
-                    .map(|j| Change::InsertJob(job_row(j)))
-                    .collect();
-                let statements: Vec<_> = rows.iter().filter_map(|c| statement(&s, c)).collect();
-                pipelined(&client, &statements)
+                let rows: Vec<JobRow> = jobs.into_iter().map(job_row).collect();
+                let insert = [(&s.insert_jobs, insert_params(&rows))];
+                pipelined(&client, &insert)
                     .await
                     .map_err(|e| self.fail(e))?;
             }

@@ -15,7 +15,8 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Pipeline, RedisError};
 
-use super::change::{Change, JobPatch, JobRow, job_row, queue_row};
+use super::batch::{self, Folded};
+use super::change::{Change, JobPatch, JobRow, MessageRow, job_row, queue_row};
 use super::{MirrorConfig, Sink, SinkError};
 use crate::broker::Snapshot;
 use crate::clock::rfc3339;
@@ -122,13 +123,32 @@ impl RedisSink {
         pipe.hset_multiple(&key, &fields).ignore();
     }
 
-    fn change(&self, pipe: &mut Pipeline, change: &Change) {
+    /// The commands of a folded batch.
+    fn batch(&self, pipe: &mut Pipeline, folded: &Folded) {
+        for row in &folded.inserts {
+            self.job(pipe, row);
+        }
+        for (id, patch) in &folded.patches {
+            self.patch(pipe, *id, patch);
+        }
+        if !folded.deletes.is_empty() {
+            let keys: Vec<String> = folded
+                .deletes
+                .iter()
+                .map(|id| self.key(&format!("job:{id}")))
+                .collect();
+            pipe.del(keys).ignore();
+        }
+        for change in &folded.queues {
+            self.queue(pipe, change);
+        }
+        for message in &folded.messages {
+            self.message(pipe, message);
+        }
+    }
+
+    fn queue(&self, pipe: &mut Pipeline, change: &Change) {
         match change {
-            Change::InsertJob(row) => self.job(pipe, row),
-            Change::PatchJob { id, patch } => self.patch(pipe, *id, patch),
-            Change::DeleteJob { id } => {
-                pipe.del(self.key(&format!("job:{id}"))).ignore();
-            }
             Change::PutQueue(q) => {
                 let fields = [
                     ("paused", q.paused.to_string()),
@@ -143,25 +163,26 @@ impl RedisSink {
                 pipe.hset_multiple(self.key(&format!("queue:{name}")), &fields)
                     .ignore();
             }
-            Change::Message(m) => {
-                let mut fields: Vec<(&str, String)> = vec![("topic", m.topic.clone())];
-                if let Some(key) = &m.key {
-                    fields.push(("key", key.clone()));
-                }
-                fields.push(("payload", m.payload.clone()));
-                fields.push(("headers", m.headers.clone()));
-                fields.push(("at", rfc3339(m.at)));
-                let xadd = pipe
-                    .cmd("XADD")
-                    .arg(self.key("outbox"))
-                    .arg(format!("{}-0", m.seq));
-                for (name, value) in &fields {
-                    xadd.arg(*name).arg(value);
-                }
-                xadd.ignore();
-            }
-            Change::Nothing => {}
+            _ => {}
         }
+    }
+
+    fn message(&self, pipe: &mut Pipeline, m: &MessageRow) {
+        let mut fields: Vec<(&str, String)> = vec![("topic", m.topic.clone())];
+        if let Some(key) = &m.key {
+            fields.push(("key", key.clone()));
+        }
+        fields.push(("payload", m.payload.clone()));
+        fields.push(("headers", m.headers.clone()));
+        fields.push(("at", rfc3339(m.at)));
+        let xadd = pipe
+            .cmd("XADD")
+            .arg(self.key("outbox"))
+            .arg(format!("{}-0", m.seq));
+        for (name, value) in &fields {
+            xadd.arg(*name).arg(value);
+        }
+        xadd.ignore();
     }
 
     /// Deletes every job and queue key (and the position) under the prefix.
@@ -214,9 +235,7 @@ impl Sink for RedisSink {
         let mut connection = self.connected()?;
         let mut pipe = redis::pipe();
         pipe.atomic();
-        for change in changes {
-            self.change(&mut pipe, change);
-        }
+        self.batch(&mut pipe, &batch::fold(changes));
         pipe.set(self.key("position"), position).ignore();
         let result: Result<(), RedisError> = pipe.query_async(&mut connection).await;
         result.map_err(|e| self.fail(e))
@@ -255,7 +274,7 @@ impl Sink for RedisSink {
         if !queues.is_empty() {
             let mut pipe = redis::pipe();
             for (name, config) in queues {
-                self.change(&mut pipe, &Change::PutQueue(queue_row(name, config, at)));
+                self.queue(&mut pipe, &Change::PutQueue(queue_row(name, config, at)));
             }
             let result: Result<(), RedisError> = pipe.query_async(&mut connection).await;
             result.map_err(|e| self.fail(e))?;

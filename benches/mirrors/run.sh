@@ -92,8 +92,8 @@ bench() {
 
 throughput() {
     echo "== throughput: sync, 1P+1C, batch 64, poll 64, ack batch 64, 100k jobs, 256-byte payloads"
-    for pair in 1 2 3; do
-        for mirrors in none both; do
+    for pair in $(seq "${PAIRS:-3}"); do
+        for mirrors in ${MODES:-none both}; do
             clear_mirrors
             rm -rf "$WORK/t"
             serve "$WORK/t" "$mirrors"

@@ -44,6 +44,10 @@ pub struct MirrorConfig {
     /// Most events applied in one transaction. Default: 1000.
     #[serde(default = "default_batch")]
     pub batch: usize,
+    /// How long the relay waits for more events after a short read, to apply a busy log in
+    /// fewer, larger transactions; it adds up to this much lag. Default: 10.
+    #[serde(default = "default_linger_ms")]
+    pub linger_ms: u64,
     /// Longest wait between two tries when the mirror is down (exponential from 100 ms, full
     /// jitter). Default: 30000.
     #[serde(default = "default_max_backoff_ms")]
@@ -60,6 +64,10 @@ fn default_prefix() -> String {
 
 fn default_batch() -> usize {
     1000
+}
+
+fn default_linger_ms() -> u64 {
+    10
 }
 
 fn default_max_backoff_ms() -> u64 {
@@ -97,6 +105,7 @@ impl MirrorConfig {
             schema: default_schema(),
             prefix: default_prefix(),
             batch: default_batch(),
+            linger_ms: default_linger_ms(),
             max_backoff_ms: default_max_backoff_ms(),
         })
     }
@@ -136,6 +145,9 @@ impl MirrorConfig {
         }
         if !(1..=10_000).contains(&self.batch) {
             return Err(format!("mirror {name}: batch must be between 1 and 10000"));
+        }
+        if self.linger_ms > 10_000 {
+            return Err(format!("mirror {name}: linger_ms must be at most 10000"));
         }
         if !(100..=3_600_000).contains(&self.max_backoff_ms) {
             return Err(format!(

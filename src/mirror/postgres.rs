@@ -413,8 +413,16 @@ impl Sink for PostgresSink {
                 tracing::debug!(%error, "postgres mirror connection ended");
             }
         });
+        // The mirror can be rebuilt from the log, and its position commits with its rows: a
+        // Postgres crash that loses the last commits loses their position too, and the relay
+        // applies them again from the position it reads on reconnecting. So this session need
+        // not wait for Postgres' WAL fsync, which on a shared disk competes with the broker's.
+        let setup = format!(
+            "SET synchronous_commit = off;\n{}",
+            schema_sql(&self.schema)
+        );
         client
-            .batch_execute(&schema_sql(&self.schema))
+            .batch_execute(&setup)
             .await
             .map_err(|e| SinkError::Down(e.to_string()))?;
         let statements = prepare(&client, &self.schema)

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::broker::limits::MAX_POLL;
 use crate::job::valid_queue_name;
 
 /// Where a mirror's state goes.
@@ -143,8 +144,11 @@ impl MirrorConfig {
                 }
             }
         }
-        if !(1..=10_000).contains(&self.batch) {
-            return Err(format!("mirror {name}: batch must be between 1 and 10000"));
+        // A batch is one read of the change log, which pages at most MAX_POLL events.
+        if !(1..=MAX_POLL).contains(&self.batch) {
+            return Err(format!(
+                "mirror {name}: batch must be between 1 and {MAX_POLL}"
+            ));
         }
         if self.linger_ms > 10_000 {
             return Err(format!("mirror {name}: linger_ms must be at most 10000"));
@@ -182,6 +186,17 @@ mod tests {
         assert!(MirrorConfig::from_url("mysql://x", &[]).is_err());
         pg.validate().unwrap();
         redis.validate().unwrap();
+        // A batch is one page of the change log: more could never be read.
+        let too_big = MirrorConfig {
+            batch: 1001,
+            ..pg.clone()
+        };
+        assert!(too_big.validate().unwrap_err().contains("batch"));
+        let largest = MirrorConfig {
+            batch: 1000,
+            ..pg.clone()
+        };
+        largest.validate().unwrap();
         let bad = MirrorConfig {
             schema: "Bad-Schema".into(),
             ..pg

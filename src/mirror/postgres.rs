@@ -482,11 +482,10 @@ impl Sink for PostgresSink {
             .queues()
             .map_err(|e| SinkError::Down(format!("reading the snapshot: {e}")))?;
         let result: Result<(), SinkError> = async {
-            let pg = |e: tokio_postgres::Error| e;
             client
                 .batch_execute("BEGIN")
                 .await
-                .map_err(|e| self.fail(pg(e)))?;
+                .map_err(|e| self.fail(e))?;
             // Outbox rows past the snapshot can only come from a broker whose data was reset.
             let clear = format!(
                 r#"DELETE FROM "{schema}".jobs; DELETE FROM "{schema}".queues;

@@ -145,11 +145,6 @@ impl Relays {
         self.statuses.push(receiver);
     }
 
-    /// Every relay's status, in the order of the config.
-    pub fn statuses(&self) -> Vec<MirrorStatus> {
-        self.statuses.iter().map(|s| s.borrow().clone()).collect()
-    }
-
     /// Watches of every relay's status (tests wait on them).
     pub fn watch(&self) -> Vec<watch::Receiver<MirrorStatus>> {
         self.statuses.clone()

@@ -79,9 +79,11 @@ impl Broker {
                 return Ok(deliveries);
             }
             let _waiting = self.waiting();
+            // Either way the loop looks once more: a job made ready just as the wait ends
+            // (both branches ready at once, and `select!` picks at random) is still delivered.
             tokio::select! {
                 () = notified => {}
-                () = self.clock.sleep_until(Some(until)) => return Ok(Vec::new()),
+                () = self.clock.sleep_until(Some(until)) => {}
             }
         }
     }

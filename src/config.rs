@@ -164,6 +164,13 @@ impl Config {
             if self.mirrors[..i].iter().any(|m| m.name == mirror.name) {
                 return invalid(&format!("two mirrors are named {:?}", mirror.name));
             }
+            if let Some(other) = self.mirrors[..i].iter().find(|m| m.overlaps(mirror)) {
+                let space = mirror.kind.namespace();
+                return invalid(&format!(
+                    "mirrors {:?} and {:?} would write the same {space} of one server: give each its own {space}",
+                    other.name, mirror.name,
+                ));
+            }
         }
         self.queue_defaults
             .check()
@@ -240,6 +247,18 @@ mod tests {
     /// The message a configuration that must be refused is refused with.
     fn rejection(c: &Config) -> String {
         c.validate().unwrap_err().to_string()
+    }
+
+    #[test]
+    fn two_mirrors_writing_the_same_keys_are_rejected() {
+        let first = MirrorConfig::from_url("redis://127.0.0.1:6379", &[]).unwrap();
+        let second =
+            MirrorConfig::from_url("redis://127.0.0.1:6379", std::slice::from_ref(&first)).unwrap();
+        let c = Config {
+            mirrors: vec![first, second],
+            ..Config::default()
+        };
+        assert!(rejection(&c).contains("own prefix"), "{}", rejection(&c));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! behind the trimmed log, and set aside an event the mirror refuses without wedging.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may unwrap
 mod common;
+use common::mirroring::{config_with, converged, pg_mirror, redis_mirror, settled_head};
 use common::services::{PgSchema, Proxy, RedisPrefix, postgres_url, redis_url, service_addr, via};
 use common::{T0, TestServer};
 
@@ -11,54 +12,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use wharf::clock::Clock;
-use wharf::config::Config;
-use wharf::mirror::{MirrorConfig, MirrorKind, MirrorState, MirrorStatus};
-
-fn pg_mirror(schema: &str, url: &str) -> MirrorConfig {
-    MirrorConfig {
-        schema: schema.to_owned(),
-        max_backoff_ms: 200,
-        ..MirrorConfig::from_url(url, &[]).unwrap()
-    }
-}
-
-fn redis_mirror(prefix: &str, url: &str) -> MirrorConfig {
-    MirrorConfig {
-        prefix: prefix.to_owned(),
-        max_backoff_ms: 200,
-        ..MirrorConfig::from_url(url, &[]).unwrap()
-    }
-}
-
-fn config_with(dir: &std::path::Path, mirrors: Vec<MirrorConfig>) -> Config {
-    Config {
-        mirrors,
-        ..common::quiet_config_in(dir)
-    }
-}
-
-/// Waits until every mirror has applied every event readers can see now, and follows.
-async fn converged(server: &TestServer) {
-    let head = server.broker().events_head();
-    for mut status in server.server.as_ref().unwrap().mirrors() {
-        let caught_up = |s: &MirrorStatus| s.position >= head && s.state == MirrorState::Following;
-        let reached = tokio::time::timeout(Duration::from_secs(30), status.wait_for(caught_up))
-            .await
-            .map(|result| result.is_ok());
-        assert!(
-            matches!(reached, Ok(true)),
-            "a mirror did not catch up to {head}: {:?}",
-            *status.borrow()
-        );
-    }
-}
-
-/// The head of the log once every change so far is durable: lease events are fsynced with the
-/// next write anyone waits for, so one durable enqueue (to a queue of its own) flushes them.
-async fn settled_head(server: &TestServer) -> u64 {
-    server.enqueue("flush-marker", r#"{"payload":null}"#).await;
-    server.broker().events_head()
-}
+use wharf::mirror::{MirrorKind, MirrorState, MirrorStatus};
 
 /// What the API says about job `id` (None: 404).
 async fn api_job(server: &TestServer, id: u64) -> Option<Value> {

@@ -23,6 +23,14 @@ impl MirrorKind {
             MirrorKind::Redis => "redis",
         }
     }
+
+    /// What keeps two mirrors of one server apart.
+    pub fn namespace(self) -> &'static str {
+        match self {
+            MirrorKind::Postgres => "schema",
+            MirrorKind::Redis => "prefix",
+        }
+    }
 }
 
 /// One mirror.
@@ -39,7 +47,9 @@ pub struct MirrorConfig {
     /// Postgres: the schema its tables live in (created on first connect). Default: `wharf`.
     #[serde(default = "default_schema")]
     pub schema: String,
-    /// Redis: the prefix of its keys. Default: `wharf:`.
+    /// Redis: the prefix of its keys (1-128 of `A-Z a-z 0-9 : . _ - / { }`: no glob
+    /// characters, so that a snapshot's clearing matches only the mirror's own keys).
+    /// Default: `wharf:`.
     #[serde(default = "default_prefix")]
     pub prefix: String,
     /// Most events applied in one transaction. Default: 1000.
@@ -111,6 +121,20 @@ impl MirrorConfig {
         })
     }
 
+    /// Whether `self` and `other` would write the same tables or keys (same server, and the
+    /// same schema, or prefixes one of which starts with the other): two relays would undo
+    /// each other's work, and a snapshot of one would clear the other's.
+    pub fn overlaps(&self, other: &MirrorConfig) -> bool {
+        self.kind == other.kind
+            && self.url == other.url
+            && match self.kind {
+                MirrorKind::Postgres => self.schema == other.schema,
+                MirrorKind::Redis => {
+                    self.prefix.starts_with(&other.prefix) || other.prefix.starts_with(&self.prefix)
+                }
+            }
+    }
+
     /// Rejects settings that cannot work, naming the mirror and the field.
     pub fn validate(&self) -> Result<(), String> {
         let name = &self.name;
@@ -139,8 +163,14 @@ impl MirrorConfig {
             MirrorKind::Redis => {
                 redis::Client::open(self.url.as_str())
                     .map_err(|e| format!("mirror {name}: url is not a Redis URL: {e}"))?;
-                if self.prefix.is_empty() || self.prefix.len() > 128 {
-                    return Err(format!("mirror {name}: prefix must be 1-128 bytes"));
+                let allowed = |c: char| c.is_ascii_alphanumeric() || ":._-/{}".contains(c);
+                if self.prefix.is_empty()
+                    || self.prefix.len() > 128
+                    || !self.prefix.chars().all(allowed)
+                {
+                    return Err(format!(
+                        "mirror {name}: prefix must be 1-128 characters of A-Z, a-z, 0-9 and ':._-/{{}}'"
+                    ));
                 }
             }
         }
@@ -199,8 +229,53 @@ mod tests {
         largest.validate().unwrap();
         let bad = MirrorConfig {
             schema: "Bad-Schema".into(),
-            ..pg
+            ..pg.clone()
         };
         assert!(bad.validate().unwrap_err().contains("schema"));
+        // Glob characters in a prefix would let a snapshot's SCAN MATCH clear other keys.
+        for prefix in ["a*", "a?", "[a]", "a\\", "a b", ""] {
+            let bad = MirrorConfig {
+                prefix: prefix.into(),
+                ..redis.clone()
+            };
+            assert!(bad.validate().unwrap_err().contains("prefix"), "{prefix:?}");
+        }
+        let tagged = MirrorConfig {
+            prefix: "{app}/wharf.1:".into(),
+            ..redis.clone()
+        };
+        tagged.validate().unwrap();
+    }
+
+    #[test]
+    fn mirrors_that_would_write_the_same_keys_or_tables_overlap() {
+        let redis = MirrorConfig::from_url("redis://127.0.0.1:6379", &[]).unwrap();
+        let nested = MirrorConfig {
+            name: "nested".into(),
+            prefix: "wharf:eu:".into(),
+            ..redis.clone()
+        };
+        assert!(redis.overlaps(&nested) && nested.overlaps(&redis));
+        let apart = MirrorConfig {
+            prefix: "other:".into(),
+            ..nested.clone()
+        };
+        assert!(!redis.overlaps(&apart));
+        let elsewhere = MirrorConfig {
+            url: "redis://127.0.0.1:6380".into(),
+            ..nested
+        };
+        assert!(!redis.overlaps(&elsewhere));
+        let pg = MirrorConfig::from_url("postgres://postgres@127.0.0.1/test", &[]).unwrap();
+        let same_schema = MirrorConfig {
+            name: "pg2".into(),
+            ..pg.clone()
+        };
+        assert!(pg.overlaps(&same_schema));
+        let other_schema = MirrorConfig {
+            schema: "wharf_2".into(),
+            ..same_schema
+        };
+        assert!(!pg.overlaps(&other_schema));
     }
 }

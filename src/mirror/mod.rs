@@ -69,12 +69,9 @@ pub fn start(broker: &Arc<Broker>, configs: &[MirrorConfig]) -> Relays {
                 let sink = postgres::PostgresSink::new(config);
                 relays.start(broker.clone(), config, sink);
             }
-            MirrorKind::Redis => match redis::RedisSink::new(config) {
-                Ok(sink) => relays.start(broker.clone(), config, sink),
-                Err(error) => {
-                    tracing::error!(mirror = %config.name, %error, "mirror not started");
-                }
-            },
+            MirrorKind::Redis => {
+                relays.start(broker.clone(), config, redis::RedisSink::new(config));
+            }
         }
     }
     relays

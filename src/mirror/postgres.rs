@@ -143,7 +143,8 @@ ON CONFLICT (id) DO UPDATE SET queue = EXCLUDED.queue, state = EXCLUDED.state,
     let patch_jobs = format!(
         r#"UPDATE "{s}".jobs j SET state = COALESCE(u.state, j.state),
   attempts = COALESCE(u.attempts, j.attempts), last_error = COALESCE(u.last_error, j.last_error),
-  result = COALESCE(u.result::jsonb, j.result), result_text = COALESCE(u.result_text, j.result_text),
+  result = CASE WHEN u.result IS NULL AND u.result_text IS NULL THEN j.result ELSE u.result::jsonb END,
+  result_text = CASE WHEN u.result IS NULL AND u.result_text IS NULL THEN j.result_text ELSE u.result_text END,
   run_at = COALESCE({}, j.run_at),
   finished_at = CASE WHEN u.set_finished THEN {} ELSE j.finished_at END, updated_at = {}
 FROM unnest($1::bigint[], $2::text[], $3::int[], $4::text[], $5::text[], $6::text[],

@@ -9,6 +9,16 @@
 //! - `{prefix}outbox`: a stream with entry id `{seq}-0` per `message` event (fields `topic`,
 //!   `key` when it has one, `payload`, `headers`, `at`);
 //! - `{prefix}position`: the last event applied, written in the same MULTI/EXEC as its batch.
+//!
+//! Redis does not roll a transaction back when one of its commands fails at run time: the
+//! others, the position among them, take effect. So no command of a batch may fail on data,
+//! and each must be safe to apply twice: a full row deletes the key first (whatever its type),
+//! a patch is a script that touches only an existing hash (never a stub of a job the mirror
+//! lacks), and a message goes to the stream only past the stream's last generated id (read
+//! before the transaction). The one thing refused, before anything is written, is a message
+//! for an outbox key that is not a stream. Every error Redis answers (OOM, READONLY, LOADING,
+//! a transaction discarded, ...) is a mirror that is down for now: retried with backoff, never
+//! a reason to set an event aside.
 
 use std::time::Duration;
 
@@ -26,24 +36,52 @@ const SNAPSHOT_CHUNK: usize = 1000;
 /// How long a connection attempt, or a command, may take.
 const TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Entries of a stream as XRANGE answers: (id, fields).
-type StreamEntries = Vec<(String, Vec<(String, String)>)>;
+/// Sets fields of a hash only if it exists as one. `ARGV[1]` is `1` to delete `finished_at`
+/// first; the rest are field, value pairs.
+const PATCH: &str = r"
+if redis.call('TYPE', KEYS[1]).ok ~= 'hash' then return 0 end
+if ARGV[1] == '1' then redis.call('HDEL', KEYS[1], 'finished_at') end
+if #ARGV > 1 then redis.call('HSET', KEYS[1], unpack(ARGV, 2)) end
+return 1
+";
+
+/// The type of the outbox key and, for a stream, its last generated id's first part (entries
+/// trimmed or deleted by consumers do not lower it).
+const OUTBOX_TOP: &str = r"
+local kind = redis.call('TYPE', KEYS[1]).ok
+if kind ~= 'stream' then return {kind, 0} end
+local info = redis.call('XINFO', 'STREAM', KEYS[1])
+for i = 1, #info, 2 do
+  if info[i] == 'last-generated-id' then
+    return {kind, tonumber(string.match(info[i + 1], '^(%d+)')) or 0}
+  end
+end
+return {kind, 0}
+";
+
+/// What the outbox key holds.
+enum Outbox {
+    /// Nothing yet, or a stream whose last generated id is `{seq}-...`.
+    Stream { last_seq: u64 },
+    /// A key of another type: messages cannot be added.
+    Other(String),
+}
 
 /// A Redis mirror.
 pub struct RedisSink {
-    client: redis::Client,
+    url: String,
     prefix: String,
     connection: Option<ConnectionManager>,
 }
 
 impl RedisSink {
     /// A sink for `config` (not connected yet).
-    pub fn new(config: &MirrorConfig) -> Result<RedisSink, RedisError> {
-        Ok(RedisSink {
-            client: redis::Client::open(config.url.as_str())?,
+    pub fn new(config: &MirrorConfig) -> RedisSink {
+        RedisSink {
+            url: config.url.clone(),
             prefix: config.prefix.clone(),
             connection: None,
-        })
+        }
     }
 
     fn connected(&self) -> Result<ConnectionManager, SinkError> {
@@ -56,13 +94,26 @@ impl RedisSink {
         format!("{}{rest}", self.prefix)
     }
 
-    /// Maps a Redis error, and forgets a broken connection.
+    /// Any error Redis answers: down for now (see the module's doc); reconnect before the
+    /// next try.
     fn fail(&mut self, error: RedisError) -> SinkError {
-        if error.is_io_error() || error.is_connection_dropped() || error.is_timeout() {
-            self.connection = None;
-            SinkError::Down(error.to_string())
-        } else {
-            SinkError::Rejected(error.to_string())
+        self.connection = None;
+        SinkError::Down(error.to_string())
+    }
+
+    /// What the outbox key holds now.
+    async fn outbox(&mut self, connection: &mut ConnectionManager) -> Result<Outbox, SinkError> {
+        let top: Result<(String, u64), RedisError> = redis::cmd("EVAL")
+            .arg(OUTBOX_TOP)
+            .arg(1)
+            .arg(self.key("outbox"))
+            .query_async(connection)
+            .await;
+        match top.map_err(|e| self.fail(e))? {
+            (kind, last_seq) if kind == "stream" || kind == "none" => {
+                Ok(Outbox::Stream { last_seq })
+            }
+            (kind, _) => Ok(Outbox::Other(kind)),
         }
     }
 
@@ -95,6 +146,25 @@ impl RedisSink {
         pipe.hset_multiple(&key, &fields).ignore();
     }
 
+    /// Sets `fields` of the hash `key` if the mirror holds it (see [`PATCH`]).
+    fn patch_hash(
+        pipe: &mut Pipeline,
+        key: String,
+        drop_finished: bool,
+        fields: &[(&str, String)],
+    ) {
+        let eval = pipe
+            .cmd("EVAL")
+            .arg(PATCH)
+            .arg(1)
+            .arg(key)
+            .arg(if drop_finished { "1" } else { "0" });
+        for (name, value) in fields {
+            eval.arg(*name).arg(value);
+        }
+        eval.ignore();
+    }
+
     fn patch(&self, pipe: &mut Pipeline, id: u64, p: &JobPatch) {
         let key = self.key(&format!("job:{id}"));
         let mut fields: Vec<(&str, String)> = vec![("updated_at", rfc3339(p.updated_at))];
@@ -113,18 +183,14 @@ impl RedisSink {
         if let Some(at) = p.run_at {
             fields.push(("run_at", rfc3339(at)));
         }
-        match p.finished_at {
-            Some(Some(at)) => fields.push(("finished_at", rfc3339(at))),
-            Some(None) => {
-                pipe.hdel(&key, "finished_at").ignore();
-            }
-            None => {}
+        if let Some(Some(at)) = p.finished_at {
+            fields.push(("finished_at", rfc3339(at)));
         }
-        pipe.hset_multiple(&key, &fields).ignore();
+        Self::patch_hash(pipe, key, p.finished_at == Some(None), &fields);
     }
 
-    /// The commands of a folded batch.
-    fn batch(&self, pipe: &mut Pipeline, folded: &Folded) {
+    /// The commands of a folded batch; messages up to `last_seq` are in the stream already.
+    fn batch(&self, pipe: &mut Pipeline, folded: &Folded, last_seq: u64) {
         for row in &folded.inserts {
             self.job(pipe, row);
         }
@@ -142,7 +208,7 @@ impl RedisSink {
         for change in &folded.queues {
             self.queue(pipe, change);
         }
-        for message in &folded.messages {
+        for message in folded.messages.iter().filter(|m| m.seq > last_seq) {
             self.message(pipe, message);
         }
     }
@@ -150,18 +216,18 @@ impl RedisSink {
     fn queue(&self, pipe: &mut Pipeline, change: &Change) {
         match change {
             Change::PutQueue(q) => {
+                let key = self.key(&format!("queue:{}", q.name));
                 let fields = [
                     ("paused", q.paused.to_string()),
                     ("settings", q.settings.clone()),
                     ("updated_at", rfc3339(q.updated_at)),
                 ];
-                pipe.hset_multiple(self.key(&format!("queue:{}", q.name)), &fields)
-                    .ignore();
+                pipe.del(&key).ignore();
+                pipe.hset_multiple(&key, &fields).ignore();
             }
             Change::PauseQueue { name, paused, at } => {
                 let fields = [("paused", paused.to_string()), ("updated_at", rfc3339(*at))];
-                pipe.hset_multiple(self.key(&format!("queue:{name}")), &fields)
-                    .ignore();
+                Self::patch_hash(pipe, self.key(&format!("queue:{name}")), false, &fields);
             }
             _ => {}
         }
@@ -218,7 +284,9 @@ impl Sink for RedisSink {
             .set_connection_timeout(Some(TIMEOUT))
             .set_response_timeout(Some(TIMEOUT))
             .set_number_of_retries(1);
-        let connecting = ConnectionManager::new_with_config(self.client.clone(), config);
+        let client =
+            redis::Client::open(self.url.as_str()).map_err(|e| SinkError::Down(e.to_string()))?;
+        let connecting = ConnectionManager::new_with_config(client, config);
         let mut connection = tokio::time::timeout(TIMEOUT, connecting)
             .await
             .map_err(|_| SinkError::Down("connecting timed out".into()))?
@@ -233,9 +301,22 @@ impl Sink for RedisSink {
 
     async fn apply(&mut self, changes: &[Change], position: u64) -> Result<(), SinkError> {
         let mut connection = self.connected()?;
+        let folded = batch::fold(changes);
+        let mut last_seq = 0;
+        if !folded.messages.is_empty() {
+            match self.outbox(&mut connection).await? {
+                Outbox::Stream { last_seq: seq } => last_seq = seq,
+                Outbox::Other(kind) => {
+                    return Err(SinkError::Rejected(format!(
+                        "{} holds a {kind}, not a stream: no message can be added",
+                        self.key("outbox")
+                    )));
+                }
+            }
+        }
         let mut pipe = redis::pipe();
         pipe.atomic();
-        self.batch(&mut pipe, &batch::fold(changes));
+        self.batch(&mut pipe, &folded, last_seq);
         pipe.set(self.key("position"), position).ignore();
         let result: Result<(), RedisError> = pipe.query_async(&mut connection).await;
         result.map_err(|e| self.fail(e))
@@ -250,20 +331,12 @@ impl Sink for RedisSink {
         result.map_err(|e| self.fail(e))?;
         let cleared = self.clear(&mut connection).await;
         cleared.map_err(|e| self.fail(e))?;
-        // Stream entries past the snapshot can only come from a broker whose data was reset.
-        let top: Result<StreamEntries, RedisError> = redis::cmd("XREVRANGE")
-            .arg(self.key("outbox"))
-            .arg("+")
-            .arg("-")
-            .arg("COUNT")
-            .arg(1)
-            .query_async(&mut connection)
-            .await;
-        let ahead = top
-            .map_err(|e| self.fail(e))?
-            .first()
-            .and_then(|(id, _)| id.split('-').next()?.parse::<u64>().ok())
-            .is_some_and(|top| top > seq);
+        // A stream past the snapshot can only come from a broker whose data was reset: its
+        // messages would be refused (ids must grow), so it starts over.
+        let ahead = matches!(
+            self.outbox(&mut connection).await?,
+            Outbox::Stream { last_seq } if last_seq > seq
+        );
         if ahead {
             let result: Result<(), RedisError> = connection.del(self.key("outbox")).await;
             result.map_err(|e| self.fail(e))?;

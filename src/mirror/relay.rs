@@ -10,7 +10,7 @@
 //! a time, and an event refused [`TRIES`] times is set aside in the dead list (logged, counted,
 //! shown by `GET /v1/mirrors`) so that one bad event never wedges the relay.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -140,6 +140,7 @@ impl Relays {
             status,
             rng: Rng::from_entropy(),
             failures: 0,
+            dead_seqs: BTreeSet::new(),
         };
         self.tasks.push(tokio::spawn(relay.run(sink)));
         self.statuses.push(receiver);
@@ -153,8 +154,10 @@ impl Relays {
     /// Waits for the relays to stop (they stop when the broker shuts down), at most `grace`;
     /// a relay still running then is dropped (its mirror keeps its position).
     pub async fn stop(mut self, grace: Duration) {
+        // One deadline for all: they stop side by side.
+        let deadline = tokio::time::Instant::now() + grace;
         for mut task in std::mem::take(&mut self.tasks) {
-            if tokio::time::timeout(grace, &mut task).await.is_err() {
+            if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
                 tracing::warn!("a mirror relay did not stop in time; dropping it");
                 task.abort();
             }
@@ -180,6 +183,9 @@ struct Relay {
     rng: Rng,
     /// Failures in a row, for the backoff.
     failures: u32,
+    /// Events past the position already set aside, so that reading them again (after the
+    /// mirror was down) does not set them aside twice.
+    dead_seqs: BTreeSet<u64>,
 }
 
 /// What ended a relay's following.
@@ -274,17 +280,14 @@ impl Relay {
             if self.broker.is_shutting_down() {
                 return Stop::Shutdown;
             }
-            if page.events.is_empty() {
-                continue;
-            }
-            if page.events.len() < self.batch && !self.linger(&mut page).await {
-                return Stop::Shutdown;
-            }
             let Some(first) = page.events.first() else {
                 continue;
             };
             let since = first.at;
             self.set(|s| s.behind_since = Some(since));
+            if page.events.len() < self.batch && !self.linger(&mut page).await {
+                return Stop::Shutdown;
+            }
             let mut changes = Vec::with_capacity(page.events.len());
             for event in &page.events {
                 match change::parse(&event.json) {
@@ -298,13 +301,9 @@ impl Relay {
             match self.apply(sink, &changes).await {
                 Ok(()) => {
                     position = page.next_after;
-                    self.failures = 0;
-                    let applied = changes.len() as u64;
                     self.set(|s| {
                         s.position = position;
-                        s.applied_total += applied;
                         s.behind_since = None;
-                        s.up = true;
                     });
                 }
                 Err(error) => return Stop::Failed(error.to_string()),
@@ -342,6 +341,21 @@ impl Relay {
     /// Replaces the mirror's state with a snapshot; returns its seq.
     async fn snapshot<S: Sink>(&mut self, sink: &mut S) -> Result<u64, Stop> {
         self.set(|s| s.state = MirrorState::Snapshotting);
+        // Behind at least since the oldest event the log still holds (older ones are gone).
+        let oldest = EventQuery {
+            start: Start::Oldest,
+            limit: 1,
+            wait_ms: 0,
+            filter: EventFilter::default(),
+        };
+        if let Ok(page) = self.broker.events(oldest).await
+            && let Some(first) = page.events.first()
+        {
+            let since = first.at;
+            self.set(|s| {
+                s.behind_since = Some(s.behind_since.map_or(since, |known| known.min(since)));
+            });
+        }
         let mut snapshot = match self.broker.snapshot().await {
             Ok(snapshot) => snapshot,
             Err(_) if self.broker.is_shutting_down() => return Err(Stop::Shutdown),
@@ -350,7 +364,17 @@ impl Relay {
         let name = self.status.borrow().name.clone();
         tracing::info!(mirror = %name, seq = snapshot.seq(), "mirror snapshot");
         match sink.replace(&mut snapshot).await {
-            Ok(()) => Ok(snapshot.seq()),
+            Ok(()) => {
+                self.failures = 0;
+                self.dead_seqs.clear();
+                let seq = snapshot.seq();
+                self.set(|s| {
+                    s.position = seq;
+                    s.behind_since = None;
+                    s.up = true;
+                });
+                Ok(seq)
+            }
             Err(error) => Err(Stop::Failed(error.to_string())),
         }
     }
@@ -370,7 +394,10 @@ impl Relay {
         let mut refused = None;
         for _ in 0..TRIES {
             match sink.apply(&all, last).await {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    self.applied(last, changes.len());
+                    return Ok(());
+                }
                 Err(SinkError::Rejected(error)) => refused = Some(error),
                 Err(down) => return Err(down),
             }
@@ -380,7 +407,9 @@ impl Relay {
             self.dead(last, error);
             self.set(|s| s.errors_total += 1);
             // Past it, with nothing applied.
-            return sink.apply(&[], last).await;
+            sink.apply(&[], last).await?;
+            self.applied(last, 0);
+            return Ok(());
         }
         for (seq, change) in changes {
             Box::pin(self.apply(sink, &[(*seq, change.clone())])).await?;
@@ -388,7 +417,22 @@ impl Relay {
         Ok(())
     }
 
+    /// Notes that the mirror holds everything up to `position` (`count` more events).
+    fn applied(&mut self, position: u64, count: usize) {
+        self.failures = 0;
+        self.dead_seqs = self.dead_seqs.split_off(&position.saturating_add(1));
+        self.set(|s| {
+            s.position = position;
+            s.applied_total += count as u64;
+            s.up = true;
+        });
+    }
+
+    /// Sets event `seq` aside (once, however often it is read).
     fn dead(&mut self, seq: u64, error: String) {
+        if !self.dead_seqs.insert(seq) {
+            return;
+        }
         let name = self.status.borrow().name.clone();
         tracing::error!(mirror = %name, seq, %error, "the mirror refused an event; set aside");
         self.set(|s| {
@@ -442,5 +486,159 @@ impl Relay {
 
     fn set(&self, change: impl FnOnce(&mut MirrorStatus)) {
         self.status.send_modify(change);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::broker::NewMessage;
+    use crate::clock::Clock;
+    use crate::config::Config;
+
+    /// A mirror that refuses every batch holding message `refused`, and is down for the first
+    /// try to step past it once it has been set aside.
+    #[derive(Default)]
+    struct Refusing {
+        refused: u64,
+        stored: Arc<Mutex<Option<u64>>>,
+        stepped_past: bool,
+    }
+
+    impl Sink for Refusing {
+        async fn connect(&mut self) -> Result<Option<u64>, SinkError> {
+            Ok(*self.stored.lock().unwrap())
+        }
+
+        async fn apply(&mut self, changes: &[Change], position: u64) -> Result<(), SinkError> {
+            let refused = changes
+                .iter()
+                .any(|c| matches!(c, Change::Message(m) if m.seq == self.refused));
+            if refused {
+                return Err(SinkError::Rejected("no".into()));
+            }
+            if changes.is_empty() && position == self.refused && !self.stepped_past {
+                self.stepped_past = true;
+                return Err(SinkError::Down("gone".into()));
+            }
+            *self.stored.lock().unwrap() = Some(position);
+            Ok(())
+        }
+
+        async fn replace(&mut self, _: &mut crate::broker::Snapshot) -> Result<(), SinkError> {
+            Err(SinkError::Down("no snapshots here".into()))
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_event_read_again_after_the_mirror_was_down_is_set_aside_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config {
+            data_dir: dir.path().to_owned(),
+            ..Config::default()
+        };
+        let broker = Broker::open(&config.broker_options(), Clock::manual(0)).unwrap();
+        let message = |n: u64| NewMessage {
+            topic: format!("t{n}"),
+            key: None,
+            payload: n.to_string(),
+            headers: Vec::new(),
+        };
+        let seqs = broker.emit((1..=3).map(message).collect()).await.unwrap();
+        let mirror = MirrorConfig {
+            linger_ms: 0,
+            max_backoff_ms: 100,
+            ..MirrorConfig::from_url("redis://127.0.0.1:1", &[]).unwrap()
+        };
+        let mut relays = Relays::default();
+        let sink = Refusing {
+            refused: seqs[1],
+            ..Refusing::default()
+        };
+        relays.start(broker.clone(), &mirror, sink);
+        let mut status = relays.watch().remove(0);
+        let done = |s: &MirrorStatus| s.position == seqs[2] && s.state == MirrorState::Following;
+        tokio::time::timeout(Duration::from_secs(10), status.wait_for(done))
+            .await
+            .unwrap()
+            .unwrap();
+        let now = status.borrow().clone();
+        assert!(now.errors_total >= 2, "a refusal and an outage: {now:?}");
+        assert_eq!(now.dead_total, 1, "{now:?}");
+        assert_eq!(now.dead[0].seq, seqs[1]);
+        broker.begin_shutdown();
+        relays.stop(Duration::from_secs(5)).await;
+    }
+
+    /// A mirror ahead of the log (so it takes a snapshot) whose snapshot waits for `release`.
+    struct SlowSnapshot {
+        release: Arc<tokio::sync::Notify>,
+    }
+
+    impl Sink for SlowSnapshot {
+        async fn connect(&mut self) -> Result<Option<u64>, SinkError> {
+            Ok(Some(u64::MAX))
+        }
+
+        async fn apply(&mut self, _: &[Change], _: u64) -> Result<(), SinkError> {
+            Ok(())
+        }
+
+        async fn replace(&mut self, _: &mut crate::broker::Snapshot) -> Result<(), SinkError> {
+            self.release.notified().await;
+            Ok(())
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_lag_in_time_grows_while_a_snapshot_is_copied() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config {
+            data_dir: dir.path().to_owned(),
+            ..Config::default()
+        };
+        let clock = Clock::manual(1_000);
+        let broker = Broker::open(&config.broker_options(), clock.clone()).unwrap();
+        let message = NewMessage {
+            topic: "t".into(),
+            key: None,
+            payload: "1".into(),
+            headers: Vec::new(),
+        };
+        broker.emit(vec![message]).await.unwrap();
+        let mirror = MirrorConfig::from_url("redis://127.0.0.1:1", &[]).unwrap();
+        let release = Arc::new(tokio::sync::Notify::new());
+        let mut relays = Relays::default();
+        let sink = SlowSnapshot {
+            release: release.clone(),
+        };
+        relays.start(broker.clone(), &mirror, sink);
+        let mut status = relays.watch().remove(0);
+        let copying =
+            |s: &MirrorStatus| s.state == MirrorState::Snapshotting && s.behind_since.is_some();
+        tokio::time::timeout(Duration::from_secs(10), status.wait_for(copying))
+            .await
+            .unwrap()
+            .unwrap();
+        clock.advance(5_000);
+        let lag = status.borrow().lag_ms(broker.events_head(), clock.now());
+        assert_eq!(lag, 5_000, "behind since the oldest event the log holds");
+        release.notify_one();
+        let done = |s: &MirrorStatus| s.state == MirrorState::Following;
+        tokio::time::timeout(Duration::from_secs(10), status.wait_for(done))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            status.borrow().behind_since,
+            None,
+            "caught up by the snapshot"
+        );
+        broker.begin_shutdown();
+        relays.stop(Duration::from_secs(5)).await;
     }
 }

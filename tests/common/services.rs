@@ -229,3 +229,67 @@ pub fn via(url: &str, addr: SocketAddr) -> String {
     let original = service_addr(url).to_string();
     url.replacen(&original, &addr.to_string(), 1)
 }
+
+/// A `redis-server` of a test's own, on an ephemeral port, with settings the machine's Redis
+/// must not be given (such as a tiny `maxmemory`); killed when dropped.
+pub struct RedisServer {
+    pub url: String,
+    child: std::process::Child,
+}
+
+impl RedisServer {
+    /// Starts one with `args` (as on its command line), or `None` to skip the test.
+    pub async fn start(args: &[&str]) -> Option<RedisServer> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port();
+        let spawned = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .spawn();
+        let child = match spawned {
+            Ok(child) => child,
+            Err(error) => return skip("REDIS", format!("redis-server: {error}")),
+        };
+        let server = RedisServer {
+            url: format!("redis://127.0.0.1:{port}"),
+            child,
+        };
+        // Ready once it answers PING.
+        let client = redis::Client::open(server.url.as_str()).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(mut connection) = client.get_multiplexed_async_connection().await {
+                let pong: redis::RedisResult<String> =
+                    redis::cmd("PING").query_async(&mut connection).await;
+                if pong.is_ok() {
+                    return Some(server);
+                }
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "redis-server on port {port} did not start"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// A connection to it.
+    pub async fn connect(&self) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(self.url.as_str())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -182,7 +182,14 @@ async fn both_mirrors_converge_to_the_broker_state() {
     let server = TestServer::start_in(dir, config, Clock::manual(T0)).await;
     let last = workload(&server, "q", 1).await;
     settled_head(&server).await;
+    // The contract: within 1 s of the broker going idle, a healthy mirror holds its state.
+    let idle = std::time::Instant::now();
     converged(&server).await;
+    assert!(
+        idle.elapsed() < Duration::from_secs(1),
+        "the mirrors took {:?} to converge",
+        idle.elapsed()
+    );
     assert_pg_matches(&server, &pg, last).await;
     assert_redis_matches(&server, &mut redis, last).await;
     // The queue's pause and resume, and the message, are mirrored too.

@@ -154,7 +154,10 @@ impl FromStr for LeaseToken {
 
 /// Checks a queue name against `[A-Za-z0-9._-]{1,128}`.
 pub fn valid_queue_name(name: &str) -> bool {
+    // `.` and `..` would read as relative path segments in every URL that names the queue.
     (1..=128).contains(&name.len())
+        && name != "."
+        && name != ".."
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))

@@ -517,6 +517,10 @@ async fn invalid_queue_names_are_400() {
         "a%00b",
         "a+b",
         "a*b",
+        ".",
+        "..",
+        "%2E",
+        "%2E%2E",
     ];
     for name in names {
         let routes: [(&str, String, Option<&str>); 10] = [
@@ -848,4 +852,98 @@ async fn json_arrays_are_not_accepted_as_request_objects() {
         wrong.join("\n")
     );
     assert_eq!(after, before, "array bodies changed something");
+}
+
+/// A payload nested deeper than 64 levels, or holding a number no 64-bit float can hold,
+/// would be stored and then break every reader of it (serde_json's own `Value` among them):
+/// refused on every route that takes a payload or a result, with nothing changed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payloads_too_deep_or_with_numbers_beyond_f64_are_422_everywhere() {
+    let server = TestServer::start().await;
+    let (id, lease) = leased_job(&server).await;
+    let nested = |levels: usize| format!("{}{}", "[".repeat(levels), "]".repeat(levels));
+    let bad_values = [nested(65), "1e309".to_owned(), "[-1e400]".to_owned()];
+    // A durable enqueue makes the lease's event durable too: the head stands still from here.
+    server.enqueue("flush", r#"{"payload":null}"#).await;
+    let head = server.broker().events_head();
+    for value in &bad_values {
+        let cases = invalid(&[format!(r#"{{"payload":{value}}}"#)]);
+        expect_all_refused(&server, "POST", "/v1/queues/q/jobs", &cases, &[&id]).await;
+        let batch = invalid(&[format!(
+            r#"{{"jobs":[{{"payload":1}},{{"payload":{value}}}]}}"#
+        )]);
+        expect_all_refused(&server, "POST", "/v1/queues/q/jobs", &batch, &[&id]).await;
+        let ack = invalid(&[format!(r#"{{"lease":"{lease}","result":{value}}}"#)]);
+        expect_all_refused(&server, "POST", &format!("/v1/jobs/{id}/ack"), &ack, &[&id]).await;
+        let message = invalid(&[format!(
+            r#"{{"messages":[{{"topic":"t","payload":{value}}}]}}"#
+        )]);
+        expect_all_refused(&server, "POST", "/v1/outbox", &message, &[&id]).await;
+        let schedule = invalid(&[format!(
+            r#"{{"cron":"* * * * *","queue":"q","job":{{"payload":{value}}}}}"#
+        )]);
+        expect_all_refused(&server, "PUT", "/v1/schedules/s", &schedule, &[&id]).await;
+    }
+    assert_eq!(server.broker().events_head(), head, "no event was written");
+    // 64 levels, a string that looks deep, and large but finite numbers are fine, and read back.
+    let payload = format!(
+        r#"[{},"[[[[\"",1.7e308,-123456789012345678901234567890]"#,
+        nested(63)
+    );
+    let kept = server
+        .enqueue("q", &format!(r#"{{"payload":{payload}}}"#))
+        .await;
+    let (status, page) = server.get("/v1/queues/q/jobs?state=ready").await;
+    assert_eq!(status, 200, "{page}");
+    let listed = page["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["id"] == kept.as_str())
+        .unwrap();
+    assert_eq!(listed["payload"][1], "[[[[\"");
+}
+
+/// A key given twice is refused wherever a body is read as a map (serde keeps the last value,
+/// so a second `jobs` list used to replace the first without a word).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicate_keys_are_422_and_change_nothing() {
+    let server = TestServer::start().await;
+    let (id, lease) = leased_job(&server).await;
+    let enqueues = invalid(&[
+        r#"{"jobs":[{"payload":1}],"jobs":[{"payload":2},{"payload":3}]}"#.into(),
+        r#"{"jobs":[{"payload":1}],"emit":[],"emit":[]}"#.into(),
+        r#"{"payload":1,"headers":{"a":"1","a":"2"}}"#.into(),
+        r#"{"jobs":[{"payload":1,"headers":{"a":"1","a":"2"}}]}"#.into(),
+        r#"{"payload":1,"payload":2}"#.into(),
+    ]);
+    expect_all_refused(&server, "POST", "/v1/queues/q/jobs", &enqueues, &[&id]).await;
+    let acks = invalid(&[
+        format!(r#"{{"lease":"{lease}","enqueue":[{{"queue":"a","queue":"b","payload":1}}]}}"#),
+        format!(
+            r#"{{"lease":"{lease}","emit":[{{"topic":"t","payload":1,"headers":{{"h":"1","h":"2"}}}}]}}"#
+        ),
+    ]);
+    expect_all_refused(
+        &server,
+        "POST",
+        &format!("/v1/jobs/{id}/ack"),
+        &acks,
+        &[&id],
+    )
+    .await;
+    let reply = server
+        .post(
+            "/v1/queues/q/jobs",
+            r#"{"jobs":[{"payload":1}],"jobs":[{"payload":2}]}"#,
+        )
+        .await;
+    assert!(
+        reply.1["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("duplicate key \"jobs\""),
+        "{}",
+        reply.1
+    );
 }

@@ -14,13 +14,17 @@ pub enum BrokerError {
     #[error("no schedule with that name")]
     ScheduleNotFound,
     /// The schedule name is outside `[A-Za-z0-9._-]{1,128}`.
-    #[error("schedule names are 1-128 characters of A-Z, a-z, 0-9, '.', '_' and '-'")]
+    #[error(
+        "schedule names are 1-128 characters of A-Z, a-z, 0-9, '.', '_' and '-', other than '.' and '..'"
+    )]
     InvalidScheduleName,
     /// No queue with that name exists.
     #[error("no queue with that name")]
     QueueNotFound,
     /// The queue name is outside `[A-Za-z0-9._-]{1,128}`.
-    #[error("queue names are 1-128 characters of A-Z, a-z, 0-9, '.', '_' and '-'")]
+    #[error(
+        "queue names are 1-128 characters of A-Z, a-z, 0-9, '.', '_' and '-', other than '.' and '..'"
+    )]
     InvalidQueueName,
     /// The job is not leased, so there is no lease to ack, nack or extend.
     #[error("the job is not leased (it is {state})")]
@@ -57,7 +61,9 @@ pub enum BrokerError {
     #[error("no cursor with that name")]
     CursorNotFound,
     /// The cursor name is outside `[A-Za-z0-9._-]{1,128}`.
-    #[error("cursor names are 1-128 characters of A-Z, a-z, 0-9, '.', '_' and '-'")]
+    #[error(
+        "cursor names are 1-128 characters of A-Z, a-z, 0-9, '.', '_' and '-', other than '.' and '..'"
+    )]
     InvalidCursorName,
     /// The events asked for were trimmed from the change log (by its length or age limit).
     #[error("those events were trimmed from the change log; the oldest kept is {oldest}")]

@@ -30,6 +30,9 @@ pub const MAX_IDEMPOTENCY_KEY: usize = 255;
 pub const MAX_TOPIC: usize = 255;
 /// Longest nack error text.
 pub const MAX_ERROR_TEXT: usize = 16 * 1024;
+/// Deepest nesting of arrays and objects in a payload or result: well inside what JSON
+/// libraries (serde_json: 128, many others less) read back without a recursion error.
+pub const MAX_JSON_DEPTH: usize = 64;
 /// Longest long-poll wait.
 pub const MAX_WAIT_MS: u64 = 30_000;
 /// Most jobs one poll may deliver, and most jobs a listing page shows.
@@ -100,6 +103,7 @@ impl Limits {
 
     /// A job payload (raw JSON text).
     pub fn check_payload(&self, payload: &str) -> Result<(), Invalid> {
+        check_json_shape("payload", payload)?;
         if payload.len() > self.max_payload_bytes {
             return Err(Invalid {
                 field: "payload",
@@ -202,7 +206,7 @@ impl Limits {
                     i,
                     Invalid::value(
                         "queue",
-                        "must be 1-128 characters of A-Z, a-z, 0-9, '.', '_' and '-'",
+                        "must be 1-128 characters of A-Z, a-z, 0-9, '.', '_' and '-', other than '.' and '..'",
                     ),
                 ));
             }
@@ -214,6 +218,9 @@ impl Limits {
 
     /// An ack result (raw JSON text).
     pub fn check_result(&self, result: Option<&str>) -> Result<(), Invalid> {
+        if let Some(result) = result {
+            check_json_shape("result", result)?;
+        }
         match result {
             Some(r) if r.len() > self.max_payload_bytes => Err(Invalid {
                 field: "result",
@@ -227,6 +234,55 @@ impl Limits {
             _ => Ok(()),
         }
     }
+}
+
+/// JSON text (already known to be valid) that every reader can take back: nested at most
+/// [`MAX_JSON_DEPTH`] deep, and no number beyond a 64-bit float (`1e309`), which most JSON
+/// libraries, serde_json's `Value` among them, refuse to read.
+fn check_json_shape(field: &'static str, text: &str) -> Result<(), Invalid> {
+    let bytes = text.as_bytes();
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+            }
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_JSON_DEPTH {
+                    return Err(Invalid::value(
+                        field,
+                        format!("is nested deeper than {MAX_JSON_DEPTH} levels"),
+                    ));
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            b'-' | b'0'..=b'9' => {
+                let start = i;
+                while i < bytes.len()
+                    && matches!(bytes[i], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E')
+                {
+                    i += 1;
+                }
+                // ASCII from `start` to `i`: a char boundary on both sides.
+                let number = text.get(start..i).unwrap_or_default();
+                if !number.parse::<f64>().is_ok_and(f64::is_finite) {
+                    return Err(Invalid::value(
+                        field,
+                        format!("holds the number {number}, beyond a 64-bit float"),
+                    ));
+                }
+                continue;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    Ok(())
 }
 
 /// Rule `e` broken by item `index` of the list `field`: named `field[index].sub-field`.

@@ -1,7 +1,5 @@
 //! Job routes: enqueue, read, cancel, ack, nack, extend, batch ack.
 
-use std::collections::HashMap;
-
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -12,7 +10,7 @@ use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use super::AppState;
-use super::body::{JobIdParam, Obj, QueueName, body_bytes, parse_json};
+use super::body::{JobIdParam, Obj, QueueName, UniqueMap, body_bytes, parse_json};
 use super::error::ApiError;
 use super::wire::{EnqueuedOut, JobInput, JobOut, MessageInput, follow_ups, lease_token, messages};
 use crate::broker::{AckItem, Acked, BrokerError, NackRequest};
@@ -39,7 +37,7 @@ pub async fn enqueue(
                 .to_owned(),
         ),
     };
-    let top: HashMap<String, &RawValue> = parse_json(&bytes)?;
+    let UniqueMap(top) = parse_json::<UniqueMap<&RawValue>>(&bytes)?;
     let (mut inputs, batch, emit) = match top.get("jobs") {
         Some(jobs) if top.keys().all(|k| k == "jobs" || k == "emit") => {
             let emit = match top.get("emit") {

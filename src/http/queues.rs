@@ -4,7 +4,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Query, State};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::AppState;
@@ -154,7 +154,7 @@ pub async fn list_jobs(
     State(app): State<AppState>,
     QueueName(queue): QueueName,
     query: Result<Query<ListQuery>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<JobsPage>, ApiError> {
     let broker = app.broker()?;
     // Like JSON bodies: unknown parameters and values of the wrong type are 422.
     let Query(query) = query.map_err(|e| ApiError::invalid(e.body_text()))?;
@@ -178,8 +178,19 @@ pub async fn list_jobs(
     let next = (jobs.len() == limit)
         .then(|| jobs.last().map(|j| j.id.to_string()))
         .flatten();
-    let jobs: Vec<JobOut> = jobs.into_iter().map(JobOut::from).collect();
-    Ok(Json(json!({"jobs": jobs, "next_after": next})))
+    let jobs = jobs.into_iter().map(JobOut::from).collect();
+    Ok(Json(JobsPage {
+        jobs,
+        next_after: next,
+    }))
+}
+
+/// A page of a queue's jobs. Typed, so stored payloads are written out as they are (a `json!`
+/// tree would re-parse them, and fail on what serde_json's `Value` cannot hold).
+#[derive(Serialize)]
+pub struct JobsPage {
+    jobs: Vec<JobOut>,
+    next_after: Option<String>,
 }
 
 #[derive(Deserialize, Default)]

@@ -153,14 +153,20 @@ pub async fn get(
 }
 
 /// `GET /v1/schedules`.
-pub async fn list(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let schedules: Vec<ScheduleOut> = app
+pub async fn list(State(app): State<AppState>) -> Result<Json<SchedulesOut>, ApiError> {
+    let schedules = app
         .broker()?
         .schedules()
         .into_iter()
         .map(ScheduleOut::from)
         .collect();
-    Ok(Json(json!({ "schedules": schedules })))
+    Ok(Json(SchedulesOut { schedules }))
+}
+
+/// Every schedule. Typed, so stored job payloads are written out as they are.
+#[derive(Serialize)]
+pub struct SchedulesOut {
+    schedules: Vec<ScheduleOut>,
 }
 
 /// `DELETE /v1/schedules/{name}`.

@@ -7,7 +7,7 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use super::body::{Obj, parse_json};
+use super::body::{Obj, UniqueMap, parse_json};
 use super::error::ApiError;
 use crate::broker::{
     Delivery, Enqueued, FollowUp, JobView, NewJob, NewMessage, QueueConfig, QueueView, RunAt,
@@ -61,7 +61,7 @@ pub struct JobInput {
     run_at: Option<String>,
     max_attempts: Option<u32>,
     lease_ms: Option<u64>,
-    headers: Option<BTreeMap<String, String>>,
+    headers: Option<UniqueMap<String>>,
     idempotency_key: Option<String>,
     /// Messages written to the outbox with the enqueue (a single-job body only).
     emit: Option<Vec<Obj<MessageInput>>>,
@@ -115,7 +115,7 @@ impl JobInput {
             run_at,
             max_attempts: self.max_attempts,
             lease_ms: self.lease_ms,
-            headers: self.headers.unwrap_or_default().into_iter().collect(),
+            headers: self.headers.unwrap_or_default().0.into_iter().collect(),
             idempotency_key: self.idempotency_key,
         })
     }
@@ -128,7 +128,7 @@ pub struct MessageInput {
     topic: String,
     key: Option<String>,
     payload: Box<RawValue>,
-    headers: Option<BTreeMap<String, String>>,
+    headers: Option<UniqueMap<String>>,
 }
 
 /// The messages of a list as the broker takes them.
@@ -138,7 +138,7 @@ pub fn messages(list: Vec<Obj<MessageInput>>) -> Vec<NewMessage> {
             topic: m.topic,
             key: m.key,
             payload: m.payload.get().to_owned(),
-            headers: m.headers.unwrap_or_default().into_iter().collect(),
+            headers: m.headers.unwrap_or_default().0.into_iter().collect(),
         })
         .collect()
 }
@@ -150,8 +150,8 @@ pub fn follow_ups(list: Vec<Box<RawValue>>, label: &str) -> Result<Vec<FollowUp>
         .enumerate()
         .map(|(i, item)| {
             let at = format!("{label}[{i}]");
-            let mut fields: std::collections::HashMap<String, Box<RawValue>> =
-                parse_json(item.get().as_bytes())?;
+            let UniqueMap(mut fields) =
+                parse_json::<UniqueMap<Box<RawValue>>>(item.get().as_bytes())?;
             let queue = fields
                 .remove("queue")
                 .and_then(|q| serde_json::from_str::<String>(q.get()).ok())

@@ -140,7 +140,7 @@ impl MirrorConfig {
         let name = &self.name;
         if !valid_queue_name(name) {
             return Err(format!(
-                "mirror name {name:?} must be 1-128 characters of A-Z, a-z, 0-9, '.', '_' and '-'"
+                "mirror name {name:?} must be 1-128 characters of A-Z, a-z, 0-9, '.', '_' and '-', other than '.' and '..'"
             ));
         }
         match self.kind {

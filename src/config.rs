@@ -63,6 +63,15 @@ pub struct Config {
     pub events_max_age_ms: u64,
     /// On SIGINT/SIGTERM, how long in-flight requests may take to finish. Default: 10000.
     pub shutdown_grace_ms: u64,
+    /// Most HTTP connections open at once; more wait in the listen backlog. Keep it below the
+    /// process's file-descriptor limit (`ulimit -n`). Default: 10000.
+    pub max_connections: usize,
+    /// Longest a connection may take to send a request's head, counted from when the server
+    /// waits for it (after connecting, and after each reply: also the idle keep-alive
+    /// timeout); then it is closed. Default: 30000.
+    pub header_read_timeout_ms: u64,
+    /// Longest a request body may take to arrive; then 408 `request_timeout`. Default: 60000.
+    pub body_read_timeout_ms: u64,
     /// Defaults of queues created on first use.
     pub queue_defaults: QueueConfig,
     /// Mirrors (`[[mirror]]` tables): none by default.
@@ -88,6 +97,9 @@ impl Default for Config {
             events_max_entries: 1_000_000,
             events_max_age_ms: 7 * 24 * 3_600_000,
             shutdown_grace_ms: 10_000,
+            max_connections: 10_000,
+            header_read_timeout_ms: 30_000,
+            body_read_timeout_ms: 60_000,
             queue_defaults: QueueConfig::default(),
             mirrors: Vec::new(),
         }
@@ -155,6 +167,16 @@ impl Config {
         }
         if self.journal_preallocate_mb > 4096 {
             return invalid("journal_preallocate_mb must be at most 4096");
+        }
+        if !(1..=1_000_000).contains(&self.max_connections) {
+            return invalid("max_connections must be between 1 and 1000000");
+        }
+        if !(1..=3_600_000).contains(&self.header_read_timeout_ms)
+            || !(1..=3_600_000).contains(&self.body_read_timeout_ms)
+        {
+            return invalid(
+                "header_read_timeout_ms and body_read_timeout_ms must be between 1 and 3600000",
+            );
         }
         if self.events_max_entries == 0 || self.events_max_age_ms == 0 {
             return invalid("events_max_entries and events_max_age_ms must be at least 1");

@@ -5,7 +5,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -13,6 +12,7 @@ use tokio::task::JoinHandle;
 use crate::broker::{Broker, BrokerError, BrokerOptions};
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::http::conn::{BodyLimits, ConnLimits};
 use crate::http::{self, AppState};
 use crate::mirror::{self, MirrorStatus, Relays};
 
@@ -74,23 +74,22 @@ impl Server {
         tracing::info!(%addr, data_dir = %config.data_dir.display(), durability = ?config.durability, "wharf listening on http://{addr}");
 
         let app = AppState::new();
-        let router = http::router(app.clone(), config.max_body_bytes);
+        let router = http::router_with(
+            app.clone(),
+            BodyLimits {
+                max_bytes: config.max_body_bytes,
+                read_timeout: Duration::from_millis(config.body_read_timeout_ms),
+            },
+        );
+        let limits = ConnLimits {
+            max_connections: config.max_connections,
+            header_read_timeout: Duration::from_millis(config.header_read_timeout_ms),
+        };
         let stop = Arc::new(Notify::new());
         let stopped = stop.clone();
-        let http = tokio::spawn(async move {
-            // Replies go out as soon as they are written: without TCP_NODELAY, the tail of a
-            // reply larger than one segment can wait for the client's (delayed) ACK.
-            let listener = listener.tap_io(|tcp| {
-                if let Err(error) = tcp.set_nodelay(true) {
-                    tracing::debug!(%error, "cannot set TCP_NODELAY");
-                }
-            });
-            let serve = axum::serve(listener, router)
-                .with_graceful_shutdown(async move { stopped.notified().await });
-            if let Err(error) = serve.await {
-                tracing::error!(%error, "HTTP server failed");
-            }
-        });
+        let http = tokio::spawn(http::conn::serve(listener, router, limits, async move {
+            stopped.notified().await;
+        }));
 
         let broker = tokio::task::spawn_blocking(move || Broker::open(&options, clock))
             .await

@@ -67,6 +67,8 @@ error_codes! {
     CursorNotFound = (NOT_FOUND, "cursor_not_found"),
     /// The route does not take that method.
     MethodNotAllowed = (METHOD_NOT_ALLOWED, "method_not_allowed"),
+    /// The request body did not arrive within `body_read_timeout_ms`.
+    RequestTimeout = (REQUEST_TIMEOUT, "request_timeout"),
     /// Ack, nack or extend of a job that is not leased.
     JobNotLeased = (CONFLICT, "job_not_leased"),
     /// A lease token that is not the job's current lease.

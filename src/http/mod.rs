@@ -8,6 +8,7 @@
 //!   [`health`]: the handlers, one file per resource.
 
 mod body;
+pub mod conn;
 mod cursors;
 mod error;
 mod events;
@@ -75,8 +76,8 @@ impl AppState {
     }
 }
 
-/// The v1 router.
-pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+/// The v1 router, reading bodies within `body` limits.
+pub fn router_with(state: AppState, body: conn::BodyLimits) -> Router {
     Router::new()
         .route("/v1/queues", get(queues::list))
         .route("/v1/queues/{queue}", get(queues::get).patch(queues::patch))
@@ -124,6 +125,20 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
                 "this route does not take that method; see docs/api.md",
             )
         })
-        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(DefaultBodyLimit::max(body.max_bytes))
+        .layer(axum::middleware::from_fn_with_state(body, conn::read_body))
         .with_state(state)
+}
+
+/// The v1 router with bodies of at most `max_body_bytes`, read within the default timeout.
+pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+    router_with(
+        state,
+        conn::BodyLimits {
+            max_bytes: max_body_bytes,
+            read_timeout: std::time::Duration::from_millis(
+                crate::config::Config::default().body_read_timeout_ms,
+            ),
+        },
+    )
 }

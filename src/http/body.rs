@@ -28,18 +28,84 @@ pub fn parse_json<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, ApiError
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let parsed = T::deserialize(MapOnly(&mut deserializer))
         .and_then(|value| deserializer.end().map(|()| value));
-    parsed.map_err(|error| {
-        // serde stops at the first problem, which may be a wrong field before a syntax error
-        // further on; only on this error path, check the syntax of the whole body.
-        let syntax = serde_json::from_slice::<IgnoredAny>(bytes).err();
-        match syntax.as_ref().unwrap_or(&error).classify() {
-            Category::Data => ApiError::invalid(error.to_string()),
-            _ => ApiError::new(
-                ErrorCode::InvalidJson,
-                format!("the body is not valid JSON: {}", syntax.unwrap_or(error)),
-            ),
+    parsed.map_err(|error| json_error(bytes, error))
+}
+
+/// The API error for a body serde refused.
+fn json_error(bytes: &[u8], error: serde_json::Error) -> ApiError {
+    // serde stops at the first problem, which may be a wrong field before a syntax error
+    // further on; only on this error path, check the syntax of the whole body.
+    let syntax = serde_json::from_slice::<IgnoredAny>(bytes).err();
+    match syntax.as_ref().unwrap_or(&error).classify() {
+        Category::Data => ApiError::invalid(error.to_string()),
+        _ => ApiError::new(
+            ErrorCode::InvalidJson,
+            format!("the body is not valid JSON: {}", syntax.unwrap_or(error)),
+        ),
+    }
+}
+
+/// Parses a JSON array of objects, refusing it with `too_many()` as soon as it holds more than
+/// `most`: the items past the limit are never built, so a huge batch costs no more memory than
+/// its body.
+pub fn parse_list<'a, T: Deserialize<'a>>(
+    bytes: &'a [u8],
+    most: usize,
+    too_many: impl FnOnce() -> ApiError,
+) -> Result<Vec<T>, ApiError> {
+    let over = std::cell::Cell::new(false);
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let list = Bounded {
+        most,
+        over: &over,
+        items: PhantomData,
+    };
+    let parsed = serde::de::DeserializeSeed::deserialize(list, &mut deserializer)
+        .and_then(|value| deserializer.end().map(|()| value));
+    match parsed {
+        Ok(items) => Ok(items),
+        Err(_) if over.get() => Err(too_many()),
+        Err(error) => Err(json_error(bytes, error)),
+    }
+}
+
+/// A list of at most `most` objects; sets `over` when it holds more.
+struct Bounded<'c, T> {
+    most: usize,
+    over: &'c std::cell::Cell<bool>,
+    items: PhantomData<T>,
+}
+
+impl<'de, T: Deserialize<'de>> serde::de::DeserializeSeed<'de> for Bounded<'_, T> {
+    type Value = Vec<T>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Vec<T>, D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Visitor<'de> for Bounded<'_, T> {
+    type Value = Vec<T>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an array of objects")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+        let mut items = Vec::new();
+        while items.len() < self.most {
+            match seq.next_element::<Obj<T>>()? {
+                Some(Obj(item)) => items.push(item),
+                None => return Ok(items),
+            }
         }
-    })
+        // One more, looked at but not built, is one too many.
+        if seq.next_element::<IgnoredAny>()?.is_some() {
+            self.over.set(true);
+            return Err(A::Error::custom("too many items"));
+        }
+        Ok(items)
+    }
 }
 
 /// A struct that must arrive as a JSON object: serde's derived structs would also accept an

@@ -10,7 +10,7 @@ use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use super::AppState;
-use super::body::{JobIdParam, Obj, QueueName, UniqueMap, body_bytes, parse_json};
+use super::body::{JobIdParam, Obj, QueueName, UniqueMap, body_bytes, parse_json, parse_list};
 use super::error::ApiError;
 use super::wire::{EnqueuedOut, JobInput, JobOut, MessageInput, follow_ups, lease_token, messages};
 use crate::broker::{AckItem, Acked, BrokerError, NackRequest};
@@ -44,10 +44,10 @@ pub async fn enqueue(
                 Some(emit) => messages(parse_json(emit.get().as_bytes())?),
                 None => Vec::new(),
             };
-            let jobs: Vec<JobInput> = parse_json::<Vec<Obj<JobInput>>>(jobs.get().as_bytes())?
-                .into_iter()
-                .map(|o| o.0)
-                .collect();
+            let most = broker.limits().max_batch;
+            let jobs: Vec<JobInput> = parse_list(jobs.get().as_bytes(), most, || {
+                batch_too_large("jobs", most)
+            })?;
             (jobs, true, emit)
         }
         Some(_) => {
@@ -300,4 +300,13 @@ pub async fn ack_batch(State(app): State<AppState>, body: Result<Bytes, BytesRej
         })
         .collect();
     Ok((StatusCode::OK, Json(json!({"acks": acks}))))
+}
+
+/// 413 `batch_too_large` for a list `field` found to hold more than `most` items.
+fn batch_too_large(field: &'static str, most: usize) -> ApiError {
+    ApiError::from(BrokerError::Invalid(crate::broker::Invalid {
+        field,
+        rule: format!("holds more than {most} items; the limit is {most} (max_batch)"),
+        kind: crate::broker::Limit::Batch,
+    }))
 }

@@ -147,7 +147,10 @@ async fn enqueue_refuses_malformed_and_invalid_jobs() {
     .collect();
     cases.extend(invalid(&bodies));
     expect_all_refused(&server, "POST", "/v1/queues/q/jobs", &cases, &[]).await;
-    assert_eq!(server.get("/v1/queues").await, (200, json!({"queues": []})));
+    assert_eq!(
+        server.get("/v1/queues").await,
+        (200, json!({"queues": [], "next_after": null}))
+    );
 
     // The same with the queue existing: its counts do not move.
     let id = server
@@ -177,7 +180,10 @@ async fn enqueue_size_limits() {
         (b(r#"{"jobs":[]}"#), 422, "invalid_value"),
     ];
     expect_all_refused(&server, "POST", "/v1/queues/q/jobs", &cases, &[]).await;
-    assert_eq!(server.get("/v1/queues").await, (200, json!({"queues": []})));
+    assert_eq!(
+        server.get("/v1/queues").await,
+        (200, json!({"queues": [], "next_after": null}))
+    );
 
     // Exactly 1 MiB of payload is accepted and delivered intact.
     let limit = json!({"payload": "y".repeat(mib - 2)}).to_string();
@@ -211,7 +217,10 @@ async fn bad_idempotency_keys_are_refused_and_create_nothing() {
         )
         .await;
         assert_error(&reply, 422, "invalid_value");
-        assert_eq!(server.get("/v1/queues").await, (200, json!({"queues": []})));
+        assert_eq!(
+            server.get("/v1/queues").await,
+            (200, json!({"queues": [], "next_after": null}))
+        );
     }
 }
 
@@ -557,7 +566,10 @@ async fn invalid_queue_names_are_400() {
             );
         }
     }
-    assert_eq!(server.get("/v1/queues").await, (200, json!({"queues": []})));
+    assert_eq!(
+        server.get("/v1/queues").await,
+        (200, json!({"queues": [], "next_after": null}))
+    );
     // The longest valid name, and every allowed character, work.
     let longest = "b".repeat(128);
     server.enqueue(&longest, r#"{"payload":1}"#).await;
@@ -975,5 +987,8 @@ async fn an_oversized_batch_is_refused_before_the_items_past_the_limit_are_parse
         "{}",
         reply.1
     );
-    assert_eq!(server.get("/v1/queues").await, (200, json!({"queues": []})));
+    assert_eq!(
+        server.get("/v1/queues").await,
+        (200, json!({"queues": [], "next_after": null}))
+    );
 }

@@ -159,7 +159,10 @@ async fn batch_enqueue_is_all_or_nothing() {
         413,
         "batch_too_large",
     );
-    assert_eq!(server.get("/v1/queues").await, (200, json!({"queues": []})));
+    assert_eq!(
+        server.get("/v1/queues").await,
+        (200, json!({"queues": [], "next_after": null}))
+    );
 
     // With the queue existing: counts do not move, and later ids are still delivered in order.
     let first = server.enqueue("q", r#"{"payload":"first"}"#).await;

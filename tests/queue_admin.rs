@@ -73,7 +73,10 @@ fn default_config(name: &str, counts: Value) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queue_list_counts_jobs_in_every_state() {
     let server = TestServer::start().await;
-    assert_eq!(server.get("/v1/queues").await, (200, json!({"queues": []})));
+    assert_eq!(
+        server.get("/v1/queues").await,
+        (200, json!({"queues": [], "next_after": null}))
+    );
 
     server.enqueue("a", r#"{"payload":"succeeds"}"#).await;
     let (id, lease) = poll_one(&server, "a").await;
@@ -96,7 +99,23 @@ async fn queue_list_counts_jobs_in_every_state() {
     assert_eq!(status, 200, "{body}");
     let a = default_config("a", counts(1, 2, 1, 1, 1, 1));
     let b = default_config("b", counts(0, 1, 0, 0, 0, 0));
-    assert_eq!(body, json!({"queues": [a, b]}));
+    assert_eq!(body, json!({"queues": [a, b], "next_after": null}));
+    // A page at a time, by name.
+    assert_eq!(
+        server.get("/v1/queues?limit=1").await.1,
+        json!({"queues": [a], "next_after": "a"})
+    );
+    assert_eq!(
+        server.get("/v1/queues?limit=1&after=a").await.1,
+        json!({"queues": [b], "next_after": null})
+    );
+    for bad in ["limit=0", "limit=1001", "limit=x", "offset=1"] {
+        assert_error(
+            &server.get(&format!("/v1/queues?{bad}")).await,
+            422,
+            "invalid_value",
+        );
+    }
     assert_eq!(server.get("/v1/queues/a").await, (200, a));
     assert_eq!(server.get("/v1/queues/b").await, (200, b));
 

@@ -11,7 +11,8 @@ use super::AppState;
 use super::body::{Obj, QueueName, body_bytes, parse_json_or_default};
 use super::error::ApiError;
 use super::wire::{DeliveryOut, JobOut, PollOut, QueueOut};
-use crate::broker::{PollRequest, QueuePatch};
+use crate::broker::limits::{MAX_POLL, check_page};
+use crate::broker::{BrokerError, PollRequest, QueuePatch};
 use crate::job::{JobId, JobState};
 
 #[derive(Deserialize)]
@@ -51,15 +52,35 @@ pub async fn poll(
     Ok(Json(PollOut { jobs }))
 }
 
-/// `GET /v1/queues`.
-pub async fn list(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let queues: Vec<QueueOut> = app
+/// `GET /v1/queues?limit=N&after=NAME`: queues sorted by name, a page at a time.
+pub async fn list(
+    State(app): State<AppState>,
+    query: Result<Query<QueuesQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::invalid(e.body_text()))?;
+    let limit = query.limit.unwrap_or(MAX_POLL);
+    check_page(limit).map_err(|e| ApiError::from(BrokerError::Invalid(e)))?;
+    let after = query.after.unwrap_or_default();
+    let mut page: Vec<_> = app
         .broker()?
         .queues()
         .into_iter()
-        .map(QueueOut::from)
+        .filter(|q| q.name > after)
+        .take(limit + 1)
         .collect();
-    Ok(Json(json!({"queues": queues})))
+    let more = page.len() > limit;
+    page.truncate(limit);
+    let next_after = more.then(|| page.last().map(|q| q.name.clone())).flatten();
+    let queues: Vec<QueueOut> = page.into_iter().map(QueueOut::from).collect();
+    Ok(Json(json!({"queues": queues, "next_after": next_after})))
+}
+
+/// The query of `GET /v1/queues`.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct QueuesQuery {
+    limit: Option<usize>,
+    after: Option<String>,
 }
 
 /// `GET /v1/queues/{queue}`.

@@ -91,17 +91,20 @@ impl Journal {
             .open(path)
             .map_err(StoreError::Io)?;
         let len = file.metadata().map_err(StoreError::Io)?.len();
-        if len < preallocate {
-            // Once per data directory (the file is never shrunk): zeros are no valid frame.
-            // Written a MiB at a time, so a large preallocation needs no large buffer.
-            let zeros = vec![0; 1 << 20];
-            let mut at = len;
-            (&file).seek(SeekFrom::Start(at)).map_err(StoreError::Io)?;
-            while at < preallocate {
-                let n = (preallocate - at).min(zeros.len() as u64) as usize;
-                (&file).write_all(&zeros[..n]).map_err(StoreError::Io)?;
-                at += n as u64;
+        if len < preallocate
+            && let Err(error) = fill_with_zeros(&file, len, preallocate)
+        {
+            // Give the space back: a start that fails must not leave the disk fuller than it
+            // found it, and on a small disk the journal can do without the head start.
+            file.set_len(len).map_err(StoreError::Io)?;
+            if error.kind() != std::io::ErrorKind::StorageFull {
+                return Err(StoreError::Io(error));
             }
+            tracing::warn!(
+                preallocate_mb = preallocate >> 20,
+                "not enough disk space to preallocate the journal; it grows as it is written \
+                 (set journal_preallocate_mb lower to silence this)"
+            );
         }
         // The file's length and its directory entry must be durable before any frame in it
         // counts (a run killed between creating the file and this point left them unsynced).
@@ -204,6 +207,22 @@ struct Syncer {
     policy: SyncPolicy,
     /// When the oldest frame that is written but not fsynced was written.
     unsynced_since: Option<Instant>,
+}
+
+/// Writes zeros from `from` to `to`: once per data directory (the file is never shrunk), so
+/// that later fsyncs overwrite rather than grow it; zeros are no valid frame. A MiB at a
+/// time, so a large preallocation needs no large buffer.
+fn fill_with_zeros(file: &File, from: u64, to: u64) -> std::io::Result<()> {
+    let zeros = vec![0; 1 << 20];
+    let mut at = from;
+    let mut file = file;
+    file.seek(SeekFrom::Start(at))?;
+    while at < to {
+        let n = (to - at).min(zeros.len() as u64) as usize;
+        file.write_all(&zeros[..n])?;
+        at += n as u64;
+    }
+    Ok(())
 }
 
 /// Marks the store failed if the syncer thread panics, so that nobody waits for it forever.

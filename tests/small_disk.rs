@@ -1,0 +1,82 @@
+//! A real small volume (an 8 MiB tmpfs, mounted by the test; skipped where mounting is not
+//! allowed): wharf starts on it with its default 64 MiB journal preallocation, growing the
+//! journal on demand instead, and a start never leaves the volume fuller than it found it.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may unwrap
+mod common;
+use common::TestServer;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use wharf::clock::Clock;
+
+/// A tmpfs of `size` mounted on a temp dir; unmounted when dropped.
+struct SmallVolume {
+    path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl SmallVolume {
+    fn mount(size: &str) -> Option<SmallVolume> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_owned();
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&path)
+            .status();
+        if !mounted.is_ok_and(|status| status.success()) {
+            eprintln!("skipped: cannot mount a tmpfs here (needs root)");
+            return None;
+        }
+        Some(SmallVolume { path, _dir: dir })
+    }
+
+    fn used_bytes(&self) -> u64 {
+        fn walk(path: &Path) -> u64 {
+            std::fs::read_dir(path)
+                .unwrap()
+                .map(|entry| {
+                    let entry = entry.unwrap();
+                    let meta = entry.metadata().unwrap();
+                    if meta.is_dir() {
+                        walk(&entry.path())
+                    } else {
+                        meta.len()
+                    }
+                })
+                .sum()
+        }
+        walk(&self.path)
+    }
+}
+
+impl Drop for SmallVolume {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.path).status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wharf_starts_on_a_volume_smaller_than_its_journal_preallocation() {
+    let Some(volume) = SmallVolume::mount("8m") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = common::test_config(&volume.path.join("data"));
+    assert_eq!(config.journal_preallocate_mb, 64, "the default");
+    config.durability = wharf::config::Durability::Sync;
+    let server = TestServer::start_in(dir, config, Clock::System).await;
+    // The preallocation was given back, not left half-written.
+    assert!(
+        volume.used_bytes() < 1 << 20,
+        "{} bytes used after the start",
+        volume.used_bytes()
+    );
+    let id = server
+        .enqueue("q", r#"{"payload":"on a small disk"}"#)
+        .await;
+    let config = common::test_config(&volume.path.join("data"));
+    let server = server.restart_with(0, config).await;
+    assert_eq!(server.state_of(&id).await, "ready");
+    server.shutdown().await;
+}

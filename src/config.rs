@@ -213,6 +213,7 @@ impl Config {
                 max_pending: self.max_pending_writes,
                 events_max_entries: self.events_max_entries,
                 events_max_age_ms: self.events_max_age_ms,
+                disk: std::sync::Arc::new(crate::storage::RealDisk),
             },
             queue_defaults: self.queue_defaults,
             limits: Limits {

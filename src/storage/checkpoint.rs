@@ -81,7 +81,8 @@ impl Writer {
             (seq, salt)
         };
         let mut chunk = Vec::with_capacity(REPLAY_CHUNK);
-        let last = frame::replay(path, checkpointed, salt, |seq, payload| {
+        let disk = self.disk.clone();
+        let last = frame::replay(&*disk, path, checkpointed, salt, |seq, payload| {
             chunk.push(decode_ops(payload)?);
             if chunk.len() == REPLAY_CHUNK {
                 self.replay_chunk(&std::mem::take(&mut chunk), seq)?;

@@ -13,13 +13,17 @@
 //!   writer).
 //! - [`expiry`]: the writer's wake-ups for the retention sweeper.
 //! - [`error`]: every storage error.
+//! - [`disk`]: the files' reads, writes and fsyncs, behind an interface tests swap for
+//!   [`faulty`], a disk that fails or loses power.
 
 mod apply;
 mod checkpoint;
+mod disk;
 mod error;
 mod events;
 mod expiry;
-mod journal;
+pub mod faulty;
+pub(crate) mod journal;
 mod ops;
 mod reads;
 mod records;
@@ -39,6 +43,7 @@ use redb::{Database, ReadableTable};
 use tokio::sync::{Semaphore, oneshot, watch};
 
 pub use apply::Original;
+pub use disk::{DatabaseFile, Disk, DiskFile, RealDisk};
 pub use error::{DecodeError, OpsError, StoreError};
 pub use expiry::ExpiryWatch;
 pub use ops::{
@@ -106,6 +111,8 @@ pub struct StoreOptions {
     pub events_max_entries: u64,
     /// ...for at most this long (ms).
     pub events_max_age_ms: u64,
+    /// The disk the files are read from and written to: [`RealDisk`], or a test's.
+    pub disk: Arc<dyn Disk>,
 }
 
 /// The handle to the store and its writer thread.
@@ -137,9 +144,13 @@ impl Store {
             path: dir.clone(),
             source,
         })?;
+        let disk = options.disk.clone();
         let db = Database::builder()
             .set_cache_size(options.cache_bytes)
-            .create(dir.join(DATA_FILE))?;
+            .create_with_backend(
+                disk.database(&dir.join(DATA_FILE))
+                    .map_err(StoreError::Io)?,
+            )?;
         let sequences = init(&db)?;
         let db = Arc::new(db);
         let metrics = Arc::new(StorageMetrics::new());
@@ -147,6 +158,7 @@ impl Store {
         let expiry = Arc::new(ExpiryWatch::default());
         let mut writer = Writer {
             db: db.clone(),
+            disk: disk.clone(),
             options: WriterOptions {
                 sync_mode: options.sync_mode,
                 max_group: options.max_group.max(1),
@@ -177,6 +189,7 @@ impl Store {
         // Everything recovered is durable: the replayed frames are in the checkpoint.
         let (durable_tx, durable_events) = watch::channel(writer.events.last());
         let journal = Journal::start(
+            &*disk,
             &journal_path,
             writer.journal_seq,
             options.journal_preallocate_bytes,

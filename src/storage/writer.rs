@@ -22,6 +22,7 @@ use redb::{Database, Durability, ReadableTable};
 
 use super::StoredJob;
 use super::apply::{Applied, apply};
+use super::disk::Disk;
 use super::error::StoreError;
 use super::events::EventLog;
 use super::expiry::ExpiryWatch;
@@ -53,6 +54,8 @@ pub struct WriterOptions {
 /// The writer thread's state.
 pub struct Writer {
     pub db: Arc<Database>,
+    /// Where the journal is read from at start-up.
+    pub disk: Arc<dyn Disk>,
     pub options: WriterOptions,
     pub metrics: Arc<StorageMetrics>,
     pub poisoned: Arc<AtomicBool>,

@@ -2,10 +2,10 @@
 //! covering the run's salt (8 bytes, LE, not stored), seq and payload. What the payload holds
 //! is the caller's business (the encoded ops of one commit group, see [`super::super::ops`]).
 
-use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 
+use super::super::disk::{Disk, Reader};
 use super::super::error::StoreError;
 
 /// Bytes before a frame's payload: length, checksum, sequence.
@@ -52,18 +52,36 @@ pub fn seal(out: &mut [u8], start: usize, seq: u64, salt: u64) {
 /// salt: bad CRC) or stale (a sequence other than the next one): what follows a torn write was
 /// never acknowledged, and stale frames are an earlier round's.
 pub fn replay(
+    disk: &dyn Disk,
     path: &Path,
+    applied: u64,
+    salt: u64,
+    apply: impl FnMut(u64, &[u8]) -> Result<(), StoreError>,
+) -> Result<u64, StoreError> {
+    if !disk.exists(path).map_err(StoreError::Io)? {
+        return Ok(applied);
+    }
+    let file = disk.open(path).map_err(StoreError::Io)?;
+    let len = file.size().map_err(StoreError::Io)?;
+    replay_from(
+        std::io::BufReader::with_capacity(1 << 20, Reader::new(&*file, len)),
+        len,
+        applied,
+        salt,
+        apply,
+    )
+}
+
+/// [`replay`] of a journal of `len` bytes read from `reader` (the file, or bytes in memory for
+/// `crate::fuzzing`).
+pub(crate) fn replay_from(
+    mut reader: impl Read,
+    len: u64,
     applied: u64,
     salt: u64,
     mut apply: impl FnMut(u64, &[u8]) -> Result<(), StoreError>,
 ) -> Result<u64, StoreError> {
-    let file = match File::open(path) {
-        Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(applied),
-        Err(e) => return Err(StoreError::Io(e)),
-    };
-    let mut remaining = file.metadata().map_err(StoreError::Io)?.len();
-    let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
+    let mut remaining = len;
     let mut last = applied;
     let mut payload = Vec::new();
     while let Some(seq) =
@@ -116,6 +134,7 @@ fn next_frame(
 mod tests {
     #![allow(clippy::unwrap_used)]
 
+    use super::super::super::disk::RealDisk;
     use super::*;
 
     /// The salt of the runs in these tests, unless one says otherwise.
@@ -145,7 +164,7 @@ mod tests {
 
     pub fn replayed_file(path: &Path, applied: u64, salt: u64) -> (u64, Vec<String>) {
         let mut seen = Vec::new();
-        let last = replay(path, applied, salt, |_, payload| {
+        let last = replay(&RealDisk, path, applied, salt, |_, payload| {
             seen.push(String::from_utf8(payload.to_vec()).unwrap());
             Ok(())
         })
@@ -214,7 +233,10 @@ mod tests {
     #[test]
     fn a_missing_journal_is_empty() {
         let dir = tempfile::tempdir().unwrap();
-        let last = replay(&dir.path().join("journal"), 9, SALT, |_, _| Ok(())).unwrap();
+        let last = replay(&RealDisk, &dir.path().join("journal"), 9, SALT, |_, _| {
+            Ok(())
+        })
+        .unwrap();
         assert_eq!(last, 9);
     }
 

@@ -10,8 +10,6 @@
 //! most `flush_interval` after they are written. That interval is measured on the monotonic
 //! clock: it paces fsyncs and is no deadline a client sees (see [`crate::clock`]).
 
-use std::fs::File;
-use std::io::{Seek, SeekFrom, Write};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,6 +19,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 use tokio::sync::watch;
 
+use super::super::disk::{Disk, DiskFile};
 use super::super::error::StoreError;
 use super::super::request::Waiter;
 use super::frame::HEADER_LEN;
@@ -74,7 +73,9 @@ impl Journal {
     /// `durable` is the last frame already safe (in the checkpoint), and `durable_events` holds
     /// the last event in it. Call after replay and after the run's new salt is durable: what
     /// the file holds is then in redb, or of no run that replay would accept.
+    #[allow(clippy::too_many_arguments)] // each names a part of the store the journal joins
     pub fn start(
+        disk: &dyn Disk,
         path: &Path,
         durable: u64,
         preallocate: u64,
@@ -83,16 +84,10 @@ impl Journal {
         metrics: Arc<StorageMetrics>,
         durable_events: watch::Sender<u64>,
     ) -> Result<Journal, StoreError> {
-        let file = File::options()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)
-            .map_err(StoreError::Io)?;
-        let len = file.metadata().map_err(StoreError::Io)?.len();
+        let file = disk.open(path).map_err(StoreError::Io)?;
+        let len = file.size().map_err(StoreError::Io)?;
         if len < preallocate
-            && let Err(error) = fill_with_zeros(&file, len, preallocate)
+            && let Err(error) = fill_with_zeros(&*file, len, preallocate)
         {
             // Give the space back: a start that fails must not leave the disk fuller than it
             // found it, and on a small disk the journal can do without the head start.
@@ -108,11 +103,9 @@ impl Journal {
         }
         // The file's length and its directory entry must be durable before any frame in it
         // counts (a run killed between creating the file and this point left them unsynced).
-        file.sync_all().map_err(StoreError::Io)?;
+        file.sync().map_err(StoreError::Io)?;
         if let Some(dir) = path.parent() {
-            File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(StoreError::Io)?;
+            disk.sync_dir(dir).map_err(StoreError::Io)?;
         }
         let appended_events = *durable_events.borrow();
         let shared = Arc::new(Shared {
@@ -202,7 +195,7 @@ impl Drop for Journal {
 /// The `wharf-journal` thread: owns the file.
 struct Syncer {
     shared: Arc<Shared>,
-    file: File,
+    file: Box<dyn DiskFile>,
     offset: u64,
     policy: SyncPolicy,
     /// When the oldest frame that is written but not fsynced was written.
@@ -212,14 +205,12 @@ struct Syncer {
 /// Writes zeros from `from` to `to`: once per data directory (the file is never shrunk), so
 /// that later fsyncs overwrite rather than grow it; zeros are no valid frame. A MiB at a
 /// time, so a large preallocation needs no large buffer.
-fn fill_with_zeros(file: &File, from: u64, to: u64) -> std::io::Result<()> {
+fn fill_with_zeros(file: &dyn DiskFile, from: u64, to: u64) -> std::io::Result<()> {
     let zeros = vec![0; 1 << 20];
     let mut at = from;
-    let mut file = file;
-    file.seek(SeekFrom::Start(at))?;
     while at < to {
         let n = (to - at).min(zeros.len() as u64) as usize;
-        file.write_all(&zeros[..n])?;
+        file.write_at(at, &zeros[..n])?;
         at += n as u64;
     }
     Ok(())
@@ -323,14 +314,13 @@ impl Syncer {
 
     fn write_and_sync(&mut self, pending: &[u8], sync: bool) -> std::io::Result<()> {
         if !pending.is_empty() {
-            self.file.seek(SeekFrom::Start(self.offset))?;
-            self.file.write_all(pending)?;
+            self.file.write_at(self.offset, pending)?;
             self.offset += pending.len() as u64;
             self.unsynced_since.get_or_insert_with(Instant::now);
         }
         if sync && self.unsynced_since.is_some() {
             let started = Instant::now();
-            self.file.sync_data()?;
+            self.file.sync()?;
             self.shared
                 .metrics
                 .fsync_seconds
@@ -369,6 +359,7 @@ impl Syncer {
 mod tests {
     #![allow(clippy::unwrap_used)]
 
+    use super::super::super::disk::RealDisk;
     use super::super::frame::{begin, replay, seal};
     use super::*;
 
@@ -391,6 +382,7 @@ mod tests {
         let metrics = Arc::new(StorageMetrics::new());
         let (events, _) = watch::channel(0);
         let mut journal = Journal::start(
+            &RealDisk,
             &path,
             3,
             preallocate,
@@ -412,7 +404,7 @@ mod tests {
         journal.shutdown();
         assert_eq!(std::fs::metadata(&path).unwrap().len(), preallocate);
         let mut seen = Vec::new();
-        let last = replay(&path, 3, 7, |_, payload| {
+        let last = replay(&RealDisk, &path, 3, 7, |_, payload| {
             seen.push(payload.to_vec());
             Ok(())
         })

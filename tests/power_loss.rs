@@ -29,11 +29,20 @@ const CLIENTS: u64 = 3;
 const OPS: u64 = 12;
 
 fn open(dir: &std::path::Path, disk: &FaultyDisk) -> Result<Arc<Broker>, BrokerError> {
+    open_with(dir, disk, 5_000)
+}
+
+fn open_with(
+    dir: &std::path::Path,
+    disk: &FaultyDisk,
+    checkpoint_interval_ms: u64,
+) -> Result<Arc<Broker>, BrokerError> {
     let config = Config {
         data_dir: dir.to_owned(),
         durability: Durability::Sync,
         journal_preallocate_mb: 0,
         cache_mb: 4,
+        checkpoint_interval_ms,
         ..Config::default()
     };
     let mut options = config.broker_options();
@@ -289,4 +298,66 @@ async fn a_failed_fsync_stops_writes_for_good_and_reads_go_on() {
         assert_eq!(broker.job(refused).await.unwrap().state, JobState::Ready);
     }
     broker.close();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_in_a_storage_thread_is_storage_failed_not_a_hang() {
+    for on in [FaultOn::Write, FaultOn::Sync] {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = FaultyDisk::new();
+        let broker = open(dir.path(), &disk).unwrap();
+        let kept = broker.enqueue("q", vec![NewJob::new("1")]).await.unwrap()[0].id;
+        disk.fail(Fault {
+            on,
+            nth: 1,
+            kind: FaultKind::Panic,
+        });
+        let refused = broker.enqueue("q", vec![NewJob::new("2")]).await;
+        assert!(
+            matches!(refused, Err(BrokerError::StorageFailed)),
+            "{on:?}: {refused:?}"
+        );
+        assert!(!broker.is_healthy(), "{on:?}: readiness must drop");
+        let again = broker.enqueue("q", vec![NewJob::new("3")]).await;
+        assert!(
+            matches!(again, Err(BrokerError::StorageFailed)),
+            "{again:?}"
+        );
+        assert_eq!(broker.job(kept).await.unwrap().state, JobState::Ready);
+        drop(broker);
+        let broker = open(dir.path(), &disk.crash_image(None)).unwrap();
+        assert_eq!(broker.job(kept).await.unwrap().state, JobState::Ready);
+        broker.close();
+    }
+}
+
+/// The writer thread itself dies in a checkpoint (its first write to the database file): the
+/// store is marked failed, so writes are refused as `storage_failed` and readiness drops,
+/// instead of being queued for a thread that is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_in_the_writer_thread_marks_the_store_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = FaultyDisk::new();
+    let broker = open_with(dir.path(), &disk, 1).unwrap();
+    // The journal's write of the next commit, then the checkpoint's first write to redb.
+    disk.fail(Fault {
+        on: FaultOn::Write,
+        nth: 2,
+        kind: FaultKind::Panic,
+    });
+    let kept = broker.enqueue("q", vec![NewJob::new("1")]).await.unwrap()[0].id;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while broker.is_healthy() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the writer's panic was never noticed"
+        );
+        tokio::task::yield_now().await;
+    }
+    let refused = broker.enqueue("q", vec![NewJob::new("2")]).await;
+    assert!(
+        matches!(refused, Err(BrokerError::StorageFailed)),
+        "{refused:?}"
+    );
+    assert_eq!(broker.job(kept).await.unwrap().state, JobState::Ready);
 }

@@ -215,7 +215,23 @@ impl Broker {
 
     /// Waits for a submitted write to commit; returns the rows it was asked to fetch.
     async fn committed(&self, pending: Option<Pending>) -> Result<Written, BrokerError> {
-        committed(pending).await
+        let Some(pending) = pending else {
+            return Ok(Written::default());
+        };
+        match pending.await {
+            Ok(result) => Ok(result?),
+            Err(_) => Err(self.reply_dropped()),
+        }
+    }
+
+    /// Why the store dropped a write's reply: a storage thread died (a panic marks the store
+    /// failed before its replies are dropped), or the store closed.
+    fn reply_dropped(&self) -> BrokerError {
+        if self.store.is_poisoned() {
+            BrokerError::StorageFailed
+        } else {
+            BrokerError::ShuttingDown
+        }
     }
 
     /// The 404/409 for an ack, nack, extend or cancel of a job that is not live in memory.
@@ -232,22 +248,19 @@ impl Broker {
 
 /// Runs a storage read that may touch the disk. On the multi-threaded runtime tokio is told, so
 /// it moves other tasks off this worker meanwhile; `block_in_place` is not allowed on a
-/// current-thread runtime, where the read simply runs inline.
-fn blocking<T>(read: impl FnOnce() -> T) -> T {
-    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
-        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(read),
-        _ => read(),
-    }
-}
-
-/// Waits for a submitted write to commit; returns the rows it was asked to fetch.
-async fn committed(pending: Option<Pending>) -> Result<Written, BrokerError> {
-    let Some(pending) = pending else {
-        return Ok(Written::default());
+/// current-thread runtime, where the read simply runs inline. A read that panics (the storage
+/// engine's own state broken, say by a storage thread that died mid-commit) is a failed store,
+/// answered as such, not a dropped connection.
+fn blocking<T>(
+    read: impl FnOnce() -> Result<T, crate::storage::StoreError>,
+) -> Result<T, crate::storage::StoreError> {
+    let guarded = || {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(read))
+            .unwrap_or(Err(crate::storage::StoreError::Poisoned))
     };
-    match pending.await {
-        Ok(result) => Ok(result?),
-        Err(_) => Err(BrokerError::ShuttingDown),
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(guarded),
+        _ => guarded(),
     }
 }
 

@@ -43,7 +43,7 @@ impl<'a> Placement<'a> {
         let written = match self.pending.as_mut() {
             Some(pending) => match pending.await {
                 Ok(result) => result.map_err(BrokerError::from),
-                Err(_) => Err(BrokerError::ShuttingDown),
+                Err(_) => Err(self.broker.reply_dropped()),
             },
             None => Ok(Written::default()),
         };

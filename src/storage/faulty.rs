@@ -41,6 +41,8 @@ pub enum FaultKind {
     /// The power goes: that operation and every later write or sync fail with EIO and change
     /// nothing durable.
     PowerLoss,
+    /// The thread doing that operation panics (a bug in the I/O path, as the store sees it).
+    Panic,
 }
 
 /// A fault armed on a disk: the `nth` counted operation from when it is armed (1: the next).
@@ -132,6 +134,8 @@ impl State {
                 self.dead = true;
                 Err(io::Error::from_raw_os_error(EIO))
             }
+            // The lock is parking_lot's: unwinding releases it, unpoisoned.
+            FaultKind::Panic => panic!("faulty disk: the injected panic"),
         }
     }
 }

@@ -292,7 +292,12 @@ impl Store {
         {
             tracing::error!("the storage writer thread panicked");
         }
-        self.db.write().take();
+        let db = self.db.write().take();
+        // After a storage thread died mid-commit, redb's own locks are poisoned and dropping
+        // the database panics; the process must still stop cleanly.
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(db))).is_err() {
+            tracing::error!("the database could not be closed cleanly; a restart recovers it");
+        }
     }
 
     fn db(&self) -> Result<Arc<Database>, StoreError> {

@@ -51,6 +51,20 @@ pub struct WriterOptions {
     pub checkpoint_bytes: usize,
 }
 
+/// Marks the store failed when the writer thread panics: its replies are dropped, and every
+/// later write must be refused (`storage_failed`, `/readyz` 503) rather than queued for a
+/// thread that is gone.
+struct PoisonOnPanic(Arc<AtomicBool>);
+
+impl Drop for PoisonOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            tracing::error!("the storage writer panicked; storage refuses writes until restart");
+            self.0.store(true, Ordering::Release);
+        }
+    }
+}
+
 /// The writer thread's state.
 pub struct Writer {
     pub db: Arc<Database>,
@@ -77,6 +91,7 @@ pub struct Writer {
 impl Writer {
     /// Runs the writer thread until shutdown.
     pub fn run(mut self, rx: Receiver<Command>, mut journal: Journal) {
+        let _failed_if_it_panics = PoisonOnPanic(self.poisoned.clone());
         loop {
             let first = match self.dirty_since {
                 Some(since) => {
@@ -145,6 +160,9 @@ impl Writer {
     }
 
     fn commit_group(&mut self, group: Vec<WriteRequest>, journal: &Journal) {
+        // Dropped before `group` if this panics: its waiters, woken by their replies being
+        // dropped, find the store already failed.
+        let _failed_if_it_panics = PoisonOnPanic(self.poisoned.clone());
         if self.poisoned.load(Ordering::Acquire) {
             for request in group {
                 request.reply.send(Err(StoreError::Poisoned));

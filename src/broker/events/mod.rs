@@ -144,11 +144,7 @@ impl Broker {
             let mut stop = pin!(self.shutdown_signal.notified());
             stop.as_mut().enable();
             let head = *durable.borrow_and_update();
-            let read = blocking(|| {
-                self.store
-                    .read_events(after.unwrap_or(0), head, SCAN)
-                    .map_err(BrokerError::from)
-            })?;
+            let read = blocking(|| self.store.read_events(after.unwrap_or(0), head, SCAN))?;
             let start = after.unwrap_or_else(|| read.first.saturating_sub(1));
             if start.saturating_add(1) < read.first {
                 return Err(BrokerError::EventsTrimmed { oldest: read.first });

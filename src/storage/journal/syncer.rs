@@ -143,6 +143,14 @@ impl Journal {
     /// replies that wait for it to be durable.
     pub fn append(&self, seq: u64, frame: &[u8], waiters: Vec<Waiter>, events: u64) {
         let mut state = self.shared.state.lock();
+        if self.shared.poisoned.load(Ordering::Acquire) {
+            // The syncer may be gone (a panic): nobody else would answer these.
+            drop(state);
+            for (reply, _) in waiters {
+                reply.send(Err(StoreError::Poisoned));
+            }
+            return;
+        }
         state.pending.extend_from_slice(frame);
         state.appended = seq;
         state.appended_events = events;
@@ -256,6 +264,9 @@ impl Syncer {
             let sync_asked = std::mem::take(&mut state.sync_asked);
             let shutdown = state.shutdown;
             drop(state);
+            // Declared after `waiters`, so dropped before them if this round panics: they wake
+            // to a store already failed.
+            let _failed_first = PanicGuard(self.shared.clone());
 
             if rewind {
                 self.offset = 0;

@@ -2,8 +2,8 @@
 //! cut at a random write or fsync (the store's I/O runs on `wharf::storage::faulty`, which
 //! keeps only what was fsynced, optionally with the last write torn). After each crash the
 //! broker recovers from the crash image and is checked against what clients were told:
-//! every acknowledged enqueue, ack and outbox message is there, an acknowledged ack's job is
-//! never delivered again, an unacknowledged one is all or nothing (the ack with its message),
+//! every acknowledged enqueue, ack, nack, cancel, queue change, schedule and outbox message is
+//! there, an acknowledged ack's job is never delivered again, an unacknowledged one is all or nothing (the ack with its message),
 //! and the change log's seqs stay contiguous. An fsync that fails with EIO stops writes for
 //! good (never retried) while reads go on.
 //!
@@ -15,18 +15,20 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 use wharf::broker::{
-    AckItem, Broker, BrokerError, EventFilter, EventQuery, NewJob, NewMessage, PollRequest, Start,
+    AckItem, Broker, BrokerError, EventFilter, EventQuery, NackRequest, NewJob, NewMessage,
+    PollRequest, QueuePatch, ScheduleSpec, Start,
 };
 use wharf::clock::Clock;
 use wharf::config::{Config, Durability};
+use wharf::cron::CronSchedule;
 use wharf::job::{JobId, JobState};
 use wharf::random::Rng;
 use wharf::storage::faulty::{Fault, FaultKind, FaultOn, FaultyDisk};
 
 /// Clients writing at once.
 const CLIENTS: u64 = 3;
-/// Operations each client tries per crash point (it stops at the first refused one).
-const OPS: u64 = 12;
+/// Rounds of operations each client tries per crash point (it stops at the first refused one).
+const OPS: u64 = 8;
 
 fn open(dir: &std::path::Path, disk: &FaultyDisk) -> Result<Arc<Broker>, BrokerError> {
     open_with(dir, disk, 5_000)
@@ -62,10 +64,20 @@ struct Told {
     ack_unknown: BTreeSet<u64>,
     /// Topics of acknowledged messages.
     messages: BTreeSet<String>,
+    /// Jobs whose nack (`dead`) was acknowledged.
+    killed: BTreeSet<u64>,
+    /// Jobs whose cancel was acknowledged.
+    cancelled: BTreeSet<u64>,
+    /// Per client queue: the last acknowledged `lease_ms`, and one sent but not answered.
+    lease_ms: BTreeMap<String, (Option<u64>, Option<u64>)>,
+    /// Schedules whose PUT was acknowledged.
+    schedules: BTreeSet<String>,
 }
 
-/// One client: enqueues (with a key), polls, acks with a message, emits, until refused.
+/// One client, until refused: enqueues (with a key), polls and acks with a message (or nacks
+/// it dead), enqueues and cancels, changes its queue's settings, puts a schedule, emits.
 async fn client(broker: Arc<Broker>, n: u64, told: Arc<Mutex<Told>>) {
+    let own = format!("c{n}");
     for i in 0..OPS {
         let key = format!("c{n}-{i}");
         let mut job = NewJob::new(format!("{i}"));
@@ -86,6 +98,19 @@ async fn client(broker: Arc<Broker>, n: u64, told: Arc<Mutex<Told>>) {
         };
         for delivery in deliveries {
             let id = delivery.id.0;
+            if i % 3 == 2 {
+                let nack = NackRequest {
+                    error: Some("fatal".into()),
+                    delay_ms: None,
+                    dead: true,
+                    emit: Vec::new(),
+                };
+                match broker.nack(delivery.id, delivery.lease, nack).await {
+                    Ok(_) => told.lock().killed.insert(id),
+                    Err(_) => return,
+                };
+                continue;
+            }
             let mut ack = AckItem::new(delivery.id, delivery.lease);
             ack.emit.push(NewMessage {
                 topic: format!("done-{id}"),
@@ -104,6 +129,40 @@ async fn client(broker: Arc<Broker>, n: u64, told: Arc<Mutex<Told>>) {
                 Err(_) => return,
             }
         }
+        // A job of the client's own queue, cancelled.
+        let Ok(out) = broker.enqueue(&own, vec![NewJob::new("0")]).await else {
+            return;
+        };
+        match broker.cancel(out[0].id).await {
+            Ok(()) => told.lock().cancelled.insert(out[0].id.0),
+            Err(_) => return,
+        };
+        let lease_ms = 1_000 + i;
+        told.lock().lease_ms.entry(own.clone()).or_default().1 = Some(lease_ms);
+        let patch = QueuePatch {
+            lease_ms: Some(lease_ms),
+            ..QueuePatch::default()
+        };
+        match broker.update_queue(&own, patch).await {
+            Ok(_) => {
+                told.lock()
+                    .lease_ms
+                    .insert(own.clone(), (Some(lease_ms), None));
+            }
+            Err(_) => return,
+        }
+        let name = format!("s-{n}-{i}");
+        let spec = ScheduleSpec {
+            cron: CronSchedule::parse("0 0 1 1 *", "UTC").unwrap(),
+            queue: own.clone(),
+            job: NewJob::new("1"),
+            paused: false,
+            catch_up: false,
+        };
+        match broker.put_schedule(&name, spec).await {
+            Ok(_) => told.lock().schedules.insert(name),
+            Err(_) => return,
+        };
         let message = NewMessage {
             topic: format!("m-{n}-{i}"),
             key: None,
@@ -220,6 +279,33 @@ async fn crash_at(nth: u64, rng: &mut Rng) {
         );
     }
     assert!(succeeded.values().all(|&n| n == 1), "a job succeeded twice");
+    for &id in &told.killed {
+        let state = broker.job(JobId(id)).await.unwrap().state;
+        assert_eq!(state, JobState::Dead, "crash point {nth}: nacked job {id}");
+    }
+    for &id in &told.cancelled {
+        let state = broker.job(JobId(id)).await.unwrap().state;
+        assert_eq!(
+            state,
+            JobState::Cancelled,
+            "crash point {nth}: cancelled job {id}"
+        );
+    }
+    for (queue, (acked, unknown)) in &told.lease_ms {
+        let now = broker.queue(queue).ok().map(|q| q.config.lease_ms);
+        let default = wharf::broker::QueueConfig::default().lease_ms;
+        let allowed = [acked.or(Some(default)), *unknown];
+        assert!(
+            allowed.contains(&now) || (acked.is_none() && now.is_none()),
+            "crash point {nth}: queue {queue} has lease_ms {now:?}, told {acked:?} (unknown {unknown:?})"
+        );
+    }
+    for name in &told.schedules {
+        assert!(
+            broker.schedule(name).is_ok(),
+            "crash point {nth}: schedule {name} lost"
+        );
+    }
     // No acked job is delivered again.
     let request = PollRequest {
         max: 1000,

@@ -28,6 +28,9 @@ pub mod client;
 pub mod clock;
 pub mod config;
 pub mod cron;
+/// Decoders opened up for the fuzz targets in `fuzz/` only; not API.
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod job;
 pub mod metrics;

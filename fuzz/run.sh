@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds every fuzz target, runs each for SECONDS (default 20) from its committed seeds, and
+# Builds every fuzz target, runs each for SECONDS (default 20) from its committed seed corpus, and
 # runs every saved crash input of fuzz/regressions/<target>/ through its target. Exits non-zero
 # if any target crashes. Needs cargo-fuzz (`cargo install cargo-fuzz --locked`) and works on
 # stable Rust: RUSTC_BOOTSTRAP=1 lets cargo-fuzz pass its -Z flags. See fuzz/README.md.
@@ -37,7 +37,7 @@ for target in "${TARGETS[@]}"; do
   # A scratch corpus, so that CI starts from the seeds alone and leaves nothing behind.
   scratch=$(mktemp -d)
   mkdir -p artifacts/"$target"
-  if ! "$BIN/$target" "$scratch" seeds/"$target" \
+  if ! "$BIN/$target" "$scratch" corpus/"$target" \
       -max_total_time="$SECONDS_PER_TARGET" -max_len=4096 -print_final_stats=1 \
       -artifact_prefix=artifacts/"$target"/ > "run-$target.log" 2>&1; then
     tail -n 60 "run-$target.log"

@@ -1,4 +1,4 @@
-//! Writes the committed seed corpora, `fuzz/seeds/<target>/`, from scratch:
+//! Writes the committed seed corpora, `fuzz/corpus/<target>/`, from scratch:
 //!
 //! ```text
 //! cargo run --manifest-path fuzz/Cargo.toml --example seeds
@@ -30,7 +30,7 @@ use wharf_fuzz::{START_MS, open_broker, route_index};
 const SALT: u64 = 0x5eed_f022;
 
 fn main() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("seeds");
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("corpus");
     let payloads = journal_payloads();
     journal_seeds(&root.join("journal"), &payloads);
     record_seeds(&root.join("records"), &payloads);

@@ -43,6 +43,11 @@ pub struct Config {
     /// Disk space given to the write-ahead journal up front, once (zeros), so that its fsyncs
     /// overwrite rather than grow the file; 0 lets it grow on demand. Default: 64 (MiB).
     pub journal_preallocate_mb: u64,
+    /// Free space (MiB) kept on the data volume: below it, writes that add data (enqueues,
+    /// outbox messages, schedule changes) get 507 `insufficient_storage` and change nothing,
+    /// while polls, acks, cancels and retention go on; accepted again as soon as space is
+    /// freed. Unset: 64, or an eighth of a volume smaller than 512 MiB.
+    pub min_free_mb: Option<u64>,
     /// Storage page cache. Default: 64 (MiB).
     pub cache_mb: usize,
     /// Largest request body, at most 268435456 (256 MiB). Default: 8388608 (8 MiB).
@@ -88,6 +93,7 @@ impl Default for Config {
             fsync_interval_ms: 50,
             checkpoint_interval_ms: 5000,
             journal_preallocate_mb: 64,
+            min_free_mb: None,
             cache_mb: 64,
             max_body_bytes: 8 << 20,
             max_payload_bytes: 1 << 20,
@@ -168,6 +174,9 @@ impl Config {
         if self.journal_preallocate_mb > 4096 {
             return invalid("journal_preallocate_mb must be at most 4096");
         }
+        if self.min_free_mb.is_some_and(|mb| mb > 1 << 30) {
+            return invalid("min_free_mb must be at most 1073741824 (1 PiB)");
+        }
         if !(1..=1_000_000).contains(&self.max_connections) {
             return invalid("max_connections must be between 1 and 1000000");
         }
@@ -214,6 +223,7 @@ impl Config {
                 events_max_entries: self.events_max_entries,
                 events_max_age_ms: self.events_max_age_ms,
                 disk: std::sync::Arc::new(crate::storage::RealDisk),
+                min_free_bytes: self.min_free_mb.map(|mb| mb.saturating_mul(1 << 20)),
             },
             queue_defaults: self.queue_defaults,
             limits: Limits {

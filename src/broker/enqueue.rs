@@ -69,7 +69,7 @@ impl Broker {
         jobs: Vec<NewJob>,
         emit: Vec<NewMessage>,
     ) -> Result<Vec<Enqueued>, BrokerError> {
-        let admission = self.store.admit().await?;
+        let admission = self.store.admit_growth().await?;
         let now = self.now();
         let (submitted, slots) = {
             let mut state = self.state.lock();
@@ -184,7 +184,7 @@ impl Broker {
             .into());
         }
         self.limits.check_messages("messages", &messages)?;
-        let admission = self.store.admit().await?;
+        let admission = self.store.admit_growth().await?;
         let now = self.now();
         let submitted = {
             // Under the lock like every write, so writes reach the store in the order decided.

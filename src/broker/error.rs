@@ -85,6 +85,17 @@ pub enum BrokerError {
     /// A commit or fsync failed earlier; the broker refuses writes until it is restarted.
     #[error("storage failed and refuses writes until wharf is restarted; see the server log")]
     StorageFailed,
+    /// The data volume is below its free-space floor, so a write that adds data was refused;
+    /// writes that drain (polls, acks, cancels) still work.
+    #[error(
+        "the data volume is nearly full ({available} bytes free, floor {floor}): enqueues, outbox messages and schedule changes are refused until space is freed; polls and acks still work"
+    )]
+    InsufficientStorage {
+        /// Bytes free on the volume.
+        available: u64,
+        /// The floor (`storage.min_free_mb`).
+        floor: u64,
+    },
     /// The broker is shutting down and has closed its storage.
     #[error("the broker is shutting down")]
     ShuttingDown,
@@ -98,6 +109,9 @@ impl From<StoreError> for BrokerError {
         match error {
             StoreError::Poisoned => BrokerError::StorageFailed,
             StoreError::Closed => BrokerError::ShuttingDown,
+            StoreError::InsufficientStorage { available, floor } => {
+                BrokerError::InsufficientStorage { available, floor }
+            }
             other => BrokerError::Internal(other),
         }
     }

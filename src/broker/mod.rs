@@ -69,8 +69,9 @@ pub use limits::{Invalid, Limit, Limits};
 pub use snapshot::Snapshot;
 pub use state::Counters;
 pub use views::{
-    AckItem, Acked, Delivery, Enqueued, FollowUp, JobView, NackRequest, NewJob, NewMessage,
-    PollRequest, QueuePatch, QueueView, RunAt, ScheduleSpec, ScheduleView, TemplateView,
+    AckItem, Acked, Delivery, DiskSpace, Enqueued, FollowUp, JobView, NackRequest, NewJob,
+    NewMessage, PollRequest, QueuePatch, QueueView, RunAt, ScheduleSpec, ScheduleView,
+    TemplateView,
 };
 pub use waiters::PollStats;
 
@@ -160,6 +161,16 @@ impl Broker {
             self.purged_jobs.load(Ordering::Relaxed),
             self.forgotten_keys.load(Ordering::Relaxed),
         )
+    }
+
+    /// The data volume's free space and floor, as last read.
+    pub fn disk_space(&self) -> DiskSpace {
+        let reading = self.store.space();
+        DiskSpace {
+            available_bytes: reading.available,
+            floor_bytes: reading.floor,
+            low: reading.low,
+        }
     }
 
     /// Whether the store still accepts writes.

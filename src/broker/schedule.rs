@@ -76,7 +76,7 @@ impl Broker {
             lease_ms: job.lease_ms,
             headers: job.headers,
         };
-        let admission = self.store.admit().await?;
+        let admission = self.store.admit_growth().await?;
         let now = self.now();
         let (submitted, created, view) = {
             let mut state = self.state.lock();

@@ -404,3 +404,14 @@ pub(super) fn public_state(state: &StoredState, now: Millis) -> JobState {
         StoredState::Cancelled { .. } => JobState::Cancelled,
     }
 }
+
+/// The data volume's free space against its floor (`min_free_mb`), as last read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DiskSpace {
+    /// Bytes free on the volume.
+    pub available_bytes: u64,
+    /// Below this, writes that add data are refused (507).
+    pub floor_bytes: u64,
+    /// Whether the volume is below the floor now.
+    pub low: bool,
+}

@@ -103,6 +103,8 @@ error_codes! {
     ShuttingDown = (SERVICE_UNAVAILABLE, "shutting_down"),
     /// A commit or fsync failed; writes are refused until a restart.
     StorageFailed = (SERVICE_UNAVAILABLE, "storage_failed"),
+    /// The data volume is below its free-space floor; writes that add data are refused.
+    InsufficientStorage = (INSUFFICIENT_STORAGE, "insufficient_storage"),
 }
 
 /// An error reply: `{"error": {"code": ..., "message": ...}}` with the code's status.
@@ -197,6 +199,14 @@ impl From<BrokerError> for ApiError {
                 return api;
             }
             E::StorageFailed => C::StorageFailed,
+            E::InsufficientStorage { available, floor } => {
+                let mut api = ApiError::new(C::InsufficientStorage, error.to_string());
+                api.extra = Some((
+                    "disk",
+                    json!({"available_bytes": available, "floor_bytes": floor}),
+                ));
+                return api;
+            }
             E::ShuttingDown => C::ShuttingDown,
             _ => {
                 tracing::error!(%error, "internal error");
@@ -283,6 +293,14 @@ mod tests {
                 "events_trimmed",
             ),
             (BrokerError::StorageFailed, 503, "storage_failed"),
+            (
+                BrokerError::InsufficientStorage {
+                    available: 1,
+                    floor: 2,
+                },
+                507,
+                "insufficient_storage",
+            ),
             (BrokerError::ShuttingDown, 503, "shutting_down"),
             (BrokerError::TooManyQueues, 500, "internal"),
         ];

@@ -35,7 +35,17 @@ pub async fn readyz(State(app): State<AppState>) -> Result<Json<Value>, ApiError
             "the broker is shutting down",
         ));
     }
-    Ok(Json(json!({"status": "ready"})))
+    // A volume below its floor does not make the broker unready: consumers must still reach
+    // it to drain. The body says so, for a dashboard or an alert.
+    let disk = broker.disk_space();
+    Ok(Json(json!({
+        "status": "ready",
+        "disk": {
+            "available_bytes": disk.available_bytes,
+            "floor_bytes": disk.floor_bytes,
+            "low": disk.low,
+        },
+    })))
 }
 
 /// `GET /metrics`: Prometheus text format.
@@ -114,6 +124,14 @@ pub async fn metrics(State(app): State<AppState>) -> Result<impl IntoResponse, A
     let _ = writeln!(
         out,
         "# HELP wharf_idempotency_keys_forgotten_total Idempotency keys forgotten after their window.\n# TYPE wharf_idempotency_keys_forgotten_total counter\nwharf_idempotency_keys_forgotten_total {forgotten}"
+    );
+    let disk = broker.disk_space();
+    let _ = writeln!(
+        out,
+        "# HELP wharf_disk_available_bytes Free bytes on the data volume (last reading).\n# TYPE wharf_disk_available_bytes gauge\nwharf_disk_available_bytes {}\n# HELP wharf_disk_floor_bytes Free space below which writes that add data are refused (507).\n# TYPE wharf_disk_floor_bytes gauge\nwharf_disk_floor_bytes {}\n# HELP wharf_disk_low 1 while the data volume is below its floor.\n# TYPE wharf_disk_low gauge\nwharf_disk_low {}",
+        disk.available_bytes,
+        disk.floor_bytes,
+        u8::from(disk.low)
     );
     mirror_metrics(&mut out, &app, broker.events_head(), broker.now());
     let recovery = broker.recovery_stats();

@@ -40,6 +40,7 @@ impl Writer {
         match result {
             Ok(()) => {
                 journal.rewind();
+                self.space.checkpointed(|| self.pages_in_use());
                 self.metrics
                     .checkpoint_seconds
                     .observe(started.elapsed().as_secs_f64());
@@ -49,6 +50,16 @@ impl Writer {
                 self.poisoned.store(true, Ordering::Release);
             }
         }
+    }
+
+    /// Bytes of the data file redb's pages use (walks every table; `None` if that fails).
+    fn pages_in_use(&self) -> Option<u64> {
+        let txn = self.db.begin_write().ok()?;
+        let stats = txn.stats().ok()?;
+        let bytes = stats.allocated_pages() * stats.page_size() as u64;
+        // Nothing was written: dropping the transaction aborts it.
+        drop(txn);
+        Some(bytes)
     }
 
     /// The durable redb commit of a checkpoint: records the last frame it contains and the

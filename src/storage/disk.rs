@@ -41,6 +41,19 @@ pub trait Disk: Debug + Send + Sync + 'static {
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
     /// The database file at `path`, as redb reads and writes it.
     fn database(&self, path: &Path) -> io::Result<DatabaseFile>;
+    /// The size and free space of the volume holding directory `dir`.
+    fn space(&self, dir: &Path) -> io::Result<Space>;
+    /// Bytes the file at `path` takes on the volume (less than its length where it is sparse).
+    fn allocated_bytes(&self, path: &Path) -> io::Result<u64>;
+}
+
+/// A volume's size and the part of it a non-root process may still fill.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Space {
+    /// Bytes free for an unprivileged writer (statvfs `f_bavail`: the root reserve excluded).
+    pub available: u64,
+    /// The volume's size in bytes.
+    pub total: u64,
 }
 
 /// The real file system.
@@ -72,6 +85,21 @@ impl Disk for RealDisk {
     fn database(&self, path: &Path) -> io::Result<DatabaseFile> {
         let backend = FileBackend::new(open_file(path)?).map_err(io::Error::other)?;
         Ok(DatabaseFile::Real(backend))
+    }
+
+    fn allocated_bytes(&self, path: &Path) -> io::Result<u64> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(path)?;
+        // st_blocks counts 512-byte units whatever the file system's block size.
+        Ok(meta.blocks().saturating_mul(512).min(meta.len()))
+    }
+
+    fn space(&self, dir: &Path) -> io::Result<Space> {
+        let stat = rustix::fs::statvfs(dir)?;
+        Ok(Space {
+            available: stat.f_bavail.saturating_mul(stat.f_frsize),
+            total: stat.f_blocks.saturating_mul(stat.f_frsize),
+        })
     }
 }
 

@@ -17,6 +17,17 @@ pub enum StoreError {
         "storage failed earlier and refuses writes; check the disk and the log, then restart wharf"
     )]
     Poisoned,
+    /// The data volume is below its free-space floor: a write that adds data was refused
+    /// before anything changed.
+    #[error(
+        "the data volume has {available} bytes free, below its floor of {floor} (storage.min_free_mb)"
+    )]
+    InsufficientStorage {
+        /// Bytes free on the volume at the last reading.
+        available: u64,
+        /// The floor.
+        floor: u64,
+    },
     /// The store is shutting down.
     #[error("storage is shutting down")]
     Closed,

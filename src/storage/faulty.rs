@@ -6,7 +6,8 @@
 //! what was synced, optionally with the last unsynced write torn at a random byte.
 //! [`FaultyDisk::fail`] makes the Nth write or sync from now on fail with EIO or ENOSPC, or
 //! cuts the power there: from that operation on, every write and sync fails, as in a process
-//! that died, and nothing more reaches the durable image.
+//! that died, and nothing more reaches the durable image. [`FaultyDisk::set_capacity`] gives it
+//! a size: a write that would fill it beyond fails with ENOSPC, as on a full volume.
 //!
 //! Not used by the server: a test puts it in [`super::StoreOptions::disk`].
 
@@ -17,7 +18,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use super::disk::{DatabaseFile, Disk, DiskFile};
+use super::disk::{DatabaseFile, Disk, DiskFile, Space};
 use crate::random::Rng;
 
 /// Which operations a [`Fault`] counts.
@@ -71,6 +72,9 @@ struct MemFile {
     durable: Vec<u8>,
     /// The changes since the last sync, in order.
     unsynced: Vec<Unsynced>,
+    /// Bytes the file takes on the volume: up to the end of its last written byte. Growing
+    /// the length alone takes nothing (a sparse file), shrinking it gives back.
+    allocated: u64,
 }
 
 fn apply(image: &mut Vec<u8>, change: &Unsynced) {
@@ -98,6 +102,8 @@ struct State {
     /// Operations done, faults included: writes and syncs.
     writes: u64,
     syncs: u64,
+    /// The volume's size; `None`: unbounded.
+    capacity: Option<u64>,
 }
 
 impl State {
@@ -140,6 +146,25 @@ impl State {
     }
 }
 
+impl State {
+    fn allocated(&self) -> u64 {
+        self.files.values().map(|f| f.allocated).sum()
+    }
+
+    /// Fails with ENOSPC if `path` taking `allocated` bytes would fill the volume beyond its
+    /// capacity.
+    fn make_room(&self, path: &Path, allocated: u64) -> io::Result<()> {
+        let Some(capacity) = self.capacity else {
+            return Ok(());
+        };
+        let own = self.files.get(path).map_or(0, |f| f.allocated);
+        if allocated > own && self.allocated() - own + allocated > capacity {
+            return Err(io::Error::from_raw_os_error(ENOSPC));
+        }
+        Ok(())
+    }
+}
+
 const EIO: i32 = 5;
 const ENOSPC: i32 = 28;
 
@@ -160,6 +185,12 @@ impl FaultyDisk {
         let mut state = self.state.lock();
         state.fault = Some(fault);
         state.counted = 0;
+    }
+
+    /// Gives the disk a size (`None`: unbounded). Lowering it below what is in use fails only
+    /// later writes that grow a file; raising it frees space.
+    pub fn set_capacity(&self, capacity: Option<u64>) {
+        self.state.lock().capacity = capacity;
     }
 
     /// Writes and syncs done so far (failed ones included).
@@ -199,6 +230,7 @@ impl FaultyDisk {
                 }
                 let image = MemFile {
                     data: durable.clone(),
+                    allocated: durable.len() as u64,
                     durable,
                     unsynced: Vec::new(),
                 };
@@ -208,6 +240,7 @@ impl FaultyDisk {
         FaultyDisk {
             state: Arc::new(Mutex::new(State {
                 files,
+                capacity: state.capacity,
                 ..State::default()
             })),
         }
@@ -237,6 +270,20 @@ impl Disk for FaultyDisk {
 
     fn database(&self, path: &Path) -> io::Result<DatabaseFile> {
         Ok(DatabaseFile::Other(Box::new(self.file(path))))
+    }
+
+    fn allocated_bytes(&self, path: &Path) -> io::Result<u64> {
+        let state = self.state.lock();
+        Ok(state.files.get(path).ok_or_else(missing)?.allocated)
+    }
+
+    fn space(&self, _dir: &Path) -> io::Result<Space> {
+        let state = self.state.lock();
+        let total = state.capacity.unwrap_or(u64::MAX);
+        Ok(Space {
+            available: total.saturating_sub(state.allocated()),
+            total,
+        })
     }
 }
 
@@ -283,7 +330,11 @@ impl DiskFile for FaultyFile {
     fn write_at(&self, offset: u64, data: &[u8]) -> io::Result<()> {
         self.with(|state, path| {
             state.check(false)?;
+            let own = state.files.get(path).ok_or_else(missing)?.allocated;
+            let end = offset.saturating_add(data.len() as u64);
+            state.make_room(path, own.max(end))?;
             let file = state.files.get_mut(path).ok_or_else(missing)?;
+            file.allocated = own.max(end);
             let change = Unsynced::Write {
                 offset,
                 data: data.to_vec(),
@@ -298,6 +349,7 @@ impl DiskFile for FaultyFile {
         self.with(|state, path| {
             state.check(false)?;
             let file = state.files.get_mut(path).ok_or_else(missing)?;
+            file.allocated = file.allocated.min(len);
             let change = Unsynced::SetLen(len);
             apply(&mut file.data, &change);
             file.unsynced.push(change);

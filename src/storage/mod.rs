@@ -28,6 +28,7 @@ mod ops;
 mod reads;
 mod records;
 mod request;
+mod space;
 mod tables;
 mod writer;
 
@@ -43,7 +44,7 @@ use redb::{Database, ReadableTable};
 use tokio::sync::{Semaphore, oneshot, watch};
 
 pub use apply::Original;
-pub use disk::{DatabaseFile, Disk, DiskFile, RealDisk};
+pub use disk::{DatabaseFile, Disk, DiskFile, RealDisk, Space};
 pub use error::{DecodeError, OpsError, StoreError};
 pub use expiry::ExpiryWatch;
 pub use ops::{
@@ -57,11 +58,13 @@ pub use records::{
     decode_queue_record, encode,
 };
 pub use request::Written;
+pub use space::{DEFAULT_FLOOR_BYTES, SpaceReading};
 
 use crate::metrics::StorageMetrics;
 use events::EventLog;
 use journal::{JOURNAL_FILE, Journal, SyncPolicy};
 use request::{Command, Reply, WriteRequest};
+use space::SpaceGuard;
 use tables::{
     EVENTS, JOBS, META, META_EVENTS_NEXT, META_FORMAT, META_NEXT_JOB_ID, META_OUTBOX_NEXT, OUTBOX,
     Tables,
@@ -113,6 +116,9 @@ pub struct StoreOptions {
     pub events_max_age_ms: u64,
     /// The disk the files are read from and written to: [`RealDisk`], or a test's.
     pub disk: Arc<dyn Disk>,
+    /// Writes that add data are refused while the data volume has less free space than this;
+    /// `None`: [`DEFAULT_FLOOR_BYTES`], or an eighth of a smaller volume.
+    pub min_free_bytes: Option<u64>,
 }
 
 /// The handle to the store and its writer thread.
@@ -126,6 +132,7 @@ pub struct Store {
     poisoned: Arc<AtomicBool>,
     metrics: Arc<StorageMetrics>,
     expiry: Arc<ExpiryWatch>,
+    space: Arc<SpaceGuard>,
     /// The last event in a durable journal frame: what change-log readers may see.
     durable_events: watch::Receiver<u64>,
 }
@@ -156,6 +163,12 @@ impl Store {
         let metrics = Arc::new(StorageMetrics::new());
         let poisoned = Arc::new(AtomicBool::new(false));
         let expiry = Arc::new(ExpiryWatch::default());
+        let space = Arc::new(SpaceGuard::new(
+            disk.clone(),
+            dir.clone(),
+            dir.join(DATA_FILE),
+            options.min_free_bytes,
+        ));
         let mut writer = Writer {
             db: db.clone(),
             disk: disk.clone(),
@@ -168,6 +181,7 @@ impl Store {
             metrics: metrics.clone(),
             poisoned: poisoned.clone(),
             expiry: expiry.clone(),
+            space: space.clone(),
             events: EventLog::new(
                 sequences.events_first,
                 sequences.events_next,
@@ -216,6 +230,7 @@ impl Store {
             poisoned,
             metrics,
             expiry,
+            space,
             durable_events,
         })
     }
@@ -242,6 +257,22 @@ impl Store {
             .acquire_owned()
             .await
             .map_err(|_| StoreError::Closed)
+    }
+
+    /// [`Store::admit`] for a write that adds data (an enqueue, an outbox message, a schedule):
+    /// refused with [`StoreError::InsufficientStorage`] while the data volume is below its
+    /// free-space floor, so that the writes that drain the broker keep the room it leaves.
+    pub async fn admit_growth(&self) -> Result<Admission, StoreError> {
+        if self.is_poisoned() {
+            return Err(StoreError::Poisoned);
+        }
+        self.space.admit_growth()?;
+        self.admit().await
+    }
+
+    /// The data volume's free space and floor, as last read.
+    pub fn space(&self) -> SpaceReading {
+        self.space.reading()
     }
 
     /// Queues `ops` (applied atomically) and reads `fetch` back after them; with `durable` the

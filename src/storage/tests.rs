@@ -20,6 +20,7 @@ fn options(dir: &std::path::Path, checkpoint_interval: Duration) -> StoreOptions
         events_max_entries: 1000,
         events_max_age_ms: 7 * 24 * 3_600_000,
         disk: std::sync::Arc::new(super::RealDisk),
+        min_free_bytes: None,
     }
 }
 

@@ -30,6 +30,7 @@ use super::journal::{Journal, frame};
 use super::ops::{WriteOp, encode_ops};
 use super::records::{JobBody, JobRecord, decode};
 use super::request::{Command, WriteRequest, Written};
+use super::space::SpaceGuard;
 use super::tables::{META_JOURNAL_SEQ, META_NEXT_JOB_ID, Tables};
 use crate::metrics::StorageMetrics;
 
@@ -74,6 +75,8 @@ pub struct Writer {
     pub metrics: Arc<StorageMetrics>,
     pub poisoned: Arc<AtomicBool>,
     pub expiry: Arc<ExpiryWatch>,
+    /// Told the journal bytes written, so it reads the free space as the files grow.
+    pub space: Arc<SpaceGuard>,
     pub events: EventLog,
     pub next_job_id: u64,
     /// Sequence of the last journal frame (applied to redb, not necessarily durable).
@@ -117,6 +120,7 @@ impl Writer {
             let due = self.dirty_since.is_some_and(|since| {
                 since.elapsed() >= self.options.checkpoint_interval
                     || self.journal_bytes >= self.options.checkpoint_bytes
+                    || self.space.wants_checkpoint()
             });
             if due || shutdown {
                 self.checkpoint(&journal);
@@ -187,6 +191,8 @@ impl Writer {
                     .observe(started.elapsed().as_secs_f64());
                 self.journal_seq = seq;
                 self.journal_bytes += self.frame.len();
+                // Before any reply: the next write admitted sees this group's growth.
+                self.space.written(self.frame.len());
                 self.dirty_since.get_or_insert_with(Instant::now);
                 self.metrics.group_size.observe(group.len() as f64);
                 let mut waiters = Vec::new();

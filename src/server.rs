@@ -82,7 +82,7 @@ impl Server {
             },
         );
         let limits = ConnLimits {
-            max_connections: config.max_connections,
+            max_connections: http::conn::connections_within_fd_limit(config.max_connections),
             header_read_timeout: Duration::from_millis(config.header_read_timeout_ms),
         };
         let stop = Arc::new(Notify::new());

@@ -30,6 +30,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
 use super::error::{ApiError, ErrorCode};
+use super::parse_errors::ParseErrorBodies;
 
 /// The limits on connections and on reading requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +41,43 @@ pub struct ConnLimits {
     /// starts waiting for it: after the connection opens, and after each reply on a kept-alive
     /// connection (so it is also the idle keep-alive timeout). The connection is then closed.
     pub header_read_timeout: Duration,
+}
+
+/// File descriptors kept for everything but client connections: the data files, the
+/// listener, the runtime's own, mirror connections, and some slack.
+const RESERVED_FDS: u64 = 64;
+
+/// `max_connections`, lowered if the process's file-descriptor limit could not hold that many
+/// connections (after raising the soft limit to the hard one, as Go and most servers do). At
+/// the limit a client waits in the listen backlog instead of the accept loop failing with
+/// "Too many open files" while the data files and mirrors need descriptors too.
+pub fn connections_within_fd_limit(max_connections: usize) -> usize {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    if let (Some(soft), Some(hard)) = (limit.current, limit.maximum)
+        && soft < hard
+    {
+        let raised = Rlimit {
+            current: Some(hard),
+            maximum: Some(hard),
+        };
+        if setrlimit(Resource::Nofile, raised).is_ok() {
+            limit.current = Some(hard);
+        }
+    }
+    let Some(soft) = limit.current else {
+        return max_connections; // unlimited
+    };
+    let room = usize::try_from(soft.saturating_sub(RESERVED_FDS).max(1)).unwrap_or(usize::MAX);
+    if room < max_connections {
+        tracing::warn!(
+            fd_limit = soft,
+            max_connections = room,
+            "max_connections lowered to fit the file-descriptor limit (ulimit -n) less {RESERVED_FDS} kept for storage and mirrors; more clients wait in the listen backlog"
+        );
+        return room;
+    }
+    max_connections
 }
 
 /// Serves `router` on `listener` until `stop` completes; then stops accepting, lets each
@@ -92,7 +130,8 @@ pub async fn serve(
         }
         let answering = Arc::new(AtomicUsize::new(0));
         let service = counted(TowerToHyperService::new(router.clone()), answering.clone());
-        let connection = graceful.watch(http.serve_connection(TokioIo::new(tcp), service));
+        let io = TokioIo::new(ParseErrorBodies::new(tcp));
+        let connection = graceful.watch(http.serve_connection(io, service));
         let mut stopped = stopped.clone();
         tokio::spawn(async move {
             let idle_at_stop = async {

@@ -57,6 +57,12 @@ error_codes! {
     BadBody = (BAD_REQUEST, "bad_body"),
     /// No such route.
     NotFound = (NOT_FOUND, "not_found"),
+    /// A request hyper could not parse: a malformed request line, header or Content-Length.
+    BadRequest = (BAD_REQUEST, "bad_request"),
+    /// A request line over hyper's limit.
+    UriTooLong = (URI_TOO_LONG, "uri_too_long"),
+    /// Too many headers, or a header block over hyper's limit.
+    HeadersTooLarge = (REQUEST_HEADER_FIELDS_TOO_LARGE, "headers_too_large"),
     /// No job with that id.
     JobNotFound = (NOT_FOUND, "job_not_found"),
     /// No queue with that name.

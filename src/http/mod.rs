@@ -16,6 +16,7 @@ mod health;
 mod jobs;
 mod mirrors;
 mod outbox;
+mod parse_errors;
 mod queues;
 mod schedules;
 mod wire;

@@ -4,15 +4,40 @@
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use parking_lot::Mutex;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 /// Starts `wharf serve` on an ephemeral port with `dir/wharf.toml`, and returns it with the
 /// address it logged and whether it replayed journal frames at start-up.
 pub async fn spawn_wharf(dir: &Path) -> (Child, SocketAddr, bool) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wharf"))
+    let (child, addr, log) = spawn_wharf_under(dir, &[]).await;
+    let replayed = log
+        .lock()
+        .iter()
+        .any(|l| l.contains("replayed the journal"));
+    (child, addr, replayed)
+}
+
+/// [`spawn_wharf`] run through `wrapper` (say, `["prlimit", "--nofile=100:100", "--"]`), with
+/// every line it logs (start-up and later) collected.
+pub async fn spawn_wharf_under(
+    dir: &Path,
+    wrapper: &[&str],
+) -> (Child, SocketAddr, Arc<Mutex<Vec<String>>>) {
+    let exe = env!("CARGO_BIN_EXE_wharf");
+    let mut command = match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut command = Command::new(program);
+            command.args(args).arg(exe);
+            command
+        }
+        None => Command::new(exe),
+    };
+    let mut child = command
         .args(["serve", "--listen", "127.0.0.1:0", "--config"])
         .arg(dir.join("wharf.toml"))
         .arg("--data-dir")
@@ -24,8 +49,8 @@ pub async fn spawn_wharf(dir: &Path) -> (Child, SocketAddr, bool) {
         .expect("spawn wharf");
     let stderr = tokio::process::ChildStderr::from_std(child.stderr.take().unwrap()).unwrap();
     let mut lines = BufReader::new(stderr).lines();
+    let log: Arc<Mutex<Vec<String>>> = Arc::default();
     let mut addr = None;
-    let mut replayed = false;
     let deadline = Instant::now() + Duration::from_secs(30);
     while let Some(line) = tokio::time::timeout_at(deadline.into(), lines.next_line())
         .await
@@ -35,14 +60,20 @@ pub async fn spawn_wharf(dir: &Path) -> (Child, SocketAddr, bool) {
         if let Some(rest) = line.split("listening on http://").nth(1) {
             addr = Some(rest.split_whitespace().next().unwrap().parse().unwrap());
         }
-        replayed |= line.contains("replayed the journal");
-        if line.contains("recovered") {
+        let recovered = line.contains("recovered");
+        log.lock().push(line);
+        if recovered {
             break;
         }
     }
     // Keep draining stderr so the child never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, addr.expect("wharf logged its address"), replayed)
+    let later = log.clone();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            later.lock().push(line);
+        }
+    });
+    (child, addr.expect("wharf logged its address"), log)
 }
 
 /// A request that reports a dead server as `None` instead of panicking.

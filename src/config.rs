@@ -68,8 +68,9 @@ pub struct Config {
     pub events_max_age_ms: u64,
     /// On SIGINT/SIGTERM, how long in-flight requests may take to finish. Default: 10000.
     pub shutdown_grace_ms: u64,
-    /// Most HTTP connections open at once; more wait in the listen backlog. Keep it below the
-    /// process's file-descriptor limit (`ulimit -n`). Default: 10000.
+    /// Most HTTP connections open at once; more wait in the listen backlog. At start the soft
+    /// file-descriptor limit is raised to the hard one, and this is lowered (with a warning) to
+    /// fit that limit less 64 descriptors for files and the store. Default: 10000.
     pub max_connections: usize,
     /// Longest a connection may take to send a request's head, counted from when the server
     /// waits for it (after connecting, and after each reply: also the idle keep-alive

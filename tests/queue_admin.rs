@@ -469,10 +469,13 @@ async fn cancel_follows_the_life_cycle_rules() {
 async fn health_and_readiness() {
     let server = TestServer::start().await;
     assert_eq!(server.get("/healthz").await, (200, json!({"status": "ok"})));
-    assert_eq!(
-        server.get("/readyz").await,
-        (200, json!({"status": "ready"}))
-    );
+    let (status, body) = server.get("/readyz").await;
+    assert_eq!(status, 200);
+    assert_eq!(body["status"], "ready");
+    // The free-space report rides along; a test volume is not below the floor.
+    assert_eq!(body["disk"]["low"], false);
+    assert!(body["disk"]["available_bytes"].as_u64().is_some());
+    assert!(body["disk"]["floor_bytes"].as_u64().is_some());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

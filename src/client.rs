@@ -53,7 +53,10 @@ impl Connection {
             .method(method)
             .uri(path)
             .header("host", self.host.as_str());
-        if body.is_some() {
+        let typed = headers
+            .iter()
+            .any(|(name, _)| name.eq_ignore_ascii_case("content-type"));
+        if body.is_some() && !typed {
             builder = builder.header("content-type", "application/json");
         }
         for (name, value) in headers {

@@ -97,6 +97,8 @@ error_codes! {
     ResultTooLarge = (PAYLOAD_TOO_LARGE, "result_too_large"),
     /// A batch is over `max_batch`.
     BatchTooLarge = (PAYLOAD_TOO_LARGE, "batch_too_large"),
+    /// A body in a media type other than JSON (see `request_checks.rs`).
+    UnsupportedMediaType = (UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
     /// A cron expression or time zone that is not accepted.
     InvalidSchedule = (UNPROCESSABLE_ENTITY, "invalid_schedule"),
     /// Any other value that breaks a rule, unknown fields included.

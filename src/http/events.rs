@@ -57,9 +57,16 @@ impl EventsParams {
 
 fn params(query: Result<Query<EventsParams>, QueryRejection>) -> Result<EventsParams, ApiError> {
     // Like JSON bodies: unknown parameters and values of the wrong type are 422.
-    query
+    let params = query
         .map(|Query(p)| p)
-        .map_err(|e| ApiError::invalid(e.body_text()))
+        .map_err(|e| ApiError::invalid(e.body_text()))?;
+    // A name no queue can have would filter out every event: say so instead.
+    if let Some(queue) = &params.queue
+        && !crate::job::valid_queue_name(queue)
+    {
+        return Err(crate::broker::BrokerError::InvalidQueueName.into());
+    }
+    Ok(params)
 }
 
 /// `{"events": [...], "next_after", "head", "oldest"}`.

@@ -18,6 +18,7 @@ mod mirrors;
 mod outbox;
 mod parse_errors;
 mod queues;
+mod request_checks;
 mod schedules;
 mod wire;
 
@@ -119,6 +120,7 @@ pub fn router_with(state: AppState, body: conn::BodyLimits) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
+        .route_layer(axum::middleware::from_fn(request_checks::check_request))
         .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such route; see docs/api.md") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

@@ -2,7 +2,7 @@
 
 use std::sync::atomic::Ordering;
 
-use super::placement::Placement;
+use super::placement::{Placement, PreparedJobs};
 use super::state::{Phase, Slot, State, slot_lease_ms, slot_max_attempts};
 use super::{Broker, BrokerError, Enqueued, NewJob, NewMessage, Prepared};
 use crate::clock::Millis;
@@ -10,9 +10,6 @@ use crate::job::valid_queue_name;
 use crate::storage::{
     IdempotencyKey, JobBody, JobRecord, Message, QueueRecord, StoredState, WriteOp,
 };
-
-/// Jobs prepared for one insert request, to place in memory once it commits.
-pub(super) type PreparedJobs = Vec<(u64, Slot)>;
 
 impl Broker {
     /// Enqueues `jobs` into `queue` (created with the server defaults on first use), all or

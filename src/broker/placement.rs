@@ -5,13 +5,15 @@
 
 use tokio::runtime::Handle;
 
-use super::enqueue::PreparedJobs;
-use super::state::Phase;
+use super::state::{Phase, Slot};
 use super::views::public_state;
 use super::{Broker, BrokerError, Enqueued};
 use crate::clock::Millis;
 use crate::job::{JobId, JobState};
 use crate::storage::{Original, Pending, Written};
+
+/// Jobs prepared for one insert request, to place in memory once it commits.
+pub(super) type PreparedJobs = Vec<(u64, Slot)>;
 
 /// Jobs of one write waiting for it to commit, in groups (one per queue) in the order of their
 /// inserts.

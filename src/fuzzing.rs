@@ -8,9 +8,9 @@
 use crate::cron::{CronError, CronSchedule};
 use crate::storage::journal::frame;
 use crate::storage::{
-    CursorRecord, DecodeError, EventRecord, IdempotencyRecord, JobBody, JobRecord, QueueRecord,
-    ScheduleRecord, StoreError, WriteOp, decode, decode_events, decode_ops, decode_queue_record,
-    encode,
+    CursorRecord, DecodeError, EventRecord, IdempotencyRecord, JobBody, JobRecord, KeyRecord,
+    QueueRecord, ScheduleRecord, StoreError, WriteOp, decode, decode_events, decode_ops,
+    decode_queue_record, encode,
 };
 
 /// What replaying a journal read: every frame applied, with its decoded ops, and the sequence
@@ -64,11 +64,13 @@ pub enum RecordKind {
     Cursor,
     /// Table `idempotency`.
     Idempotency,
+    /// Table `keys`.
+    Key,
 }
 
 impl RecordKind {
     /// Every kind.
-    pub const ALL: [RecordKind; 7] = [
+    pub const ALL: [RecordKind; 8] = [
         RecordKind::Job,
         RecordKind::Body,
         RecordKind::Queue,
@@ -76,6 +78,7 @@ impl RecordKind {
         RecordKind::Events,
         RecordKind::Cursor,
         RecordKind::Idempotency,
+        RecordKind::Key,
     ];
 }
 
@@ -96,6 +99,8 @@ pub enum Record {
     Cursor(CursorRecord),
     /// An idempotency key's entry.
     Idempotency(IdempotencyRecord),
+    /// An API key.
+    Key(KeyRecord),
 }
 
 /// The defaults a version-1 queue record is upgraded with (the server's queue defaults).
@@ -113,6 +118,7 @@ pub fn decode_record(kind: RecordKind, bytes: &[u8]) -> Result<Record, DecodeErr
         RecordKind::Events => Record::Events(decode_events(bytes)?),
         RecordKind::Cursor => Record::Cursor(decode(bytes)?),
         RecordKind::Idempotency => Record::Idempotency(decode(bytes)?),
+        RecordKind::Key => Record::Key(decode(bytes)?),
     })
 }
 
@@ -126,6 +132,7 @@ pub fn encode_record(record: &Record) -> Vec<u8> {
         Record::Events(r) => encode(r),
         Record::Cursor(r) => encode(r),
         Record::Idempotency(r) => encode(r),
+        Record::Key(r) => encode(r),
     }
 }
 

@@ -9,8 +9,8 @@ use redb::ReadableTable;
 use super::error::StoreError;
 use super::ops::{IdempotencyKey, JobChange, JobEvent, ScheduleEvent, WriteOp};
 use super::records::{
-    CursorRecord, EventData, EventRecord, IdempotencyRecord, JobBody, JobRecord, QueueRecord,
-    ScheduleRecord, StoredState, decode, encode,
+    CursorRecord, EventData, EventRecord, IdempotencyRecord, JobBody, JobRecord, KeyRecord,
+    QueueRecord, ScheduleRecord, StoredState, decode, encode,
 };
 use super::tables::Tables;
 
@@ -175,6 +175,25 @@ pub fn apply(
         }
         WriteOp::DeleteCursor { name } => {
             t.cursors.remove(name.as_str())?;
+        }
+        WriteOp::PutKey { id, record } => {
+            t.keys.insert(id.as_str(), encode(record).as_slice())?;
+        }
+        WriteOp::KeyUsed { id, at } | WriteOp::RevokeKey { id, at } => {
+            let Some(mut key) = t
+                .keys
+                .get(id.as_str())?
+                .map(|v| decode::<KeyRecord>(v.value()))
+                .transpose()?
+            else {
+                return Ok(Applied::Done);
+            };
+            if matches!(op, WriteOp::KeyUsed { .. }) {
+                key.last_used_at = key.last_used_at.max(Some(*at));
+            } else {
+                key.revoked_at = key.revoked_at.or(Some(*at));
+            }
+            t.keys.insert(id.as_str(), encode(&key).as_slice())?;
         }
     }
     Ok(Applied::Done)

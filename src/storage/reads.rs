@@ -5,11 +5,11 @@ use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
 use super::error::StoreError;
 use super::records::{
-    CursorRecord, EventRecord, JobBody, JobRecord, QueueRecord, ScheduleRecord, decode,
+    CursorRecord, EventRecord, JobBody, JobRecord, KeyRecord, QueueRecord, ScheduleRecord, decode,
     decode_events, decode_queue_record,
 };
 use super::tables::{
-    BODIES, CURSORS, EVENTS, EXPIRY, IDEMPOTENCY_EXPIRY, JOBS, META, META_EVENTS_NEXT,
+    BODIES, CURSORS, EVENTS, EXPIRY, IDEMPOTENCY_EXPIRY, JOBS, KEYS, META, META_EVENTS_NEXT,
     META_NEXT_JOB_ID, QUEUES, RESULTS, SCHEDULES,
 };
 use super::{Store, StoredJob};
@@ -214,6 +214,19 @@ impl Store {
             cursors.push((name.value().to_owned(), decode(value.value())?));
         }
         Ok(cursors)
+    }
+
+    /// Every API key, revoked ones included, by id.
+    pub fn keys(&self) -> Result<Vec<(String, KeyRecord)>, StoreError> {
+        let db = self.db()?;
+        let txn = db.begin_read()?;
+        let table = txn.open_table(KEYS)?;
+        let mut keys = Vec::new();
+        for row in table.iter()? {
+            let (id, value) = row?;
+            keys.push((id.value().to_owned(), decode(value.value())?));
+        }
+        Ok(keys)
     }
 
     /// One reader's cursor.

@@ -30,6 +30,8 @@ pub const IDEMPOTENCY_EXPIRY: TableDefinition<(u64, &str), ()> =
     TableDefinition::new("idempotency_expiry");
 /// schedule name → [`ScheduleRecord`](super::ScheduleRecord).
 pub const SCHEDULES: TableDefinition<&str, &[u8]> = TableDefinition::new("schedules");
+/// key id → [`KeyRecord`](super::KeyRecord).
+pub const KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("keys");
 /// name → u64 (see the `META_*` keys).
 pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
@@ -60,6 +62,7 @@ pub struct Tables<'txn> {
     pub idempotency: Table<'txn, &'static str, &'static [u8]>,
     pub idempotency_expiry: Table<'txn, (u64, &'static str), ()>,
     pub schedules: Table<'txn, &'static str, &'static [u8]>,
+    pub keys: Table<'txn, &'static str, &'static [u8]>,
 }
 
 impl<'txn> Tables<'txn> {
@@ -77,6 +80,7 @@ impl<'txn> Tables<'txn> {
             idempotency: txn.open_table(IDEMPOTENCY)?,
             idempotency_expiry: txn.open_table(IDEMPOTENCY_EXPIRY)?,
             schedules: txn.open_table(SCHEDULES)?,
+            keys: txn.open_table(KEYS)?,
         })
     }
 }

@@ -664,3 +664,39 @@ fn a_message_tied_to_an_insert_is_written_only_if_a_job_of_it_was_stored() {
     assert_eq!(events.len(), 2, "job 4's enqueue, then the message");
     assert!(matches!(events[1].data, EventData::Message { .. }));
 }
+
+#[test]
+fn a_key_use_never_undoes_its_revocation_and_unknown_keys_change_nothing() {
+    let db = db();
+    let record = KeyRecord {
+        hash: [1; 32],
+        tenant: "default".into(),
+        scopes: vec!["*".into()],
+        queues: Vec::new(),
+        label: String::new(),
+        limits: crate::storage::records::KeyLimits::default(),
+        created_at: 5,
+        last_used_at: None,
+        revoked_at: None,
+    };
+    let id = || "k1".to_owned();
+    let put = WriteOp::PutKey {
+        id: id(),
+        record: record.clone(),
+    };
+    // A use decided before the revocation but applied after it, and a second revocation.
+    let ops = [
+        put,
+        WriteOp::RevokeKey { id: id(), at: 20 },
+        WriteOp::KeyUsed { id: id(), at: 10 },
+        WriteOp::RevokeKey { id: id(), at: 30 },
+        WriteOp::KeyUsed { id: "nope".into(), at: 40 },
+    ];
+    assert!(run(&db, &ops).1.is_empty(), "key changes append no events");
+    let stored: KeyRecord =
+        with_tables(&db, |t| decode(t.keys.get("k1").unwrap().unwrap().value()).unwrap());
+    assert_eq!(stored.revoked_at, Some(20));
+    assert_eq!(stored.last_used_at, Some(10));
+    assert_eq!(stored.hash, record.hash);
+    with_tables(&db, |t| assert!(t.keys.get("nope").unwrap().is_none()));
+}

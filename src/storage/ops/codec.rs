@@ -19,6 +19,9 @@
 //!  10 QueuePurged     queue: str | jobs: varint | at: varint
 //!  11 PutCursor       name: str | seq: varint | at: varint
 //!  12 DeleteCursor    name: str
+//!  13 PutKey          id: str | record: bytes (KeyRecord)
+//!  14 KeyUsed         id: str | at: varint
+//!  15 RevokeKey       id: str | at: varint
 //! state    = kind: u8 | varint fields, by kind:
 //!   0 Queued run_at · 1 Leased nonce, deadline · 2 Succeeded finished_at · 3 Dead died_at
 //!   4 Cancelled finished_at
@@ -58,6 +61,9 @@ const MESSAGE: u8 = 9;
 const QUEUE_PURGED: u8 = 10;
 const PUT_CURSOR: u8 = 11;
 const DELETE_CURSOR: u8 = 12;
+const PUT_KEY: u8 = 13;
+const KEY_USED: u8 = 14;
+const REVOKE_KEY: u8 = 15;
 
 const QUEUED: u8 = 0;
 const LEASED: u8 = 1;
@@ -208,6 +214,20 @@ pub(super) fn encode<'a>(ops: impl Iterator<Item = &'a WriteOp> + Clone, out: &m
             WriteOp::DeleteCursor { name } => {
                 out.push(DELETE_CURSOR);
                 put_bytes(out, name.as_bytes());
+            }
+            WriteOp::PutKey { id, record: r } => {
+                out.push(PUT_KEY);
+                put_bytes(out, id.as_bytes());
+                put_record(out, scratch, r);
+            }
+            WriteOp::KeyUsed { id, at } | WriteOp::RevokeKey { id, at } => {
+                out.push(if matches!(op, WriteOp::KeyUsed { .. }) {
+                    KEY_USED
+                } else {
+                    REVOKE_KEY
+                });
+                put_bytes(out, id.as_bytes());
+                put_varint(out, *at);
             }
         }
     }
@@ -515,6 +535,18 @@ impl<'a> Reader<'a> {
             },
             DELETE_CURSOR => WriteOp::DeleteCursor {
                 name: self.string()?,
+            },
+            PUT_KEY => WriteOp::PutKey {
+                id: self.string()?,
+                record: self.record()?,
+            },
+            KEY_USED => WriteOp::KeyUsed {
+                id: self.string()?,
+                at: self.varint()?,
+            },
+            REVOKE_KEY => WriteOp::RevokeKey {
+                id: self.string()?,
+                at: self.varint()?,
             },
             tag => return Err(OpsError::UnknownTag { what: "op", tag }),
         })

@@ -5,7 +5,8 @@
 #![allow(clippy::unwrap_used)]
 
 use super::super::records::{
-    DeleteReason, JobBody, JobRecord, JobTemplate, QueueRecord, ScheduleRecord, StoredState,
+    DeleteReason, JobBody, JobRecord, JobTemplate, KeyLimits, KeyRecord, QueueRecord,
+    ScheduleRecord, StoredState,
 };
 use super::{IdempotencyKey, JobChange, JobEvent, Message, ScheduleEvent, WriteOp};
 
@@ -26,7 +27,7 @@ pub const V3_HEX: &str = concat!(
 
 /// Op format 4 of [`golden_ops`], version byte included.
 pub const V4_HEX: &str = concat!(
-    "041b0106656d61696c731904b0ea0105e807c0cf24010080dddb018088b2a00280b89929b8e7eab6b7330207",
+    "041e0106656d61696c731904b0ea0105e807c0cf24010080dddb018088b2a00280b89929b8e7eab6b7330207",
     "240406656d61696c73c000f4d3eab6b733000501e0d40380d0eab6b73380d0eab6b733000119040c7b22746f",
     "223a22616461227d0105747261636503742d31010a656d61696c73006b2d31808884e0b7330208210406656d",
     "61696c738000f4d3eab6b73300050080d0eab6b73380d0eab6b73300010704046e756c6c0000020921040665",
@@ -49,7 +50,10 @@ pub const V4_HEX: &str = concat!(
     "a2bab73301808aa2bab73380d0eab6b73380d0eab6b733030ce48aa2bab73309010709066f72646572730103",
     "6f2d310c7b22746f74616c223a31327d0105747261636503742d32c88ba2bab7330900066f72646572730004",
     "6e756c6c00ac8ca2bab7330a06656d61696c7302908da2bab7330b086d6972726f722d6111f48da2bab7330c",
-    "086d6972726f722d62",
+    "086d6972726f722d620d10303132333435363738396162636465665e04070707070707070707070707070707",
+    "07070707070707070707070707070707070461636d65020c6a6f62733a656e71756575650c6a6f62733a636f",
+    "6e73756d650107656d61696c732a066d61696c65720164000101d88ea2bab73300000e103031323334353637",
+    "3839616263646566bc8fa2bab7330f1030313233343536373839616263646566a090a2bab733",
 );
 
 /// Lower-case hex of `bytes`.
@@ -208,6 +212,32 @@ pub fn golden_ops() -> Vec<WriteOp> {
         },
         WriteOp::DeleteCursor {
             name: "mirror-b".into(),
+        },
+        WriteOp::PutKey {
+            id: "0123456789abcdef".into(),
+            record: KeyRecord {
+                hash: [7; 32],
+                tenant: "acme".into(),
+                scopes: vec!["jobs:enqueue".into(), "jobs:consume".into()],
+                queues: vec!["emails*".into()],
+                label: "mailer".into(),
+                limits: KeyLimits {
+                    enqueue_per_sec: Some(100),
+                    consume_per_sec: None,
+                    admin_per_sec: Some(1),
+                },
+                created_at: T + 7_200_600,
+                last_used_at: None,
+                revoked_at: None,
+            },
+        },
+        WriteOp::KeyUsed {
+            id: "0123456789abcdef".into(),
+            at: T + 7_200_700,
+        },
+        WriteOp::RevokeKey {
+            id: "0123456789abcdef".into(),
+            at: T + 7_200_800,
         },
     ]);
     ops

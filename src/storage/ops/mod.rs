@@ -16,7 +16,9 @@ mod codec;
 mod legacy;
 
 use super::error::OpsError;
-use super::records::{DeleteReason, JobBody, JobRecord, QueueRecord, ScheduleRecord, StoredState};
+use super::records::{
+    DeleteReason, JobBody, JobRecord, KeyRecord, QueueRecord, ScheduleRecord, StoredState,
+};
 
 pub use codec::OPS_VERSION;
 
@@ -121,6 +123,28 @@ pub enum WriteOp {
     DeleteCursor {
         /// Its name.
         name: String,
+    },
+    /// Store a new API key.
+    PutKey {
+        /// Its id.
+        id: String,
+        /// The key.
+        record: KeyRecord,
+    },
+    /// Record that a key was used (kept if a later use is already stored; nothing if the key
+    /// is unknown). An op of its own, so it can never undo a revocation written beside it.
+    KeyUsed {
+        /// The key's id.
+        id: String,
+        /// When (epoch ms).
+        at: u64,
+    },
+    /// Revoke an API key (the first revocation's time is kept; nothing if the key is unknown).
+    RevokeKey {
+        /// The key's id.
+        id: String,
+        /// When (epoch ms).
+        at: u64,
     },
 }
 

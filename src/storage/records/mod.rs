@@ -7,10 +7,12 @@
 //! - `job`: tables `jobs`, `bodies`, `idempotency`;
 //! - `queue`: table `queues`;
 //! - `schedule`: table `schedules`;
-//! - `event`: tables `events` (the change log) and `cursors`.
+//! - `event`: tables `events` (the change log) and `cursors`;
+//! - `key`: table `keys`.
 
 mod event;
 mod job;
+mod key;
 mod queue;
 mod schedule;
 
@@ -20,6 +22,7 @@ use serde::de::DeserializeOwned;
 pub use super::error::DecodeError;
 pub use event::{CursorRecord, DeleteReason, EventData, EventRecord, decode_events};
 pub use job::{IdempotencyRecord, JobBody, JobRecord, StoredState};
+pub use key::{KeyLimits, KeyRecord};
 pub use queue::{QueueRecord, decode_queue_record};
 pub use schedule::{JobTemplate, ScheduleRecord};
 

@@ -78,6 +78,10 @@ pub struct Config {
     pub header_read_timeout_ms: u64,
     /// Longest a request body may take to arrive; then 408 `request_timeout`. Default: 60000.
     pub body_read_timeout_ms: u64,
+    /// Serve on an address other than loopback even though no API key exists (something in
+    /// front of wharf authenticates). Without it, wharf refuses to start so exposed.
+    /// Default: false.
+    pub insecure_no_auth: bool,
     /// Defaults of queues created on first use.
     pub queue_defaults: QueueConfig,
     /// Mirrors (`[[mirror]]` tables): none by default.
@@ -107,6 +111,7 @@ impl Default for Config {
             max_connections: 10_000,
             header_read_timeout_ms: 30_000,
             body_read_timeout_ms: 60_000,
+            insecure_no_auth: false,
             queue_defaults: QueueConfig::default(),
             mirrors: Vec::new(),
         }

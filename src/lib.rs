@@ -22,6 +22,7 @@
 //! Requests flow `http` → `broker` → `storage`; see `docs/design.md` for the record format,
 //! the commit path and the invariants.
 
+pub mod auth;
 pub mod bench;
 pub mod broker;
 pub mod client;

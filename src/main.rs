@@ -31,6 +31,63 @@ enum Command {
     /// Measure throughput and latency over HTTP: against --url, or a temporary in-process
     /// broker. Bounded by --jobs and --duration.
     Bench(wharf::bench::BenchArgs),
+    /// Create, list or revoke API keys with the broker stopped (how the first key is made;
+    /// with the broker running, use POST /v1/keys).
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create a key; its token is the last line of stdout, shown this once.
+    Create {
+        #[command(flatten)]
+        store: StoreArg,
+        /// Its tenant ('*': an operator key, every tenant)
+        #[arg(long, default_value = "default")]
+        tenant: String,
+        /// A scope it has (repeat for more; '*': every scope): jobs:enqueue, jobs:consume,
+        /// jobs:read, queues:admin, schedules:admin, events:read, outbox:write, mirrors:read,
+        /// keys:admin, metrics:read
+        #[arg(long = "scope", required = true, num_args = 1..)]
+        scopes: Vec<String>,
+        /// Queues it may touch: names, or prefixes ending in '*' [default: every queue]
+        #[arg(long = "queues", num_args = 1..)]
+        queues: Vec<String>,
+        /// Free text, to tell keys apart
+        #[arg(long, default_value = "")]
+        label: String,
+    },
+    /// List every key (never their tokens).
+    List {
+        #[command(flatten)]
+        store: StoreArg,
+    },
+    /// Revoke a key by id; it is refused from the next request on.
+    Revoke {
+        #[command(flatten)]
+        store: StoreArg,
+        /// The key's id
+        id: String,
+    },
+}
+
+#[derive(clap::Args)]
+struct StoreArg {
+    /// Directory of the data file
+    #[arg(long, env = "WHARF_DATA_DIR", default_value = "./wharf-data")]
+    data_dir: PathBuf,
+}
+
+impl StoreArg {
+    fn config(&self) -> Config {
+        Config {
+            data_dir: self.data_dir.clone(),
+            ..Config::default()
+        }
+    }
 }
 
 #[derive(clap::Args)]
@@ -53,6 +110,10 @@ struct ServeArgs {
     /// [default: none]
     #[arg(long = "mirror", value_name = "URL")]
     mirrors: Vec<String>,
+    /// Serve beyond loopback even though no API key exists (only when something in front of
+    /// wharf authenticates; see docs/security.md)
+    #[arg(long, env = "WHARF_INSECURE_NO_AUTH")]
+    insecure_no_auth: bool,
 }
 
 impl ServeArgs {
@@ -70,6 +131,7 @@ impl ServeArgs {
         if let Some(v) = self.durability {
             config.durability = v;
         }
+        config.insecure_no_auth |= self.insecure_no_auth;
         for url in &self.mirrors {
             let mirror =
                 MirrorConfig::from_url(url, &config.mirrors).map_err(anyhow::Error::msg)?;
@@ -114,6 +176,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 anyhow::Ok(())
             })
         }
+        Command::Keys { command } => runtime.block_on(keys(command)),
         Command::Bench(args) => runtime.block_on(async {
             let report = wharf::bench::run(args).await?;
             anyhow::ensure!(
@@ -124,6 +187,61 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }),
     }
+}
+
+async fn keys(command: KeysCommand) -> anyhow::Result<()> {
+    use wharf::auth::{KeySpec, offline};
+    match command {
+        KeysCommand::Create {
+            store,
+            tenant,
+            scopes,
+            queues,
+            label,
+        } => {
+            let spec = KeySpec {
+                tenant: Some(tenant),
+                scopes,
+                queues,
+                label,
+            };
+            let (key, token) = offline::create(&store.config(), spec).await?;
+            println!("created key {}", describe(&key));
+            eprintln!("the token follows; it is shown only this once:");
+            println!("{token}");
+        }
+        KeysCommand::List { store } => {
+            for key in offline::list(&store.config()).await? {
+                println!("{}", describe(&key));
+            }
+        }
+        KeysCommand::Revoke { store, id } => {
+            let key = offline::revoke(&store.config(), &id).await?;
+            println!("revoked key {}", describe(&key));
+        }
+    }
+    Ok(())
+}
+
+/// One line about a key.
+fn describe(key: &wharf::auth::KeyView) -> String {
+    let queues = if key.queues.is_empty() {
+        "*".to_owned()
+    } else {
+        key.queues.join(",")
+    };
+    let revoked = key
+        .revoked_at
+        .map(|at| format!(" revoked {}", wharf::clock::rfc3339(at)))
+        .unwrap_or_default();
+    format!(
+        "{} tenant={} scopes={} queues={queues} label={:?} created {}{revoked}",
+        key.id,
+        key.tenant,
+        key.scopes.join(","),
+        key.label,
+        wharf::clock::rfc3339(key.created_at),
+    )
 }
 
 /// Resolves on SIGINT or SIGTERM.

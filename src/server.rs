@@ -9,6 +9,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
+use crate::auth::Keys;
 use crate::broker::{Broker, BrokerError, BrokerOptions};
 use crate::clock::Clock;
 use crate::config::Config;
@@ -33,6 +34,22 @@ pub enum ServeError {
     /// Recovery panicked or was cancelled.
     #[error("recovery did not complete")]
     Recovery,
+    /// Asked to listen beyond loopback with no API key to require.
+    #[error(
+        "refusing to serve on {addr} without API keys: anyone who can reach it could do anything. Create a key first (wharf keys create --data-dir DIR --tenant '*' --scope '*', see docs/security.md), listen on 127.0.0.1, or pass --insecure-no-auth if something in front of wharf already authenticates"
+    )]
+    NoKeys {
+        /// The address.
+        addr: SocketAddr,
+    },
+}
+
+/// Stops a server that will not serve: the listener (which only answered `/healthz`), then
+/// the store.
+async fn refuse(stop: &Notify, http: JoinHandle<()>, broker: Arc<Broker>) {
+    stop.notify_one();
+    let _ = http.await;
+    let _ = tokio::task::spawn_blocking(move || broker.close()).await;
 }
 
 /// A running server.
@@ -94,6 +111,21 @@ impl Server {
         let broker = tokio::task::spawn_blocking(move || Broker::open(&options, clock))
             .await
             .map_err(|_| ServeError::Recovery)??;
+        let keys = match Keys::load(broker.clone()) {
+            Ok(keys) => keys,
+            Err(error) => {
+                refuse(&stop, http, broker).await;
+                return Err(error.into());
+            }
+        };
+        if !keys.enabled() && !addr.ip().is_loopback() && !config.insecure_no_auth {
+            refuse(&stop, http, broker).await;
+            return Err(ServeError::NoKeys { addr });
+        }
+        if !keys.enabled() {
+            tracing::warn!(%addr, "no API keys exist: every request may do anything (docs/security.md)");
+        }
+        app.set_keys(Arc::new(keys));
         // Serve first, then log: clients (and tests) take the log line to mean "ready".
         app.set_broker(broker.clone());
         let stats = broker.recovery_stats();

@@ -41,6 +41,7 @@ mod config;
 mod enqueue;
 mod error;
 mod events;
+mod keys;
 mod lease;
 pub mod limits;
 mod placement;

@@ -209,7 +209,23 @@ impl<S: Send + Sync> FromRequestParts<S> for QueueName {
         if !valid_queue_name(&name) {
             return Err(crate::broker::BrokerError::InvalidQueueName.into());
         }
+        // Every route that names a queue in its path goes through here, after the access
+        // middleware (which leaves no principal only on open routes).
+        if let Some(principal) = parts.extensions.get::<crate::auth::Principal>() {
+            super::access::check_queue(principal, &name)?;
+        }
         Ok(QueueName(name))
+    }
+}
+
+/// The text of the one path parameter (a key id).
+pub struct PathText(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathText {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        first_param(parts, state).await.map(PathText)
     }
 }
 

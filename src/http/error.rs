@@ -57,6 +57,12 @@ error_codes! {
     BadBody = (BAD_REQUEST, "bad_body"),
     /// No such route.
     NotFound = (NOT_FOUND, "not_found"),
+    /// No API key, or a malformed, unknown or revoked one (with `WWW-Authenticate: Bearer`).
+    Unauthorized = (UNAUTHORIZED, "unauthorized"),
+    /// The key lacks the route's scope, or the queue is outside its patterns.
+    Forbidden = (FORBIDDEN, "forbidden"),
+    /// No API key with that id (in the caller's tenant).
+    KeyNotFound = (NOT_FOUND, "key_not_found"),
     /// A request hyper could not parse: a malformed request line, header or Content-Length.
     BadRequest = (BAD_REQUEST, "bad_request"),
     /// A request line over hyper's limit.

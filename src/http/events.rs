@@ -16,7 +16,9 @@ use serde_json::value::RawValue;
 use super::AppState;
 use super::error::ApiError;
 use super::wire::raw;
+use crate::auth::Principal;
 use crate::broker::{Broker, EventFilter, EventPage, EventQuery, Start};
+use axum::Extension;
 
 /// The query of both routes (`limit` and `wait_ms` only for the JSON one).
 #[derive(Debug, Deserialize)]
@@ -55,7 +57,10 @@ impl EventsParams {
     }
 }
 
-fn params(query: Result<Query<EventsParams>, QueryRejection>) -> Result<EventsParams, ApiError> {
+fn params(
+    by: &Principal,
+    query: Result<Query<EventsParams>, QueryRejection>,
+) -> Result<EventsParams, ApiError> {
     // Like JSON bodies: unknown parameters and values of the wrong type are 422.
     let params = query
         .map(|Query(p)| p)
@@ -65,6 +70,17 @@ fn params(query: Result<Query<EventsParams>, QueryRejection>) -> Result<EventsPa
         && !crate::job::valid_queue_name(queue)
     {
         return Err(crate::broker::BrokerError::InvalidQueueName.into());
+    }
+    // A key limited to some queues reads the events of one of them at a time: the log also
+    // holds other queues' events and outbox messages.
+    if !by.touches_every_queue() {
+        let Some(queue) = &params.queue else {
+            return Err(ApiError::new(
+                super::error::ErrorCode::Forbidden,
+                "this key may touch only some queues: name one with queue=",
+            ));
+        };
+        super::access::check_queue(by, queue)?;
     }
     Ok(params)
 }
@@ -82,10 +98,11 @@ pub struct PageOut {
 /// `cursor=NAME` instead of `after`).
 pub async fn list(
     State(app): State<AppState>,
+    Extension(by): Extension<Principal>,
     query: Result<Query<EventsParams>, QueryRejection>,
 ) -> Result<axum::Json<PageOut>, ApiError> {
     let broker = app.broker()?;
-    let params = params(query)?;
+    let params = params(&by, query)?;
     let query = EventQuery {
         start: params.start()?,
         limit: params.limit.unwrap_or(100),
@@ -115,11 +132,12 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// `EventSource` sends when it reconnects) takes the place of `after`.
 pub async fn stream(
     State(app): State<AppState>,
+    Extension(by): Extension<Principal>,
     headers: HeaderMap,
     query: Result<Query<EventsParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let broker = app.broker()?.clone();
-    let params = params(query)?;
+    let params = params(&by, query)?;
     if params.limit.is_some() || params.wait_ms.is_some() {
         return Err(ApiError::invalid(
             "the stream takes no limit or wait_ms: it sends every event as it comes",

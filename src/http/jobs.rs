@@ -1,18 +1,20 @@
 //! Job routes: enqueue, read, cancel, ack, nack, extend, batch ack.
 
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode};
+use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use super::AppState;
+use super::access::{check_ack, check_job, check_side_effects};
 use super::body::{JobIdParam, Obj, QueueName, UniqueMap, body_bytes, parse_json, parse_list};
 use super::error::ApiError;
 use super::wire::{EnqueuedOut, JobInput, JobOut, MessageInput, follow_ups, lease_token, messages};
+use crate::auth::Principal;
 use crate::broker::{AckItem, Acked, BrokerError, NackRequest};
 use crate::clock::rfc3339;
 use crate::job::JobId;
@@ -22,6 +24,7 @@ type Reply = Result<(StatusCode, Json<Value>), ApiError>;
 /// `POST /v1/queues/{queue}/jobs`: one job object, or `{"jobs": [...]}`.
 pub async fn enqueue(
     State(app): State<AppState>,
+    Extension(by): Extension<Principal>,
     QueueName(queue): QueueName,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -61,6 +64,7 @@ pub async fn enqueue(
         Some(single) if !batch => single.take_emit().unwrap_or_default(),
         _ => emit,
     };
+    check_side_effects(&by, !emit.is_empty(), &[])?;
     // The size limits come first, as they are the cheapest to tell a client about; every
     // other rule is the broker's to check once the input has its shape.
     let limits = broker.limits();
@@ -113,13 +117,23 @@ pub async fn enqueue(
 /// `GET /v1/jobs/{id}`.
 pub async fn get(
     State(app): State<AppState>,
+    Extension(by): Extension<Principal>,
     JobIdParam(id): JobIdParam,
 ) -> Result<Json<JobOut>, ApiError> {
-    Ok(Json(JobOut::from(app.broker()?.job(id).await?)))
+    let job = app.broker()?.job(id).await?;
+    if !by.may_touch(&job.queue) {
+        return Err(BrokerError::JobNotFound.into());
+    }
+    Ok(Json(JobOut::from(job)))
 }
 
 /// `DELETE /v1/jobs/{id}`: cancel.
-pub async fn cancel(State(app): State<AppState>, JobIdParam(id): JobIdParam) -> Reply {
+pub async fn cancel(
+    State(app): State<AppState>,
+    Extension(by): Extension<Principal>,
+    JobIdParam(id): JobIdParam,
+) -> Reply {
+    check_job(&app, &by, id).await?;
     app.broker()?.cancel(id).await?;
     Ok((
         StatusCode::OK,
@@ -171,6 +185,7 @@ fn enqueued_json(acked: &Acked, asked: bool) -> Option<Value> {
 /// `POST /v1/jobs/{id}/ack`.
 pub async fn ack(
     State(app): State<AppState>,
+    Extension(by): Extension<Principal>,
     JobIdParam(id): JobIdParam,
     body: Result<Bytes, BytesRejection>,
 ) -> Reply {
@@ -178,6 +193,8 @@ pub async fn ack(
     let body: AckBody = parse_json(&body_bytes(body)?)?;
     let asked = body.enqueue.is_some();
     let item = ack_item(id, &body.lease, body.result, body.emit, body.enqueue, "")?;
+    check_ack(&by, &item)?;
+    check_job(&app, &by, id).await?;
     let acked = broker
         .ack(item)
         .await
@@ -203,11 +220,14 @@ struct NackBody {
 /// `POST /v1/jobs/{id}/nack`.
 pub async fn nack(
     State(app): State<AppState>,
+    Extension(by): Extension<Principal>,
     JobIdParam(id): JobIdParam,
     body: Result<Bytes, BytesRejection>,
 ) -> Reply {
     let broker = app.broker()?;
     let body: NackBody = parse_json(&body_bytes(body)?)?;
+    check_side_effects(&by, body.emit.as_ref().is_some_and(|e| !e.is_empty()), &[])?;
+    check_job(&app, &by, id).await?;
     let request = NackRequest {
         error: body.error,
         delay_ms: body.delay_ms,
@@ -231,11 +251,13 @@ struct ExtendBody {
 /// `POST /v1/jobs/{id}/extend`.
 pub async fn extend(
     State(app): State<AppState>,
+    Extension(by): Extension<Principal>,
     JobIdParam(id): JobIdParam,
     body: Result<Bytes, BytesRejection>,
 ) -> Reply {
     let broker = app.broker()?;
     let body: ExtendBody = parse_json(&body_bytes(body)?)?;
+    check_job(&app, &by, id).await?;
     let deadline = broker
         .extend(id, lease_token(&body.lease), body.lease_ms)
         .await?;
@@ -262,14 +284,22 @@ struct BatchAckItem {
 }
 
 /// `POST /v1/ack`: many acks in one durable write, with an outcome per item.
-pub async fn ack_batch(State(app): State<AppState>, body: Result<Bytes, BytesRejection>) -> Reply {
+pub async fn ack_batch(
+    State(app): State<AppState>,
+    Extension(by): Extension<Principal>,
+    body: Result<Bytes, BytesRejection>,
+) -> Reply {
     let broker = app.broker()?;
     let body: BatchAckBody = parse_json(&body_bytes(body)?)?;
     let mut items = Vec::with_capacity(body.acks.len());
     let mut ids = Vec::with_capacity(body.acks.len());
     for (i, Obj(ack)) in body.acks.into_iter().enumerate() {
-        // An id that is not a number names no job: it gets its own 404 outcome below.
-        let id = ack.id.parse().unwrap_or(JobId(u64::MAX));
+        // An id that is not a number names no job, nor does one in a queue outside the key's
+        // patterns: either gets its own 404 outcome below.
+        let mut id = ack.id.parse().unwrap_or(JobId(u64::MAX));
+        if check_job(&app, &by, id).await.is_err() {
+            id = JobId(u64::MAX);
+        }
         ids.push((ack.id, ack.enqueue.is_some()));
         let label = format!("acks[{i}].");
         items.push(ack_item(
@@ -280,6 +310,9 @@ pub async fn ack_batch(State(app): State<AppState>, body: Result<Bytes, BytesRej
             ack.enqueue,
             &label,
         )?);
+        if let Some(item) = items.last() {
+            check_ack(&by, item)?;
+        }
     }
     let outcomes = broker
         .ack_many(items)

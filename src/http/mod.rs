@@ -4,9 +4,11 @@
 //! - [`wire`]: JSON shapes, and turning them into broker requests (the broker checks the values).
 //! - [`error`]: the one list of error codes (machine code and status) and the mapping from
 //!   broker errors.
+//! - [`access`]: the scope of every route, and the middleware that checks keys against it.
 //! - [`jobs`], [`queues`], [`schedules`], [`events`], [`cursors`], [`outbox`], [`mirrors`],
-//!   [`health`]: the handlers, one file per resource.
+//!   [`keys`], [`health`]: the handlers, one file per resource.
 
+pub mod access;
 mod body;
 pub mod conn;
 mod cursors;
@@ -14,6 +16,7 @@ mod error;
 mod events;
 mod health;
 mod jobs;
+mod keys;
 mod mirrors;
 mod outbox;
 mod parse_errors;
@@ -32,6 +35,7 @@ pub use error::{ApiError, ErrorCode};
 
 use tokio::sync::watch;
 
+use crate::auth::Keys;
 use crate::broker::Broker;
 use crate::mirror::MirrorStatus;
 
@@ -40,6 +44,8 @@ use crate::mirror::MirrorStatus;
 #[derive(Clone, Default)]
 pub struct AppState {
     broker: Arc<OnceLock<Arc<Broker>>>,
+    /// The API keys, loaded with the broker.
+    keys: Arc<OnceLock<Arc<Keys>>>,
     /// The mirrors' statuses, once their relays run.
     mirrors: Arc<OnceLock<Vec<watch::Receiver<MirrorStatus>>>>,
 }
@@ -53,6 +59,15 @@ impl AppState {
     /// Makes the recovered broker available to handlers.
     pub fn set_broker(&self, broker: Arc<Broker>) {
         let _ = self.broker.set(broker);
+    }
+
+    /// Makes the loaded keys available to the access checks.
+    pub fn set_keys(&self, keys: Arc<Keys>) {
+        let _ = self.keys.set(keys);
+    }
+
+    fn keys(&self) -> Result<&Arc<Keys>, ApiError> {
+        self.keys.get().ok_or_else(recovering)
     }
 
     /// Makes the relays' statuses available to handlers.
@@ -69,13 +84,15 @@ impl AppState {
     }
 
     fn broker(&self) -> Result<&Arc<Broker>, ApiError> {
-        self.broker.get().ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::Recovering,
-                "the broker is recovering its data; retry shortly",
-            )
-        })
+        self.broker.get().ok_or_else(recovering)
     }
+}
+
+fn recovering() -> ApiError {
+    ApiError::new(
+        ErrorCode::Recovering,
+        "the broker is recovering its data; retry shortly",
+    )
 }
 
 /// The v1 router, reading bodies within `body` limits.
@@ -117,10 +134,17 @@ pub fn router_with(state: AppState, body: conn::BodyLimits) -> Router {
             "/v1/cursors/{name}",
             get(cursors::get).put(cursors::put).delete(cursors::delete),
         )
+        .route("/v1/keys", post(keys::create).get(keys::list))
+        .route("/v1/keys/{id}", axum::routing::delete(keys::revoke))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .route_layer(axum::middleware::from_fn(request_checks::check_request))
+        // Outermost, so a caller without a key learns nothing of the request's other faults.
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            access::authorize,
+        ))
         .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such route; see docs/api.md") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

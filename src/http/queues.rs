@@ -1,9 +1,9 @@
 //! Queue routes: poll, list, read and update defaults, pause/resume, list jobs, replay, purge.
 
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Query, State};
+use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -55,6 +55,7 @@ pub async fn poll(
 /// `GET /v1/queues?limit=N&after=NAME`: queues sorted by name, a page at a time.
 pub async fn list(
     State(app): State<AppState>,
+    Extension(by): Extension<crate::auth::Principal>,
     query: Result<Query<QueuesQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::invalid(e.body_text()))?;
@@ -65,7 +66,7 @@ pub async fn list(
         .broker()?
         .queues()
         .into_iter()
-        .filter(|q| q.name > after)
+        .filter(|q| q.name > after && by.may_touch(&q.name))
         .take(limit + 1)
         .collect();
     let more = page.len() > limit;

@@ -2,12 +2,12 @@
 
 use std::collections::BTreeMap;
 
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
+use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
@@ -16,6 +16,7 @@ use super::AppState;
 use super::body::{Obj, body_bytes, parse_json};
 use super::error::{ApiError, ErrorCode};
 use super::wire::{EnqueuedOut, JobInput, raw};
+use crate::auth::Principal;
 use crate::broker::{BrokerError, ScheduleSpec, ScheduleView};
 use crate::clock::rfc3339;
 use crate::cron::CronSchedule;
@@ -24,15 +25,23 @@ use crate::job::valid_queue_name;
 /// A valid schedule name from the path (same alphabet as queue names).
 pub struct ScheduleName(String);
 
-impl<S: Send + Sync> FromRequestParts<S> for ScheduleName {
+impl FromRequestParts<AppState> for ScheduleName {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let Path(name) = Path::<String>::from_request_parts(parts, state)
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, ApiError> {
+        let Path(name) = Path::<String>::from_request_parts(parts, app)
             .await
             .map_err(|e| ApiError::new(ErrorCode::InvalidPath, e.body_text()))?;
         if !valid_queue_name(&name) {
             return Err(BrokerError::InvalidScheduleName.into());
+        }
+        // A schedule into a queue outside the key's patterns is, to that key, no schedule.
+        if let Some(by) = parts.extensions.get::<Principal>()
+            && !by.touches_every_queue()
+            && let Ok(view) = app.broker()?.schedule(&name)
+            && !by.may_touch(&view.queue)
+        {
+            return Err(BrokerError::ScheduleNotFound.into());
         }
         Ok(ScheduleName(name))
     }
@@ -112,6 +121,7 @@ impl From<ScheduleView> for ScheduleOut {
 /// `PUT /v1/schedules/{name}`: create (201) or replace (200).
 pub async fn put(
     State(app): State<AppState>,
+    Extension(by): Extension<Principal>,
     ScheduleName(name): ScheduleName,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<ScheduleOut>), ApiError> {
@@ -124,6 +134,7 @@ pub async fn put(
     if !valid_queue_name(&body.queue) {
         return Err(BrokerError::InvalidQueueName.into());
     }
+    super::access::check_queue(&by, &body.queue)?;
     broker
         .limits()
         .check_payload(body.job.0.payload())
@@ -153,11 +164,15 @@ pub async fn get(
 }
 
 /// `GET /v1/schedules`.
-pub async fn list(State(app): State<AppState>) -> Result<Json<SchedulesOut>, ApiError> {
+pub async fn list(
+    State(app): State<AppState>,
+    Extension(by): Extension<Principal>,
+) -> Result<Json<SchedulesOut>, ApiError> {
     let schedules = app
         .broker()?
         .schedules()
         .into_iter()
+        .filter(|s| by.may_touch(&s.queue))
         .map(ScheduleOut::from)
         .collect();
     Ok(Json(SchedulesOut { schedules }))

@@ -690,11 +690,15 @@ fn a_key_use_never_undoes_its_revocation_and_unknown_keys_change_nothing() {
         WriteOp::RevokeKey { id: id(), at: 20 },
         WriteOp::KeyUsed { id: id(), at: 10 },
         WriteOp::RevokeKey { id: id(), at: 30 },
-        WriteOp::KeyUsed { id: "nope".into(), at: 40 },
+        WriteOp::KeyUsed {
+            id: "nope".into(),
+            at: 40,
+        },
     ];
     assert!(run(&db, &ops).1.is_empty(), "key changes append no events");
-    let stored: KeyRecord =
-        with_tables(&db, |t| decode(t.keys.get("k1").unwrap().unwrap().value()).unwrap());
+    let stored: KeyRecord = with_tables(&db, |t| {
+        decode(t.keys.get("k1").unwrap().unwrap().value()).unwrap()
+    });
     assert_eq!(stored.revoked_at, Some(20));
     assert_eq!(stored.last_used_at, Some(10));
     assert_eq!(stored.hash, record.hash);

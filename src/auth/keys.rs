@@ -1,0 +1,360 @@
+//! The key registry: every key in memory (a few per service, so a map is plenty), checked on
+//! every request, changed only through the broker's writer so that a key is durable before it
+//! is usable and a revocation is durable before it is answered.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+
+use super::pattern::QueuePatterns;
+use super::principal::{ANY_TENANT, DEFAULT_TENANT, Principal};
+use super::scope::Scopes;
+use super::token;
+use crate::broker::{Broker, BrokerError};
+use crate::clock::Millis;
+use crate::job::valid_queue_name;
+use crate::storage::{KeyLimits, KeyRecord};
+
+/// How stale a stored `last_used_at` may get: a key's use is written at most this often.
+const USE_GRANULARITY_MS: u64 = 60_000;
+
+/// Longest label.
+pub const MAX_LABEL_BYTES: usize = 256;
+
+/// Most scopes or queue patterns on one key.
+pub const MAX_PATTERNS: usize = 64;
+
+/// Why a request's credentials were refused (401).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Unauthorized {
+    /// No `Authorization` header.
+    #[error("this broker requires an API key: send Authorization: Bearer <key>")]
+    Missing,
+    /// Not `Bearer <token>`, or not a token's shape.
+    #[error("the Authorization header must be Bearer followed by a wharf key (wk_...)")]
+    Malformed,
+    /// No key with that id, or the secret does not match.
+    #[error("unknown API key")]
+    Unknown,
+    /// The key was revoked.
+    #[error("this API key was revoked")]
+    Revoked,
+}
+
+/// Why a key change was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// A value breaks a rule (422).
+    #[error("{0}")]
+    Invalid(String),
+    /// The caller may not grant that (403).
+    #[error("{0}")]
+    Forbidden(String),
+    /// No key with that id in the caller's tenant (404).
+    #[error("no key with that id")]
+    NotFound,
+    /// The random source failed (500).
+    #[error("cannot draw a random key: {0}")]
+    Random(getrandom::Error),
+    /// Storing it failed.
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
+}
+
+/// What a new key is asked to be.
+#[derive(Debug, Clone, Default)]
+pub struct KeySpec {
+    /// Its tenant (default: the creator's own, or `default` for an operator).
+    pub tenant: Option<String>,
+    /// Its scopes (`*`: every scope).
+    pub scopes: Vec<String>,
+    /// Its queue patterns (empty: every queue the creator may touch).
+    pub queues: Vec<String>,
+    /// Free text.
+    pub label: String,
+}
+
+/// A key as shown (never its token or hash).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyView {
+    /// Its id.
+    pub id: String,
+    /// Its tenant.
+    pub tenant: String,
+    /// Its scope names.
+    pub scopes: Vec<&'static str>,
+    /// Its queue patterns (empty: every queue).
+    pub queues: Vec<String>,
+    /// Its label.
+    pub label: String,
+    /// When it was created.
+    pub created_at: Millis,
+    /// When it was last used, to within a minute.
+    pub last_used_at: Option<Millis>,
+    /// When it was revoked.
+    pub revoked_at: Option<Millis>,
+}
+
+struct Entry {
+    record: KeyRecord,
+    scopes: Scopes,
+    queues: QueuePatterns,
+    /// The latest use written (or being written) to the store.
+    used_written: Option<Millis>,
+}
+
+impl Entry {
+    fn new(record: KeyRecord) -> Entry {
+        // Stored records were checked when created; a name this build does not know (from a
+        // newer wharf) grants nothing rather than failing the start.
+        let scopes = Scopes::parse(record.scopes.iter().map(String::as_str)).unwrap_or_default();
+        let queues = QueuePatterns::parse(record.queues.iter().map(String::as_str))
+            .unwrap_or_else(|_| QueuePatterns::none());
+        Entry {
+            used_written: record.last_used_at,
+            record,
+            scopes,
+            queues,
+        }
+    }
+
+    fn view(&self, id: &str) -> KeyView {
+        KeyView {
+            id: id.to_owned(),
+            tenant: self.record.tenant.clone(),
+            scopes: self.scopes.names(),
+            queues: self.queues.texts(),
+            label: self.record.label.clone(),
+            created_at: self.record.created_at,
+            last_used_at: self.record.last_used_at,
+            revoked_at: self.record.revoked_at,
+        }
+    }
+}
+
+/// Every key, and the broker that stores them.
+pub struct Keys {
+    broker: Arc<Broker>,
+    entries: RwLock<HashMap<String, Entry>>,
+}
+
+impl Keys {
+    /// Loads the stored keys.
+    pub fn load(broker: Arc<Broker>) -> Result<Keys, BrokerError> {
+        let entries = broker
+            .stored_keys()?
+            .into_iter()
+            .map(|(id, record)| (id, Entry::new(record)))
+            .collect();
+        Ok(Keys {
+            broker,
+            entries: RwLock::new(entries),
+        })
+    }
+
+    /// Whether authentication is on: as soon as one key was ever created. A revoked key still
+    /// counts, so revoking every key locks the broker rather than opening it.
+    pub fn enabled(&self) -> bool {
+        !self.entries.read().is_empty()
+    }
+
+    /// The caller of a request with this `Authorization` header value.
+    pub fn authenticate(&self, authorization: Option<&[u8]>) -> Result<Principal, Unauthorized> {
+        let Some(value) = authorization else {
+            return Err(Unauthorized::Missing);
+        };
+        let text = std::str::from_utf8(value).map_err(|_| Unauthorized::Malformed)?;
+        let (scheme, token) = text.trim().split_once(' ').ok_or(Unauthorized::Malformed)?;
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return Err(Unauthorized::Malformed);
+        }
+        let token = token.trim();
+        let id = token::id_of(token).ok_or(Unauthorized::Malformed)?;
+        let now = self.broker.now();
+        let (principal, write_use) = {
+            let entries = self.entries.read();
+            let entry = entries.get(id).ok_or(Unauthorized::Unknown)?;
+            if !token::verify(token, &entry.record.hash) {
+                return Err(Unauthorized::Unknown);
+            }
+            if entry.record.revoked_at.is_some() {
+                return Err(Unauthorized::Revoked);
+            }
+            let principal = Principal {
+                key_id: Some(id.to_owned()),
+                tenant: entry.record.tenant.clone(),
+                scopes: entry.scopes,
+                queues: entry.queues.clone(),
+            };
+            let stale = entry
+                .used_written
+                .is_none_or(|at| now.saturating_sub(at) >= USE_GRANULARITY_MS);
+            (principal, stale)
+        };
+        if write_use {
+            self.note_use(id, now);
+        }
+        Ok(principal)
+    }
+
+    /// Writes a use in the background (at most once a minute per key).
+    fn note_use(&self, id: &str, now: Millis) {
+        {
+            let mut entries = self.entries.write();
+            let Some(entry) = entries.get_mut(id) else {
+                return;
+            };
+            if entry
+                .used_written
+                .is_some_and(|at| now.saturating_sub(at) < USE_GRANULARITY_MS)
+            {
+                return; // another request got here first
+            }
+            entry.used_written = Some(now);
+            entry.record.last_used_at = Some(now);
+        }
+        let broker = self.broker.clone();
+        let id = id.to_owned();
+        tokio::spawn(async move {
+            if let Err(error) = broker.key_used(&id, now).await {
+                tracing::debug!(%error, key = %id, "could not record a key's use");
+            }
+        });
+    }
+
+    /// Creates a key on behalf of `by`, who can grant only what it has; returns it and its
+    /// token, once it is durable.
+    pub async fn create(
+        &self,
+        by: &Principal,
+        spec: KeySpec,
+    ) -> Result<(KeyView, String), KeyError> {
+        let record = self.check(by, spec)?;
+        let new = token::generate().map_err(KeyError::Random)?;
+        let record = KeyRecord {
+            hash: token::hash(&new.token),
+            created_at: self.broker.now(),
+            ..record
+        };
+        self.broker.put_key(&new.id, record.clone()).await?;
+        let entry = Entry::new(record);
+        let view = entry.view(&new.id);
+        self.entries.write().insert(new.id, entry);
+        Ok((view, new.token))
+    }
+
+    /// The record a spec asks for, checked against what `by` may grant.
+    fn check(&self, by: &Principal, spec: KeySpec) -> Result<KeyRecord, KeyError> {
+        let invalid = |m: String| Err(KeyError::Invalid(m));
+        let tenant = spec.tenant.unwrap_or_else(|| match by.tenant.as_str() {
+            ANY_TENANT => DEFAULT_TENANT.to_owned(),
+            own => own.to_owned(),
+        });
+        if tenant != ANY_TENANT && !valid_queue_name(&tenant) {
+            return invalid(format!(
+                "tenant {tenant:?}: tenant names are 1-128 characters of A-Z, a-z, 0-9, '.', '_' and '-', or '*' for every tenant"
+            ));
+        }
+        if tenant != ANY_TENANT && tenant != DEFAULT_TENANT {
+            // Keys must not promise an isolation the broker does not keep yet.
+            return invalid(format!(
+                "tenant {tenant:?}: this build has one tenant, {DEFAULT_TENANT:?} (or '*'); restrict a key with scopes and queue patterns"
+            ));
+        }
+        if !by.reaches(&tenant) || (tenant == ANY_TENANT && by.tenant != ANY_TENANT) {
+            return Err(KeyError::Forbidden(format!(
+                "this key cannot create keys for tenant {tenant:?}"
+            )));
+        }
+        if spec.scopes.is_empty() || spec.scopes.len() > MAX_PATTERNS {
+            return invalid(format!(
+                "scopes: give 1-{MAX_PATTERNS} scopes (names from docs/security.md, or '*')"
+            ));
+        }
+        let scopes = match Scopes::parse(spec.scopes.iter().map(String::as_str)) {
+            Ok(scopes) => scopes,
+            Err(name) => return invalid(format!("scopes: unknown scope {name:?}")),
+        };
+        if !by.scopes.covers(scopes) {
+            return Err(KeyError::Forbidden(
+                "a key can grant only scopes it has itself".to_owned(),
+            ));
+        }
+        if spec.queues.len() > MAX_PATTERNS {
+            return invalid(format!("queues: at most {MAX_PATTERNS} patterns"));
+        }
+        let queues = match QueuePatterns::parse(spec.queues.iter().map(String::as_str)) {
+            Ok(queues) => queues,
+            Err(bad) => {
+                return invalid(format!(
+                    "queues: {bad:?} is not a queue name or a name followed by '*'"
+                ));
+            }
+        };
+        // No patterns: as many queues as the creator itself may touch.
+        let queues = if queues.is_any() {
+            by.queues.clone()
+        } else {
+            queues
+        };
+        if !by.queues.covers(&queues) {
+            return Err(KeyError::Forbidden(
+                "a key can grant only queues it may touch itself".to_owned(),
+            ));
+        }
+        if spec.label.len() > MAX_LABEL_BYTES || spec.label.chars().any(char::is_control) {
+            return invalid(format!(
+                "label: at most {MAX_LABEL_BYTES} bytes, no control characters"
+            ));
+        }
+        Ok(KeyRecord {
+            hash: [0; 32],
+            tenant,
+            scopes: scopes.names().into_iter().map(str::to_owned).collect(),
+            queues: queues.texts(),
+            label: spec.label,
+            limits: KeyLimits::default(),
+            created_at: 0,
+            last_used_at: None,
+            revoked_at: None,
+        })
+    }
+
+    /// The keys `by` can see (its tenant's; an operator's: all), by id.
+    pub fn list(&self, by: &Principal) -> Vec<KeyView> {
+        let entries = self.entries.read();
+        let mut views: Vec<KeyView> = entries
+            .iter()
+            .filter(|(_, e)| by.reaches(&e.record.tenant))
+            .map(|(id, e)| e.view(id))
+            .collect();
+        views.sort_by(|a, b| a.id.cmp(&b.id));
+        views
+    }
+
+    /// Revokes key `id` (in a tenant `by` reaches); effective from the very next request.
+    /// Revoking a revoked key changes nothing and answers the same.
+    pub async fn revoke(&self, by: &Principal, id: &str) -> Result<KeyView, KeyError> {
+        let revoked = {
+            let entries = self.entries.read();
+            let entry = entries
+                .get(id)
+                .filter(|e| by.reaches(&e.record.tenant))
+                .ok_or(KeyError::NotFound)?;
+            entry.record.revoked_at.is_some()
+        };
+        if !revoked {
+            let now = self.broker.now();
+            self.broker.revoke_key(id, now).await?;
+            if let Some(entry) = self.entries.write().get_mut(id) {
+                entry.record.revoked_at.get_or_insert(now);
+            }
+        }
+        let entries = self.entries.read();
+        entries
+            .get(id)
+            .map(|e| e.view(id))
+            .ok_or(KeyError::NotFound)
+    }
+}

@@ -1,0 +1,281 @@
+//! Who may call what: the one table of the scope each route needs, and the middleware that
+//! checks a request's key against it before anything else looks at the request.
+//!
+//! Queue patterns are checked where the queue is known: the `QueueName` path extractor refuses
+//! a queue outside the key's patterns (403), and routes that name a job by id answer 404 for a
+//! job in such a queue, so that ids cannot be probed.
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
+use axum::http::{HeaderValue, Method};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::AppState;
+use super::error::{ApiError, ErrorCode};
+use crate::auth::{Principal, Scope};
+use crate::broker::AckItem;
+use crate::job::JobId;
+
+/// What a route needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Needs {
+    /// Nothing: answered without a key (health probes).
+    Open,
+    /// A key with this scope.
+    Scope(Scope),
+}
+
+use Needs::{Open, Scope as S};
+use Scope::*;
+
+/// Every route, by method and path, with what it needs. `docs/api.md` and `docs/security.md`
+/// show the same table; a test checks that every route of the router is here.
+pub const ROUTES: &[(Method, &str, Needs)] = &[
+    (Method::GET, "/v1/queues", S(JobsRead)),
+    (Method::GET, "/v1/queues/{queue}", S(JobsRead)),
+    (Method::PATCH, "/v1/queues/{queue}", S(QueuesAdmin)),
+    (Method::POST, "/v1/queues/{queue}/jobs", S(JobsEnqueue)),
+    (Method::GET, "/v1/queues/{queue}/jobs", S(JobsRead)),
+    (Method::DELETE, "/v1/queues/{queue}/jobs", S(QueuesAdmin)),
+    (Method::POST, "/v1/queues/{queue}/poll", S(JobsConsume)),
+    (Method::POST, "/v1/queues/{queue}/pause", S(QueuesAdmin)),
+    (Method::POST, "/v1/queues/{queue}/resume", S(QueuesAdmin)),
+    (Method::POST, "/v1/queues/{queue}/replay", S(QueuesAdmin)),
+    (Method::GET, "/v1/jobs/{id}", S(JobsRead)),
+    (Method::DELETE, "/v1/jobs/{id}", S(QueuesAdmin)),
+    (Method::POST, "/v1/jobs/{id}/ack", S(JobsConsume)),
+    (Method::POST, "/v1/jobs/{id}/nack", S(JobsConsume)),
+    (Method::POST, "/v1/jobs/{id}/extend", S(JobsConsume)),
+    (Method::POST, "/v1/ack", S(JobsConsume)),
+    (Method::GET, "/v1/schedules", S(SchedulesAdmin)),
+    (Method::GET, "/v1/schedules/{name}", S(SchedulesAdmin)),
+    (Method::PUT, "/v1/schedules/{name}", S(SchedulesAdmin)),
+    (Method::DELETE, "/v1/schedules/{name}", S(SchedulesAdmin)),
+    (
+        Method::POST,
+        "/v1/schedules/{name}/pause",
+        S(SchedulesAdmin),
+    ),
+    (
+        Method::POST,
+        "/v1/schedules/{name}/resume",
+        S(SchedulesAdmin),
+    ),
+    (
+        Method::POST,
+        "/v1/schedules/{name}/trigger",
+        S(SchedulesAdmin),
+    ),
+    (Method::POST, "/v1/outbox", S(OutboxWrite)),
+    (Method::GET, "/v1/events", S(EventsRead)),
+    (Method::GET, "/v1/events/stream", S(EventsRead)),
+    (Method::GET, "/v1/cursors", S(EventsRead)),
+    (Method::GET, "/v1/cursors/{name}", S(EventsRead)),
+    (Method::PUT, "/v1/cursors/{name}", S(EventsRead)),
+    (Method::DELETE, "/v1/cursors/{name}", S(EventsRead)),
+    (Method::GET, "/v1/mirrors", S(MirrorsRead)),
+    (Method::POST, "/v1/keys", S(KeysAdmin)),
+    (Method::GET, "/v1/keys", S(KeysAdmin)),
+    (Method::DELETE, "/v1/keys/{id}", S(KeysAdmin)),
+    (Method::GET, "/metrics", S(MetricsRead)),
+    (Method::GET, "/healthz", Open),
+    (Method::GET, "/readyz", Open),
+];
+
+/// What route `path` (as the router matched it) needs for `method`; `None`: not in the table.
+/// `HEAD` needs what `GET` needs (the router answers it with the `GET` handler).
+pub fn needs(method: &Method, path: &str) -> Option<Needs> {
+    let method = if method == Method::HEAD {
+        &Method::GET
+    } else {
+        method
+    };
+    ROUTES
+        .iter()
+        .find(|(m, p, _)| m == method && *p == path)
+        .map(|(_, _, needs)| *needs)
+}
+
+/// The middleware (a `route_layer`, so the matched route is known): authenticates the key,
+/// checks the route's scope, and hands the [`Principal`] to the handler.
+pub async fn authorize(State(app): State<AppState>, mut request: Request, next: Next) -> Response {
+    match principal(&app, &request) {
+        Ok(Some(principal)) => {
+            request.extensions_mut().insert(principal);
+            next.run(request).await
+        }
+        Ok(None) => next.run(request).await,
+        Err(refusal) => refusal,
+    }
+}
+
+fn principal(app: &AppState, request: &Request) -> Result<Option<Principal>, Response> {
+    let route = request.extensions().get::<MatchedPath>();
+    let needed = route.and_then(|r| needs(request.method(), r.as_str()));
+    let scope = match needed {
+        Some(Open) => return Ok(None),
+        Some(S(scope)) => scope,
+        // A route missing from the table is refused, never left open (a test keeps the
+        // table complete).
+        None => {
+            return Err(
+                ApiError::new(ErrorCode::Forbidden, "this route has no scope").into_response(),
+            );
+        }
+    };
+    let keys = app.keys().map_err(IntoResponse::into_response)?;
+    if !keys.enabled() {
+        return Ok(Some(Principal::unauthenticated()));
+    }
+    let header = request
+        .headers()
+        .get(AUTHORIZATION)
+        .map(HeaderValue::as_bytes);
+    let principal = keys.authenticate(header).map_err(|why| {
+        let mut response = ApiError::new(ErrorCode::Unauthorized, why.to_string()).into_response();
+        response
+            .headers_mut()
+            .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        response
+    })?;
+    if !principal.may(scope) {
+        return Err(forbidden_scope(scope).into_response());
+    }
+    Ok(Some(principal))
+}
+
+/// 403 for a key without `scope`.
+pub fn forbidden_scope(scope: Scope) -> ApiError {
+    ApiError::new(
+        ErrorCode::Forbidden,
+        format!("this key lacks the scope {}", scope.as_str()),
+    )
+}
+
+/// 403 for a queue outside the key's patterns.
+pub fn forbidden_queue(queue: &str) -> ApiError {
+    ApiError::new(
+        ErrorCode::Forbidden,
+        format!("this key may not touch queue {queue:?}"),
+    )
+}
+
+/// Refuses a queue outside the caller's patterns.
+pub fn check_queue(principal: &Principal, queue: &str) -> Result<(), ApiError> {
+    if principal.may_touch(queue) {
+        Ok(())
+    } else {
+        Err(forbidden_queue(queue))
+    }
+}
+
+/// Refuses what an ack, nack or enqueue carries beyond its own scope: messages for the outbox
+/// (`outbox:write`) and follow-up jobs (`jobs:enqueue`, into queues the key may touch).
+pub fn check_side_effects(
+    principal: &Principal,
+    emits: bool,
+    follow_ups: &[crate::broker::FollowUp],
+) -> Result<(), ApiError> {
+    if emits && !principal.may(OutboxWrite) {
+        return Err(forbidden_scope(OutboxWrite));
+    }
+    if !follow_ups.is_empty() && !principal.may(JobsEnqueue) {
+        return Err(forbidden_scope(JobsEnqueue));
+    }
+    follow_ups
+        .iter()
+        .try_for_each(|f| check_queue(principal, &f.queue))
+}
+
+/// [`check_side_effects`] of an ack.
+pub fn check_ack(principal: &Principal, item: &AckItem) -> Result<(), ApiError> {
+    check_side_effects(principal, !item.emit.is_empty(), &item.enqueue)
+}
+
+/// 404 for a job in a queue outside the caller's patterns, as if it did not exist.
+pub async fn check_job(app: &AppState, principal: &Principal, id: JobId) -> Result<(), ApiError> {
+    if principal.touches_every_queue() {
+        return Ok(());
+    }
+    let job = app.broker()?.job(id).await?;
+    if principal.may_touch(&job.queue) {
+        Ok(())
+    } else {
+        Err(crate::broker::BrokerError::JobNotFound.into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    fn row(method: &Method, path: &str, needs: Needs) -> String {
+        let scope = match needs {
+            Open => "none".to_owned(),
+            S(scope) => format!("`{}`", scope.as_str()),
+        };
+        format!("| {method} | `{path}` | {scope} |")
+    }
+
+    #[test]
+    fn docs_api_md_shows_this_table() {
+        let api = include_str!("../../docs/api.md");
+        let start = api
+            .find("| Method | Route | Scope |")
+            .expect("the scope table");
+        let table: Vec<&str> = api[start..]
+            .lines()
+            .skip(2)
+            .take_while(|l| l.starts_with('|'))
+            .collect();
+        let ours: Vec<String> = ROUTES.iter().map(|(m, p, n)| row(m, p, *n)).collect();
+        assert_eq!(table, ours, "docs/api.md and access::ROUTES differ");
+    }
+
+    /// Every `.route(...)` of the router (read from its source) with its methods.
+    fn router_routes() -> Vec<(Method, String)> {
+        let source = include_str!("mod.rs");
+        let mut routes = Vec::new();
+        for chunk in source.split(".route(").skip(1) {
+            let chunk = chunk.trim_start().strip_prefix('"').unwrap();
+            let (path, rest) = chunk.split_once('"').unwrap();
+            let rest = rest.split(".route").next().unwrap();
+            let rest = rest.split(".fallback").next().unwrap();
+            for (name, method) in [
+                ("get(", Method::GET),
+                ("post(", Method::POST),
+                ("put(", Method::PUT),
+                ("patch(", Method::PATCH),
+                ("delete(", Method::DELETE),
+            ] {
+                if rest.contains(name) {
+                    routes.push((method, path.to_owned()));
+                }
+            }
+        }
+        routes
+    }
+
+    #[test]
+    fn every_route_of_the_router_is_in_the_table_and_nothing_else() {
+        let routes = router_routes();
+        assert!(routes.len() > 30, "{routes:?}");
+        for (method, path) in &routes {
+            assert!(
+                needs(method, path).is_some(),
+                "{method} {path} has no scope"
+            );
+        }
+        for (method, path, _) in ROUTES {
+            assert!(
+                routes.iter().any(|(m, p)| m == method && p == path),
+                "{method} {path} is in the table but not in the router"
+            );
+        }
+        assert_eq!(needs(&Method::HEAD, "/v1/queues"), Some(S(JobsRead)));
+        assert_eq!(needs(&Method::HEAD, "/healthz"), Some(Open));
+    }
+}

@@ -44,6 +44,11 @@ pub enum ServeError {
     },
 }
 
+/// The safe default: with no key to require, serve only where nobody else can connect.
+fn refuses_to_serve(addr: SocketAddr, keys_exist: bool, insecure_no_auth: bool) -> bool {
+    !keys_exist && !addr.ip().is_loopback() && !insecure_no_auth
+}
+
 /// Stops a server that will not serve: the listener (which only answered `/healthz`), then
 /// the store.
 async fn refuse(stop: &Notify, http: JoinHandle<()>, broker: Arc<Broker>) {
@@ -118,7 +123,7 @@ impl Server {
                 return Err(error.into());
             }
         };
-        if !keys.enabled() && !addr.ip().is_loopback() && !config.insecure_no_auth {
+        if refuses_to_serve(addr, keys.enabled(), config.insecure_no_auth) {
             refuse(&stop, http, broker).await;
             return Err(ServeError::NoKeys { addr });
         }
@@ -200,5 +205,32 @@ impl Server {
         signal.await;
         tracing::info!("shutting down");
         self.shutdown().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_keys_it_serves_only_on_loopback_unless_told_otherwise() {
+        let addr = |a: &str| {
+            a.parse::<SocketAddr>()
+                .unwrap_or_else(|e| panic!("{a}: {e}"))
+        };
+        for open in ["127.0.0.1:7070", "127.3.4.5:1", "[::1]:7070"] {
+            assert!(!refuses_to_serve(addr(open), false, false), "{open}");
+        }
+        for exposed in ["0.0.0.0:7070", "10.0.0.1:7070", "[::]:7070"] {
+            assert!(refuses_to_serve(addr(exposed), false, false), "{exposed}");
+            assert!(
+                !refuses_to_serve(addr(exposed), true, false),
+                "{exposed} with keys"
+            );
+            assert!(
+                !refuses_to_serve(addr(exposed), false, true),
+                "{exposed} insecure"
+            );
+        }
     }
 }

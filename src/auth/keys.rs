@@ -292,8 +292,8 @@ impl Keys {
                 ));
             }
         };
-        // No patterns: as many queues as the creator itself may touch.
-        let queues = if queues.is_any() {
+        // None given: as many queues as the creator itself may touch (`*` asks for every queue).
+        let queues = if spec.queues.is_empty() {
             by.queues.clone()
         } else {
             queues

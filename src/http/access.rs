@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::AppState;
 use super::error::{ApiError, ErrorCode};
-use crate::auth::{Principal, Scope};
+use crate::auth::{Principal, Scope, Unauthorized};
 use crate::broker::AckItem;
 use crate::job::JobId;
 
@@ -106,11 +106,35 @@ pub async fn authorize(State(app): State<AppState>, mut request: Request, next: 
             next.run(request).await
         }
         Ok(None) => next.run(request).await,
-        Err(refusal) => refusal,
+        Err(refusal) => refusal.into_response(),
     }
 }
 
-fn principal(app: &AppState, request: &Request) -> Result<Option<Principal>, Response> {
+/// Why the middleware refused a request.
+enum Refusal {
+    /// 401, with `WWW-Authenticate`.
+    Unauthorized(Unauthorized),
+    /// Any other error.
+    Error(ApiError),
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        match self {
+            Refusal::Error(error) => error.into_response(),
+            Refusal::Unauthorized(why) => {
+                let error = ApiError::new(ErrorCode::Unauthorized, why.to_string());
+                let mut response = error.into_response();
+                response
+                    .headers_mut()
+                    .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                response
+            }
+        }
+    }
+}
+
+fn principal(app: &AppState, request: &Request) -> Result<Option<Principal>, Refusal> {
     let route = request.extensions().get::<MatchedPath>();
     let needed = route.and_then(|r| needs(request.method(), r.as_str()));
     let scope = match needed {
@@ -119,12 +143,11 @@ fn principal(app: &AppState, request: &Request) -> Result<Option<Principal>, Res
         // A route missing from the table is refused, never left open (a test keeps the
         // table complete).
         None => {
-            return Err(
-                ApiError::new(ErrorCode::Forbidden, "this route has no scope").into_response(),
-            );
+            let error = ApiError::new(ErrorCode::Forbidden, "this route has no scope");
+            return Err(Refusal::Error(error));
         }
     };
-    let keys = app.keys().map_err(IntoResponse::into_response)?;
+    let keys = app.keys().map_err(Refusal::Error)?;
     if !keys.enabled() {
         return Ok(Some(Principal::unauthenticated()));
     }
@@ -132,15 +155,9 @@ fn principal(app: &AppState, request: &Request) -> Result<Option<Principal>, Res
         .headers()
         .get(AUTHORIZATION)
         .map(HeaderValue::as_bytes);
-    let principal = keys.authenticate(header).map_err(|why| {
-        let mut response = ApiError::new(ErrorCode::Unauthorized, why.to_string()).into_response();
-        response
-            .headers_mut()
-            .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        response
-    })?;
+    let principal = keys.authenticate(header).map_err(Refusal::Unauthorized)?;
     if !principal.may(scope) {
-        return Err(forbidden_scope(scope).into_response());
+        return Err(Refusal::Error(forbidden_scope(scope)));
     }
     Ok(Some(principal))
 }

@@ -18,6 +18,8 @@ pub struct Connection {
     addr: SocketAddr,
     /// The `Host` header, rendered once.
     host: String,
+    /// The `Authorization` header every request carries, if any.
+    authorization: Option<String>,
     sender: SendRequest<Full<Bytes>>,
 }
 
@@ -33,8 +35,14 @@ impl Connection {
         Ok(Connection {
             addr,
             host: addr.to_string(),
+            authorization: None,
             sender,
         })
+    }
+
+    /// Sends API key `token` with every request from now on.
+    pub fn authorize(&mut self, token: &str) {
+        self.authorization = Some(format!("Bearer {token}"));
     }
 
     /// Sends `body` (JSON, when there is one) to `path` with `method` and extra `headers`;
@@ -47,12 +55,17 @@ impl Connection {
         headers: &[(&str, &str)],
     ) -> Result<(u16, Bytes), ClientError> {
         if self.sender.ready().await.is_err() {
+            let authorization = self.authorization.take();
             *self = Connection::open(self.addr).await?;
+            self.authorization = authorization;
         }
         let mut builder = Request::builder()
             .method(method)
             .uri(path)
             .header("host", self.host.as_str());
+        if let Some(authorization) = &self.authorization {
+            builder = builder.header("authorization", authorization.as_str());
+        }
         let typed = headers
             .iter()
             .any(|(name, _)| name.eq_ignore_ascii_case("content-type"));

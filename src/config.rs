@@ -78,6 +78,11 @@ pub struct Config {
     pub header_read_timeout_ms: u64,
     /// Longest a request body may take to arrive; then 408 `request_timeout`. Default: 60000.
     pub body_read_timeout_ms: u64,
+    /// PEM certificate chain to serve HTTPS with (together with `tls_key`). Default: none
+    /// (plain HTTP).
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`. Default: none.
+    pub tls_key: Option<PathBuf>,
     /// Serve on an address other than loopback even though no API key exists (something in
     /// front of wharf authenticates). Without it, wharf refuses to start so exposed.
     /// Default: false.
@@ -111,6 +116,8 @@ impl Default for Config {
             max_connections: 10_000,
             header_read_timeout_ms: 30_000,
             body_read_timeout_ms: 60_000,
+            tls_cert: None,
+            tls_key: None,
             insecure_no_auth: false,
             queue_defaults: QueueConfig::default(),
             mirrors: Vec::new(),
@@ -192,6 +199,9 @@ impl Config {
             return invalid(
                 "header_read_timeout_ms and body_read_timeout_ms must be between 1 and 3600000",
             );
+        }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return invalid("tls_cert and tls_key go together: give both, or neither");
         }
         if self.events_max_entries == 0 || self.events_max_age_ms == 0 {
             return invalid("events_max_entries and events_max_age_ms must be at least 1");

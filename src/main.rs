@@ -110,6 +110,12 @@ struct ServeArgs {
     /// [default: none]
     #[arg(long = "mirror", value_name = "URL")]
     mirrors: Vec<String>,
+    /// PEM certificate chain: serve HTTPS (with --tls-key) [default: plain HTTP]
+    #[arg(long, env = "WHARF_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert
+    #[arg(long, env = "WHARF_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// Serve beyond loopback even though no API key exists (only when something in front of
     /// wharf authenticates; see docs/security.md)
     #[arg(long, env = "WHARF_INSECURE_NO_AUTH")]
@@ -132,6 +138,12 @@ impl ServeArgs {
             config.durability = v;
         }
         config.insecure_no_auth |= self.insecure_no_auth;
+        if let Some(v) = &self.tls_cert {
+            config.tls_cert = Some(v.clone());
+        }
+        if let Some(v) = &self.tls_key {
+            config.tls_key = Some(v.clone());
+        }
         for url in &self.mirrors {
             let mirror =
                 MirrorConfig::from_url(url, &config.mirrors).map_err(anyhow::Error::msg)?;

@@ -34,6 +34,9 @@ pub enum ServeError {
     /// Recovery panicked or was cancelled.
     #[error("recovery did not complete")]
     Recovery,
+    /// The TLS certificate or key could not be used.
+    #[error("{0}")]
+    Tls(String),
     /// Asked to listen beyond loopback with no API key to require.
     #[error(
         "refusing to serve on {addr} without API keys: anyone who can reach it could do anything. Create a key first (wharf keys create --data-dir DIR --tenant '*' --scope '*', see docs/security.md), listen on 127.0.0.1, or pass --insecure-no-auth if something in front of wharf already authenticates"
@@ -93,7 +96,14 @@ impl Server {
             addr: config.listen,
             source,
         })?;
-        tracing::info!(%addr, data_dir = %config.data_dir.display(), durability = ?config.durability, "wharf listening on http://{addr}");
+        let tls = match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => {
+                Some(http::tls::acceptor(cert, key).map_err(ServeError::Tls)?)
+            }
+            _ => None,
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        tracing::info!(%addr, data_dir = %config.data_dir.display(), durability = ?config.durability, "wharf listening on {scheme}://{addr}");
 
         let app = AppState::new();
         let router = http::router_with(
@@ -109,9 +119,15 @@ impl Server {
         };
         let stop = Arc::new(Notify::new());
         let stopped = stop.clone();
-        let http = tokio::spawn(http::conn::serve(listener, router, limits, async move {
-            stopped.notified().await;
-        }));
+        let http = tokio::spawn(http::conn::serve(
+            listener,
+            router,
+            limits,
+            tls,
+            async move {
+                stopped.notified().await;
+            },
+        ));
 
         let broker = tokio::task::spawn_blocking(move || Broker::open(&options, clock))
             .await
@@ -127,8 +143,10 @@ impl Server {
             refuse(&stop, http, broker).await;
             return Err(ServeError::NoKeys { addr });
         }
-        if !keys.enabled() {
-            tracing::warn!(%addr, "no API keys exist: every request may do anything (docs/security.md)");
+        if !keys.enabled() && addr.ip().is_loopback() {
+            tracing::info!(%addr, "no API keys yet: open to local clients only (docs/security.md)");
+        } else if !keys.enabled() {
+            tracing::warn!(%addr, "no API keys and --insecure-no-auth: every client that reaches this address may do anything");
         }
         app.set_keys(Arc::new(keys));
         // Serve first, then log: clients (and tests) take the log line to mean "ready".

@@ -100,22 +100,31 @@ struct Entry {
     record: KeyRecord,
     scopes: Scopes,
     queues: QueuePatterns,
+    /// Who a request with this key comes from.
+    principal: Arc<Principal>,
     /// The latest use written (or being written) to the store.
     used_written: Option<Millis>,
 }
 
 impl Entry {
-    fn new(record: KeyRecord) -> Entry {
+    fn new(id: &str, record: KeyRecord) -> Entry {
         // Stored records were checked when created; a name this build does not know (from a
         // newer wharf) grants nothing rather than failing the start.
         let scopes = Scopes::parse(record.scopes.iter().map(String::as_str)).unwrap_or_default();
         let queues = QueuePatterns::parse(record.queues.iter().map(String::as_str))
             .unwrap_or_else(|_| QueuePatterns::none());
+        let principal = Arc::new(Principal {
+            key_id: Some(id.to_owned()),
+            tenant: record.tenant.clone(),
+            scopes,
+            queues: queues.clone(),
+        });
         Entry {
             used_written: record.last_used_at,
             record,
             scopes,
             queues,
+            principal,
         }
     }
 
@@ -137,6 +146,8 @@ impl Entry {
 pub struct Keys {
     broker: Arc<Broker>,
     entries: RwLock<HashMap<String, Entry>>,
+    /// The caller while no key exists.
+    open: Arc<Principal>,
 }
 
 impl Keys {
@@ -145,12 +156,21 @@ impl Keys {
         let entries = broker
             .stored_keys()?
             .into_iter()
-            .map(|(id, record)| (id, Entry::new(record)))
+            .map(|(id, record)| {
+                let entry = Entry::new(&id, record);
+                (id, entry)
+            })
             .collect();
         Ok(Keys {
             broker,
             entries: RwLock::new(entries),
+            open: Arc::new(Principal::unauthenticated()),
         })
+    }
+
+    /// The caller of every request while no key exists.
+    pub fn unauthenticated(&self) -> Arc<Principal> {
+        self.open.clone()
     }
 
     /// Whether authentication is on: as soon as one key was ever created. A revoked key still
@@ -160,7 +180,10 @@ impl Keys {
     }
 
     /// The caller of a request with this `Authorization` header value.
-    pub fn authenticate(&self, authorization: Option<&[u8]>) -> Result<Principal, Unauthorized> {
+    pub fn authenticate(
+        &self,
+        authorization: Option<&[u8]>,
+    ) -> Result<Arc<Principal>, Unauthorized> {
         let Some(value) = authorization else {
             return Err(Unauthorized::Missing);
         };
@@ -181,12 +204,7 @@ impl Keys {
             if entry.record.revoked_at.is_some() {
                 return Err(Unauthorized::Revoked);
             }
-            let principal = Principal {
-                key_id: Some(id.to_owned()),
-                tenant: entry.record.tenant.clone(),
-                scopes: entry.scopes,
-                queues: entry.queues.clone(),
-            };
+            let principal = entry.principal.clone();
             let stale = entry
                 .used_written
                 .is_none_or(|at| now.saturating_sub(at) >= USE_GRANULARITY_MS);
@@ -238,7 +256,7 @@ impl Keys {
             ..record
         };
         self.broker.put_key(&new.id, record.clone()).await?;
-        let entry = Entry::new(record);
+        let entry = Entry::new(&new.id, record);
         let view = entry.view(&new.id);
         self.entries.write().insert(new.id, entry);
         Ok((view, new.token))

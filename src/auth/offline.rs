@@ -20,7 +20,7 @@ pub async fn with_keys<T>(
             .await?
             .map_err(|e| opening(config, e))?;
     let keys = Keys::load(broker.clone())?;
-    let result = work(&keys, &Principal::unauthenticated()).await;
+    let result = work(&keys, &keys.unauthenticated()).await;
     drop(keys);
     broker.begin_shutdown();
     tokio::task::spawn_blocking(move || broker.close()).await?;

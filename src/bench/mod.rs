@@ -64,6 +64,14 @@ pub struct BenchArgs {
     /// Cap on enqueued jobs per second across producers (for latency runs) [default: none]
     #[arg(long)]
     pub rate: Option<u64>,
+    /// API key to send with every request (for a broker with keys; see --auth for the
+    /// temporary one) [default: none]
+    #[arg(long, env = "WHARF_BENCH_KEY", hide_env_values = true)]
+    pub key: Option<String>,
+    /// The temporary broker requires a key: one with jobs:enqueue and jobs:consume is
+    /// created and sent with every request, so the run includes the cost of checking it.
+    #[arg(long, conflicts_with_all = ["url", "key"])]
+    pub auth: bool,
     /// Durability of the temporary broker (ignored with --url).
     #[arg(long, value_enum, default_value_t = Durability::Sync)]
     pub durability: Durability,
@@ -145,6 +153,7 @@ impl BenchArgs {
             "jobs": self.jobs, "payload_bytes": self.payload_bytes, "batch": self.batch,
             "poll_max": self.poll_max, "ack_batch": self.ack_batch, "priorities": self.priorities,
             "queues": self.queues, "rate": self.rate,
+            "auth": self.auth || self.key.is_some(),
             "durability": if self.url.is_some() { None } else { Some(format!("{:?}", self.durability).to_lowercase()) },
             "cores": std::thread::available_parallelism().map_or(1, |n| n.get()),
         })
@@ -189,6 +198,10 @@ pub async fn run(args: BenchArgs) -> Result<Report, BenchError> {
             (server.addr(), Some((server, dir)))
         }
     };
+    let mut args = args;
+    if args.auth {
+        args.key = Some(create_key(addr).await?);
+    }
     let target = args
         .url
         .clone()
@@ -221,6 +234,19 @@ pub async fn run(args: BenchArgs) -> Result<Report, BenchError> {
     Ok(report)
 }
 
+/// Creates a worker key on the (still open) temporary broker; returns its token.
+async fn create_key(addr: SocketAddr) -> Result<String, BenchError> {
+    let body = r#"{"scopes":["jobs:enqueue","jobs:consume"],"label":"wharf bench"}"#;
+    let reply = crate::client::request(addr, "POST", "/v1/keys", Some(Bytes::from(body)), &[])
+        .await
+        .map_err(|e| BenchError::Invalid(format!("creating a key: {e}")))?;
+    serde_json::from_slice::<serde_json::Value>(&reply.1)
+        .ok()
+        .and_then(|v| v["key"].as_str().map(str::to_owned))
+        .filter(|_| reply.0 == 201)
+        .ok_or_else(|| BenchError::Invalid(format!("creating a key: status {}", reply.0)))
+}
+
 fn parse_url(url: &str) -> Result<SocketAddr, BenchError> {
     let rest = url.strip_prefix("http://").ok_or_else(|| {
         BenchError::Invalid(format!("--url must start with http:// (got {url:?})"))
@@ -232,6 +258,15 @@ fn parse_url(url: &str) -> Result<SocketAddr, BenchError> {
         .ok_or_else(|| {
             BenchError::Invalid(format!("--url {url:?} does not name a reachable host:port"))
         })
+}
+
+/// A connection that sends the run's key, if it has one.
+async fn open(addr: SocketAddr, args: &BenchArgs) -> Result<Connection, ClientError> {
+    let mut conn = Connection::open(addr).await?;
+    if let Some(key) = &args.key {
+        conn.authorize(key);
+    }
+    Ok(conn)
 }
 
 async fn drive(args: &BenchArgs, addr: SocketAddr, target: &str) -> Report {
@@ -334,7 +369,7 @@ async fn produce(
     index: usize,
 ) -> Latencies {
     let mut latencies = Latencies::new();
-    let Ok(mut conn) = Connection::open(addr).await else {
+    let Ok(mut conn) = open(addr, &args).await else {
         progress.errors[0].fetch_add(1, Ordering::Relaxed);
         return latencies;
     };
@@ -430,7 +465,7 @@ async fn consume(
     index: usize,
 ) -> Latencies {
     let mut latencies = Latencies::new();
-    let Ok(mut conn) = Connection::open(addr).await else {
+    let Ok(mut conn) = open(addr, &args).await else {
         progress.errors[1].fetch_add(1, Ordering::Relaxed);
         return latencies;
     };

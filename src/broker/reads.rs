@@ -55,6 +55,22 @@ impl Broker {
         Ok(JobView::new(id.0, stored, self.now()))
     }
 
+    /// The queue of job `id`: from memory for a live job (the access check of every ack by a
+    /// key limited to some queues asks this), from the store for a finished one.
+    pub async fn job_queue(&self, id: JobId) -> Result<std::sync::Arc<str>, BrokerError> {
+        let live = {
+            let state = self.state.lock();
+            state
+                .jobs
+                .get(&id.0)
+                .and_then(|slot| state.queue_name(slot.queue).cloned())
+        };
+        match live {
+            Some(queue) => Ok(queue),
+            None => Ok(self.job(id).await?.queue.into()),
+        }
+    }
+
     /// A page of `queue`'s jobs in a live `state` (scheduled, ready, leased or dead), in id
     /// order, starting after `after`.
     pub async fn list_jobs(

@@ -5,6 +5,8 @@
 //! a queue outside the key's patterns (403), and routes that name a job by id answer 404 for a
 //! job in such a queue, so that ids cannot be probed.
 
+use std::sync::Arc;
+
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 use axum::http::{HeaderValue, Method};
@@ -16,6 +18,10 @@ use super::error::{ApiError, ErrorCode};
 use crate::auth::{Principal, Scope, Unauthorized};
 use crate::broker::AckItem;
 use crate::job::JobId;
+
+/// The caller of a request, as handlers receive it (shared with the key registry, so
+/// handing it over costs a reference count).
+pub type Caller = Arc<Principal>;
 
 /// What a route needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,7 +140,7 @@ impl IntoResponse for Refusal {
     }
 }
 
-fn principal(app: &AppState, request: &Request) -> Result<Option<Principal>, Refusal> {
+fn principal(app: &AppState, request: &Request) -> Result<Option<Caller>, Refusal> {
     let route = request.extensions().get::<MatchedPath>();
     let needed = route.and_then(|r| needs(request.method(), r.as_str()));
     let scope = match needed {
@@ -149,7 +155,7 @@ fn principal(app: &AppState, request: &Request) -> Result<Option<Principal>, Ref
     };
     let keys = app.keys().map_err(Refusal::Error)?;
     if !keys.enabled() {
-        return Ok(Some(Principal::unauthenticated()));
+        return Ok(Some(keys.unauthenticated()));
     }
     let header = request
         .headers()
@@ -215,8 +221,8 @@ pub async fn check_job(app: &AppState, principal: &Principal, id: JobId) -> Resu
     if principal.touches_every_queue() {
         return Ok(());
     }
-    let job = app.broker()?.job(id).await?;
-    if principal.may_touch(&job.queue) {
+    let queue = app.broker()?.job_queue(id).await?;
+    if principal.may_touch(&queue) {
         Ok(())
     } else {
         Err(crate::broker::BrokerError::JobNotFound.into())

@@ -211,7 +211,7 @@ impl<S: Send + Sync> FromRequestParts<S> for QueueName {
         }
         // Every route that names a queue in its path goes through here, after the access
         // middleware (which leaves no principal only on open routes).
-        if let Some(principal) = parts.extensions.get::<crate::auth::Principal>() {
+        if let Some(principal) = parts.extensions.get::<super::access::Caller>() {
             super::access::check_queue(principal, &name)?;
         }
         Ok(QueueName(name))

@@ -24,10 +24,11 @@ use hyper::body::{Frame, Incoming, SizeHint};
 use hyper::server::conn::http1;
 use hyper::service::{Service, service_fn};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
+use tokio_rustls::TlsAcceptor;
 
 use super::error::{ApiError, ErrorCode};
 use super::parse_errors::ParseErrorBodies;
@@ -80,14 +81,15 @@ pub fn connections_within_fd_limit(max_connections: usize) -> usize {
     max_connections
 }
 
-/// Serves `router` on `listener` until `stop` completes; then stops accepting, lets each
-/// connection that is answering a request finish it, closes every other connection at once
-/// (idle, or part-way through sending a head: neither has anything to lose), and returns once
-/// all are closed.
+/// Serves `router` on `listener` (over TLS when given an acceptor) until `stop` completes;
+/// then stops accepting, lets each connection that is answering a request finish it, closes
+/// every other connection at once (idle, or part-way through sending a head: neither has
+/// anything to lose), and returns once all are closed.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: ConnLimits,
+    tls: Option<TlsAcceptor>,
     stop: impl Future<Output = ()>,
 ) {
     let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
@@ -128,27 +130,31 @@ pub async fn serve(
         if let Err(error) = tcp.set_nodelay(true) {
             tracing::debug!(%error, "cannot set TCP_NODELAY");
         }
-        let answering = Arc::new(AtomicUsize::new(0));
-        let service = counted(TowerToHyperService::new(router.clone()), answering.clone());
-        let io = TokioIo::new(ParseErrorBodies::new(tcp));
-        let connection = graceful.watch(http.serve_connection(io, service));
-        let mut stopped = stopped.clone();
+        let connection = Connection {
+            http: http.clone(),
+            router: router.clone(),
+            graceful: graceful.watcher(),
+            stopped: stopped.clone(),
+        };
+        let tls = tls.clone();
+        let handshake_timeout = limits.header_read_timeout;
         tokio::spawn(async move {
-            let idle_at_stop = async {
-                let _ = stopped.wait_for(|stop| *stop).await;
-                if answering.load(Ordering::Acquire) > 0 {
-                    // The graceful shutdown closes it once its reply is out.
-                    std::future::pending::<()>().await;
-                }
-            };
-            tokio::select! {
-                done = connection => {
-                    if let Err(error) = done {
-                        tracing::debug!(%error, "connection ended with an error");
+            match tls {
+                None => connection.run(tcp).await,
+                // The handshake is part of the request's head: it gets the same time limit,
+                // and a stop ends it at once.
+                Some(tls) => {
+                    let mut stopped = connection.stopped.clone();
+                    let handshake = tokio::time::timeout(handshake_timeout, tls.accept(tcp));
+                    tokio::select! {
+                        done = handshake => match done {
+                            Ok(Ok(stream)) => connection.run(stream).await,
+                            Ok(Err(error)) => tracing::debug!(%error, "TLS handshake failed"),
+                            Err(_) => tracing::debug!("TLS handshake timed out"),
+                        },
+                        () = async { let _ = stopped.wait_for(|stop| *stop).await; } => {}
                     }
                 }
-                // Dropping the connection closes it.
-                () = idle_at_stop => {}
             }
             drop(permit);
         });
@@ -156,6 +162,44 @@ pub async fn serve(
     drop(listener);
     stopping.send_replace(true);
     graceful.shutdown().await;
+}
+
+/// What serving one accepted connection needs.
+struct Connection {
+    http: http1::Builder,
+    router: Router,
+    graceful: Watcher,
+    stopped: watch::Receiver<bool>,
+}
+
+impl Connection {
+    /// Serves requests on `io` until the client closes it, or the server stops.
+    async fn run<IO>(self, io: IO)
+    where
+        IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let answering = Arc::new(AtomicUsize::new(0));
+        let service = counted(TowerToHyperService::new(self.router), answering.clone());
+        let io = TokioIo::new(ParseErrorBodies::new(io));
+        let connection = self.graceful.watch(self.http.serve_connection(io, service));
+        let mut stopped = self.stopped;
+        let idle_at_stop = async {
+            let _ = stopped.wait_for(|stop| *stop).await;
+            if answering.load(Ordering::Acquire) > 0 {
+                // The graceful shutdown closes it once its reply is out.
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            done = connection => {
+                if let Err(error) = done {
+                    tracing::debug!(%error, "connection ended with an error");
+                }
+            }
+            // Dropping the connection closes it.
+            () = idle_at_stop => {}
+        }
+    }
 }
 
 /// `inner`, counting in `answering` the requests being answered: from the head's arrival

@@ -14,6 +14,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::AppState;
+use super::access::Caller;
 use super::error::ApiError;
 use super::wire::raw;
 use crate::auth::Principal;
@@ -98,7 +99,7 @@ pub struct PageOut {
 /// `cursor=NAME` instead of `after`).
 pub async fn list(
     State(app): State<AppState>,
-    Extension(by): Extension<Principal>,
+    Extension(by): Extension<Caller>,
     query: Result<Query<EventsParams>, QueryRejection>,
 ) -> Result<axum::Json<PageOut>, ApiError> {
     let broker = app.broker()?;
@@ -132,7 +133,7 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// `EventSource` sends when it reconnects) takes the place of `after`.
 pub async fn stream(
     State(app): State<AppState>,
-    Extension(by): Extension<Principal>,
+    Extension(by): Extension<Caller>,
     headers: HeaderMap,
     query: Result<Query<EventsParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {

@@ -10,11 +10,11 @@ use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use super::AppState;
+use super::access::Caller;
 use super::access::{check_ack, check_job, check_side_effects};
 use super::body::{JobIdParam, Obj, QueueName, UniqueMap, body_bytes, parse_json, parse_list};
 use super::error::ApiError;
 use super::wire::{EnqueuedOut, JobInput, JobOut, MessageInput, follow_ups, lease_token, messages};
-use crate::auth::Principal;
 use crate::broker::{AckItem, Acked, BrokerError, NackRequest};
 use crate::clock::rfc3339;
 use crate::job::JobId;
@@ -24,7 +24,7 @@ type Reply = Result<(StatusCode, Json<Value>), ApiError>;
 /// `POST /v1/queues/{queue}/jobs`: one job object, or `{"jobs": [...]}`.
 pub async fn enqueue(
     State(app): State<AppState>,
-    Extension(by): Extension<Principal>,
+    Extension(by): Extension<Caller>,
     QueueName(queue): QueueName,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -117,7 +117,7 @@ pub async fn enqueue(
 /// `GET /v1/jobs/{id}`.
 pub async fn get(
     State(app): State<AppState>,
-    Extension(by): Extension<Principal>,
+    Extension(by): Extension<Caller>,
     JobIdParam(id): JobIdParam,
 ) -> Result<Json<JobOut>, ApiError> {
     let job = app.broker()?.job(id).await?;
@@ -130,7 +130,7 @@ pub async fn get(
 /// `DELETE /v1/jobs/{id}`: cancel.
 pub async fn cancel(
     State(app): State<AppState>,
-    Extension(by): Extension<Principal>,
+    Extension(by): Extension<Caller>,
     JobIdParam(id): JobIdParam,
 ) -> Reply {
     check_job(&app, &by, id).await?;
@@ -185,7 +185,7 @@ fn enqueued_json(acked: &Acked, asked: bool) -> Option<Value> {
 /// `POST /v1/jobs/{id}/ack`.
 pub async fn ack(
     State(app): State<AppState>,
-    Extension(by): Extension<Principal>,
+    Extension(by): Extension<Caller>,
     JobIdParam(id): JobIdParam,
     body: Result<Bytes, BytesRejection>,
 ) -> Reply {
@@ -220,7 +220,7 @@ struct NackBody {
 /// `POST /v1/jobs/{id}/nack`.
 pub async fn nack(
     State(app): State<AppState>,
-    Extension(by): Extension<Principal>,
+    Extension(by): Extension<Caller>,
     JobIdParam(id): JobIdParam,
     body: Result<Bytes, BytesRejection>,
 ) -> Reply {
@@ -251,7 +251,7 @@ struct ExtendBody {
 /// `POST /v1/jobs/{id}/extend`.
 pub async fn extend(
     State(app): State<AppState>,
-    Extension(by): Extension<Principal>,
+    Extension(by): Extension<Caller>,
     JobIdParam(id): JobIdParam,
     body: Result<Bytes, BytesRejection>,
 ) -> Reply {
@@ -286,7 +286,7 @@ struct BatchAckItem {
 /// `POST /v1/ack`: many acks in one durable write, with an outcome per item.
 pub async fn ack_batch(
     State(app): State<AppState>,
-    Extension(by): Extension<Principal>,
+    Extension(by): Extension<Caller>,
     body: Result<Bytes, BytesRejection>,
 ) -> Reply {
     let broker = app.broker()?;

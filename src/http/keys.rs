@@ -8,9 +8,10 @@ use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
+use super::access::Caller;
 use super::body::{PathText, body_bytes, parse_json};
 use super::error::{ApiError, ErrorCode};
-use crate::auth::{KeyError, KeySpec, KeyView, Principal};
+use crate::auth::{KeyError, KeySpec, KeyView};
 use crate::clock::rfc3339;
 
 #[derive(Deserialize)]
@@ -76,7 +77,7 @@ impl From<KeyError> for ApiError {
 /// `POST /v1/keys`: 201 with the key and its token (`key`), shown this once.
 pub async fn create(
     State(app): State<AppState>,
-    Extension(by): Extension<Principal>,
+    Extension(by): Extension<Caller>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<KeyOut>), ApiError> {
     let body: CreateBody = parse_json(&body_bytes(body)?)?;
@@ -99,7 +100,7 @@ pub struct KeysOut {
 /// `GET /v1/keys`: the keys of the caller's tenant, revoked ones included.
 pub async fn list(
     State(app): State<AppState>,
-    Extension(by): Extension<Principal>,
+    Extension(by): Extension<Caller>,
 ) -> Result<Json<KeysOut>, ApiError> {
     let keys = app.keys()?.list(&by);
     Ok(Json(KeysOut {
@@ -110,7 +111,7 @@ pub async fn list(
 /// `DELETE /v1/keys/{id}`: revoke; refused from the very next request.
 pub async fn revoke(
     State(app): State<AppState>,
-    Extension(by): Extension<Principal>,
+    Extension(by): Extension<Caller>,
     PathText(id): PathText,
 ) -> Result<Json<KeyOut>, ApiError> {
     let view = app.keys()?.revoke(&by, &id).await?;

@@ -23,6 +23,7 @@ mod parse_errors;
 mod queues;
 mod request_checks;
 mod schedules;
+pub mod tls;
 mod wire;
 
 use std::sync::{Arc, OnceLock};

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::AppState;
+use super::access::Caller;
 use super::body::{Obj, QueueName, body_bytes, parse_json_or_default};
 use super::error::ApiError;
 use super::wire::{DeliveryOut, JobOut, PollOut, QueueOut};
@@ -55,7 +56,7 @@ pub async fn poll(
 /// `GET /v1/queues?limit=N&after=NAME`: queues sorted by name, a page at a time.
 pub async fn list(
     State(app): State<AppState>,
-    Extension(by): Extension<crate::auth::Principal>,
+    Extension(by): Extension<Caller>,
     query: Result<Query<QueuesQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::invalid(e.body_text()))?;

@@ -13,10 +13,10 @@ use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use super::AppState;
+use super::access::Caller;
 use super::body::{Obj, body_bytes, parse_json};
 use super::error::{ApiError, ErrorCode};
 use super::wire::{EnqueuedOut, JobInput, raw};
-use crate::auth::Principal;
 use crate::broker::{BrokerError, ScheduleSpec, ScheduleView};
 use crate::clock::rfc3339;
 use crate::cron::CronSchedule;
@@ -36,7 +36,7 @@ impl FromRequestParts<AppState> for ScheduleName {
             return Err(BrokerError::InvalidScheduleName.into());
         }
         // A schedule into a queue outside the key's patterns is, to that key, no schedule.
-        if let Some(by) = parts.extensions.get::<Principal>()
+        if let Some(by) = parts.extensions.get::<super::access::Caller>()
             && !by.touches_every_queue()
             && let Ok(view) = app.broker()?.schedule(&name)
             && !by.may_touch(&view.queue)
@@ -121,7 +121,7 @@ impl From<ScheduleView> for ScheduleOut {
 /// `PUT /v1/schedules/{name}`: create (201) or replace (200).
 pub async fn put(
     State(app): State<AppState>,
-    Extension(by): Extension<Principal>,
+    Extension(by): Extension<Caller>,
     ScheduleName(name): ScheduleName,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<ScheduleOut>), ApiError> {
@@ -166,7 +166,7 @@ pub async fn get(
 /// `GET /v1/schedules`.
 pub async fn list(
     State(app): State<AppState>,
-    Extension(by): Extension<Principal>,
+    Extension(by): Extension<Caller>,
 ) -> Result<Json<SchedulesOut>, ApiError> {
     let schedules = app
         .broker()?

@@ -251,7 +251,7 @@ impl Keys {
         let record = self.check(by, spec)?;
         let new = token::generate().map_err(KeyError::Random)?;
         let record = KeyRecord {
-            hash: token::hash(&new.token),
+            hash: new.hash,
             created_at: self.broker.now(),
             ..record
         };

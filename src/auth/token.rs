@@ -1,7 +1,8 @@
 //! Key tokens: `wk_<id>_<secret>`, where the id (16 hex digits) names the key and the secret is
-//! 256 random bits (43 characters of unpadded base64url). Only the SHA-256 of the whole token is
+//! 256 random bits (43 characters of unpadded base64url). Only the SHA-256 of the secret is
 //! stored: a token is random, so a fast hash is right (there is nothing to brute-force that a
-//! slow hash would protect).
+//! slow hash would protect). The secret alone fits one SHA-256 block, where the whole token
+//! would take two: this hash runs on every request.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -22,6 +23,8 @@ pub struct NewToken {
     pub id: String,
     /// The token (secret: shown once).
     pub token: String,
+    /// What is stored of it.
+    pub hash: [u8; 32],
 }
 
 /// Draws a new id and token from the operating system's random source.
@@ -31,28 +34,36 @@ pub fn generate() -> Result<NewToken, getrandom::Error> {
     getrandom::fill(&mut id)?;
     getrandom::fill(&mut secret)?;
     let id: String = id.iter().map(|b| format!("{b:02x}")).collect();
-    let token = format!("{PREFIX}{id}_{}", URL_SAFE_NO_PAD.encode(secret));
-    Ok(NewToken { id, token })
+    let secret = URL_SAFE_NO_PAD.encode(secret);
+    let hash = Sha256::digest(secret.as_bytes()).into();
+    let token = format!("{PREFIX}{id}_{secret}");
+    Ok(NewToken { id, token, hash })
 }
 
-/// The SHA-256 of a token, as stored.
-pub fn hash(token: &str) -> [u8; 32] {
-    Sha256::digest(token.as_bytes()).into()
+/// The hash a token is stored as: the SHA-256 of its secret (`None`: not a token's shape).
+pub fn hash(token: &str) -> Option<[u8; 32]> {
+    let (_, secret) = split(token)?;
+    Some(Sha256::digest(secret.as_bytes()).into())
 }
 
 /// The key id a token names, if it has a token's shape at all.
 pub fn id_of(token: &str) -> Option<&str> {
+    split(token).map(|(id, _)| id)
+}
+
+/// (id, secret) of a token of the right shape.
+fn split(token: &str) -> Option<(&str, &str)> {
     let rest = token.strip_prefix(PREFIX)?;
     let (id, secret) = rest.split_once('_')?;
     let shaped = id.len() == ID_LEN
         && id.bytes().all(|b| b.is_ascii_hexdigit())
         && secret.len() == SECRET_LEN;
-    shaped.then_some(id)
+    shaped.then_some((id, secret))
 }
 
 /// Whether `token` hashes to `stored`, compared in constant time.
 pub fn verify(token: &str, stored: &[u8; 32]) -> bool {
-    hash(token).ct_eq(stored).into()
+    hash(token).is_some_and(|hash| hash.ct_eq(stored).into())
 }
 
 #[cfg(test)]
@@ -66,10 +77,12 @@ mod tests {
         let new = generate().unwrap();
         assert!(new.token.starts_with("wk_"));
         assert_eq!(id_of(&new.token), Some(new.id.as_str()));
-        assert!(verify(&new.token, &hash(&new.token)));
+        let stored = hash(&new.token).unwrap();
+        assert!(verify(&new.token, &stored));
         let other = generate().unwrap();
         assert_ne!(new.id, other.id);
-        assert!(!verify(&other.token, &hash(&new.token)));
+        assert!(!verify(&other.token, &stored));
+        assert_eq!(new.hash, stored);
         for bad in [
             "",
             "wk_",

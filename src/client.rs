@@ -54,6 +54,18 @@ impl Connection {
         body: Option<Bytes>,
         headers: &[(&str, &str)],
     ) -> Result<(u16, Bytes), ClientError> {
+        let (status, _, bytes) = self.send_full(method, path, body, headers).await?;
+        Ok((status, bytes))
+    }
+
+    /// [`Connection::send`], with the reply's headers.
+    pub async fn send_full(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: Option<Bytes>,
+        headers: &[(&str, &str)],
+    ) -> Result<(u16, hyper::HeaderMap, Bytes), ClientError> {
         if self.sender.ready().await.is_err() {
             let authorization = self.authorization.take();
             *self = Connection::open(self.addr).await?;
@@ -78,8 +90,9 @@ impl Connection {
         let request = builder.body(Full::new(body.unwrap_or_default()))?;
         let response = self.sender.send_request(request).await?;
         let status = response.status().as_u16();
-        let bytes = response.into_body().collect().await?.to_bytes();
-        Ok((status, bytes))
+        let (parts, body) = response.into_parts();
+        let bytes = body.collect().await?.to_bytes();
+        Ok((status, parts.headers, bytes))
     }
 }
 
@@ -94,5 +107,19 @@ pub async fn request(
     Connection::open(addr)
         .await?
         .send(method, path, body, headers)
+        .await
+}
+
+/// [`request`], with the reply's headers.
+pub async fn request_full(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<Bytes>,
+    headers: &[(&str, &str)],
+) -> Result<(u16, hyper::HeaderMap, Bytes), ClientError> {
+    Connection::open(addr)
+        .await?
+        .send_full(method, path, body, headers)
         .await
 }

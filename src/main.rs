@@ -59,6 +59,16 @@ enum KeysCommand {
         /// Free text, to tell keys apart
         #[arg(long, default_value = "")]
         label: String,
+        /// Most enqueues and outbox writes per second (burst: one second's worth)
+        /// [default: unlimited]
+        #[arg(long)]
+        enqueue_per_sec: Option<u32>,
+        /// Most polls, acks, nacks and extends per second [default: unlimited]
+        #[arg(long)]
+        consume_per_sec: Option<u32>,
+        /// Most requests of every other kind per second [default: unlimited]
+        #[arg(long)]
+        admin_per_sec: Option<u32>,
     },
     /// List every key (never their tokens).
     List {
@@ -210,12 +220,20 @@ async fn keys(command: KeysCommand) -> anyhow::Result<()> {
             scopes,
             queues,
             label,
+            enqueue_per_sec,
+            consume_per_sec,
+            admin_per_sec,
         } => {
             let spec = KeySpec {
                 tenant: Some(tenant),
                 scopes,
                 queues,
                 label,
+                limits: wharf::storage::KeyLimits {
+                    enqueue_per_sec,
+                    consume_per_sec,
+                    admin_per_sec,
+                },
             };
             let (key, token) = offline::create(&store.config(), spec).await?;
             println!("created key {}", describe(&key));

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 
+use super::limits::{Buckets, Class, MAX_PER_SEC};
 use super::pattern::QueuePatterns;
 use super::principal::{ANY_TENANT, DEFAULT_TENANT, Principal};
 use super::scope::Scopes;
@@ -73,6 +74,8 @@ pub struct KeySpec {
     pub queues: Vec<String>,
     /// Free text.
     pub label: String,
+    /// Rate limits (unset: the creator's own).
+    pub limits: KeyLimits,
 }
 
 /// A key as shown (never its token or hash).
@@ -94,6 +97,8 @@ pub struct KeyView {
     pub last_used_at: Option<Millis>,
     /// When it was revoked.
     pub revoked_at: Option<Millis>,
+    /// Its rate limits.
+    pub limits: KeyLimits,
 }
 
 struct Entry {
@@ -102,12 +107,14 @@ struct Entry {
     queues: QueuePatterns,
     /// Who a request with this key comes from.
     principal: Arc<Principal>,
+    /// Its rate limits' buckets.
+    buckets: Arc<Buckets>,
     /// The latest use written (or being written) to the store.
     used_written: Option<Millis>,
 }
 
 impl Entry {
-    fn new(id: &str, record: KeyRecord) -> Entry {
+    fn new(id: &str, record: KeyRecord, clock: &crate::clock::Clock) -> Entry {
         // Stored records were checked when created; a name this build does not know (from a
         // newer wharf) grants nothing rather than failing the start.
         let scopes = Scopes::parse(record.scopes.iter().map(String::as_str)).unwrap_or_default();
@@ -118,9 +125,11 @@ impl Entry {
             tenant: record.tenant.clone(),
             scopes,
             queues: queues.clone(),
+            limits: record.limits,
         });
         Entry {
             used_written: record.last_used_at,
+            buckets: Arc::new(Buckets::new(&record.limits, clock)),
             record,
             scopes,
             queues,
@@ -138,8 +147,17 @@ impl Entry {
             created_at: self.record.created_at,
             last_used_at: self.record.last_used_at,
             revoked_at: self.record.revoked_at,
+            limits: self.record.limits,
         }
     }
+}
+
+/// A request's key, checked: who it is, and the buckets its requests are counted in.
+pub struct Authenticated {
+    /// Who.
+    pub principal: Arc<Principal>,
+    /// Its rate limits.
+    pub buckets: Arc<Buckets>,
 }
 
 /// Every key, and the broker that stores them.
@@ -153,11 +171,12 @@ pub struct Keys {
 impl Keys {
     /// Loads the stored keys.
     pub fn load(broker: Arc<Broker>) -> Result<Keys, BrokerError> {
+        let clock = broker.clock().clone();
         let entries = broker
             .stored_keys()?
             .into_iter()
             .map(|(id, record)| {
-                let entry = Entry::new(&id, record);
+                let entry = Entry::new(&id, record, &clock);
                 (id, entry)
             })
             .collect();
@@ -183,7 +202,7 @@ impl Keys {
     pub fn authenticate(
         &self,
         authorization: Option<&[u8]>,
-    ) -> Result<Arc<Principal>, Unauthorized> {
+    ) -> Result<Authenticated, Unauthorized> {
         let Some(value) = authorization else {
             return Err(Unauthorized::Missing);
         };
@@ -204,7 +223,10 @@ impl Keys {
             if entry.record.revoked_at.is_some() {
                 return Err(Unauthorized::Revoked);
             }
-            let principal = entry.principal.clone();
+            let principal = Authenticated {
+                principal: entry.principal.clone(),
+                buckets: entry.buckets.clone(),
+            };
             let stale = entry
                 .used_written
                 .is_none_or(|at| now.saturating_sub(at) >= USE_GRANULARITY_MS);
@@ -256,7 +278,7 @@ impl Keys {
             ..record
         };
         self.broker.put_key(&new.id, record.clone()).await?;
-        let entry = Entry::new(&new.id, record);
+        let entry = Entry::new(&new.id, record, self.broker.clock());
         let view = entry.view(&new.id);
         self.entries.write().insert(new.id, entry);
         Ok((view, new.token))
@@ -321,6 +343,7 @@ impl Keys {
                 "a key can grant only queues it may touch itself".to_owned(),
             ));
         }
+        let limits = check_limits(by, spec.limits)?;
         if spec.label.len() > MAX_LABEL_BYTES || spec.label.chars().any(char::is_control) {
             return invalid(format!(
                 "label: at most {MAX_LABEL_BYTES} bytes, no control characters"
@@ -332,7 +355,7 @@ impl Keys {
             scopes: scopes.names().into_iter().map(str::to_owned).collect(),
             queues: queues.texts(),
             label: spec.label,
-            limits: KeyLimits::default(),
+            limits,
             created_at: 0,
             last_used_at: None,
             revoked_at: None,
@@ -375,4 +398,36 @@ impl Keys {
             .map(|e| e.view(id))
             .ok_or(KeyError::NotFound)
     }
+}
+
+/// The limits a new key gets: those asked for, each within 1 and [`MAX_PER_SEC`], the
+/// creator's own for a class not asked for, and none above the creator's (a limited key must
+/// not mint an unlimited one).
+fn check_limits(by: &Principal, asked: KeyLimits) -> Result<KeyLimits, KeyError> {
+    let mut limits = KeyLimits::default();
+    for class in Class::ALL {
+        let own = class.limit(&by.limits);
+        let value = match class.limit(&asked) {
+            None => own,
+            Some(n) if !(1..=MAX_PER_SEC).contains(&n) => {
+                return Err(KeyError::Invalid(format!(
+                    "limits.{}: must be between 1 and {MAX_PER_SEC}",
+                    class.field()
+                )));
+            }
+            Some(n) if own.is_some_and(|own| n > own) => {
+                return Err(KeyError::Forbidden(format!(
+                    "limits.{}: a key can grant at most its own limit",
+                    class.field()
+                )));
+            }
+            Some(n) => Some(n),
+        };
+        match class {
+            Class::Enqueue => limits.enqueue_per_sec = value,
+            Class::Consume => limits.consume_per_sec = value,
+            Class::Admin => limits.admin_per_sec = value,
+        }
+    }
+    Ok(limits)
 }

@@ -4,16 +4,19 @@
 //! - [`scope`]: the kinds of action; `http::access` holds the table of which route needs which.
 //! - [`pattern`]: which queues a key may touch.
 //! - [`keys`]: the registry every request is checked against.
+//! - [`limits`]: the rate limits of each key.
 //! - [`principal`]: the caller of one request.
 
 pub mod keys;
+pub mod limits;
 pub mod offline;
 pub mod pattern;
 pub mod principal;
 pub mod scope;
 pub mod token;
 
-pub use keys::{KeyError, KeySpec, KeyView, Keys, Unauthorized};
+pub use keys::{Authenticated, KeyError, KeySpec, KeyView, Keys, Unauthorized};
+pub use limits::{Class, RateLimited, Taken};
 pub use pattern::QueuePatterns;
 pub use principal::{ANY_TENANT, DEFAULT_TENANT, Principal};
 pub use scope::{Scope, Scopes};

@@ -2,6 +2,7 @@
 
 use super::pattern::QueuePatterns;
 use super::scope::{Scope, Scopes};
+use crate::storage::KeyLimits;
 
 /// The tenant every resource belongs to before tenants are told apart, and the one a key gets
 /// when none is named.
@@ -21,6 +22,8 @@ pub struct Principal {
     pub scopes: Scopes,
     /// The queues it may touch.
     pub queues: QueuePatterns,
+    /// Its key's rate limits (none without a key).
+    pub limits: KeyLimits,
 }
 
 impl Principal {
@@ -32,6 +35,7 @@ impl Principal {
             tenant: ANY_TENANT.to_owned(),
             scopes: Scopes::ALL,
             queues: QueuePatterns::any(),
+            limits: KeyLimits::default(),
         }
     }
 

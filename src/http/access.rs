@@ -8,14 +8,14 @@
 use std::sync::Arc;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
+use axum::http::header::{AUTHORIZATION, RETRY_AFTER, WWW_AUTHENTICATE};
 use axum::http::{HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
 use super::error::{ApiError, ErrorCode};
-use crate::auth::{Principal, Scope, Unauthorized};
+use crate::auth::{Class, Principal, RateLimited, Scope, Taken, Unauthorized};
 use crate::broker::AckItem;
 use crate::job::JobId;
 
@@ -107,19 +107,35 @@ pub fn needs(method: &Method, path: &str) -> Option<Needs> {
 /// checks the route's scope, and hands the [`Principal`] to the handler.
 pub async fn authorize(State(app): State<AppState>, mut request: Request, next: Next) -> Response {
     match principal(&app, &request) {
-        Ok(Some(principal)) => {
-            request.extensions_mut().insert(principal);
-            next.run(request).await
-        }
         Ok(None) => next.run(request).await,
+        Ok(Some((principal, taken))) => {
+            request.extensions_mut().insert(principal);
+            let mut response = next.run(request).await;
+            if let Some(taken) = taken {
+                let reset = u64::from(taken.remaining < taken.limit);
+                rate_headers(&mut response, taken.limit, taken.remaining, reset);
+            }
+            response
+        }
         Err(refusal) => refusal.into_response(),
     }
+}
+
+/// The `RateLimit-*` headers (IETF draft): the limit per second, what is left of the burst,
+/// and the seconds until it is whole again.
+fn rate_headers(response: &mut Response, limit: u32, remaining: u32, reset: u64) {
+    let headers = response.headers_mut();
+    headers.insert("ratelimit-limit", HeaderValue::from(limit));
+    headers.insert("ratelimit-remaining", HeaderValue::from(remaining));
+    headers.insert("ratelimit-reset", HeaderValue::from(reset));
 }
 
 /// Why the middleware refused a request.
 enum Refusal {
     /// 401, with `WWW-Authenticate`.
     Unauthorized(Unauthorized),
+    /// 429, with `Retry-After` and the `RateLimit-*` headers.
+    RateLimited(RateLimited),
     /// Any other error.
     Error(ApiError),
 }
@@ -128,6 +144,25 @@ impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
         match self {
             Refusal::Error(error) => error.into_response(),
+            Refusal::RateLimited(limited) => {
+                let wait_ms = u64::try_from(limited.retry_after.as_millis()).unwrap_or(u64::MAX);
+                let seconds = wait_ms.div_ceil(1000).max(1);
+                let mut error = ApiError::new(
+                    ErrorCode::RateLimited,
+                    format!(
+                        "this key's limit of {} requests per second ({}) is used up; retry in {seconds} s",
+                        limited.limit,
+                        limited.class.field()
+                    ),
+                );
+                error.extra = Some(("retry_after_ms", wait_ms.into()));
+                let mut response = error.into_response();
+                rate_headers(&mut response, limited.limit, 0, seconds);
+                response
+                    .headers_mut()
+                    .insert(RETRY_AFTER, HeaderValue::from(seconds));
+                response
+            }
             Refusal::Unauthorized(why) => {
                 let error = ApiError::new(ErrorCode::Unauthorized, why.to_string());
                 let mut response = error.into_response();
@@ -140,7 +175,11 @@ impl IntoResponse for Refusal {
     }
 }
 
-fn principal(app: &AppState, request: &Request) -> Result<Option<Caller>, Refusal> {
+/// The caller, and what its request took from its rate limit (`None`: an open route).
+fn principal(
+    app: &AppState,
+    request: &Request,
+) -> Result<Option<(Caller, Option<Taken>)>, Refusal> {
     let route = request.extensions().get::<MatchedPath>();
     let needed = route.and_then(|r| needs(request.method(), r.as_str()));
     let scope = match needed {
@@ -155,17 +194,22 @@ fn principal(app: &AppState, request: &Request) -> Result<Option<Caller>, Refusa
     };
     let keys = app.keys().map_err(Refusal::Error)?;
     if !keys.enabled() {
-        return Ok(Some(keys.unauthenticated()));
+        return Ok(Some((keys.unauthenticated(), None)));
     }
     let header = request
         .headers()
         .get(AUTHORIZATION)
         .map(HeaderValue::as_bytes);
-    let principal = keys.authenticate(header).map_err(Refusal::Unauthorized)?;
-    if !principal.may(scope) {
+    let key = keys.authenticate(header).map_err(Refusal::Unauthorized)?;
+    if !key.principal.may(scope) {
         return Err(Refusal::Error(forbidden_scope(scope)));
     }
-    Ok(Some(principal))
+    // Counted only once the key may make the request: refusals do not use up its limit.
+    let taken = key
+        .buckets
+        .take(Class::of(scope))
+        .map_err(Refusal::RateLimited)?;
+    Ok(Some((key.principal, taken)))
 }
 
 /// 403 for a key without `scope`.

@@ -103,6 +103,8 @@ error_codes! {
     ResultTooLarge = (PAYLOAD_TOO_LARGE, "result_too_large"),
     /// A batch is over `max_batch`.
     BatchTooLarge = (PAYLOAD_TOO_LARGE, "batch_too_large"),
+    /// The key's rate limit for this class of route is used up (with `Retry-After`).
+    RateLimited = (TOO_MANY_REQUESTS, "rate_limited"),
     /// A body in a media type other than JSON (see `request_checks.rs`).
     UnsupportedMediaType = (UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
     /// A cron expression or time zone that is not accepted.

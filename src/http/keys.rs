@@ -13,6 +13,7 @@ use super::body::{PathText, body_bytes, parse_json};
 use super::error::{ApiError, ErrorCode};
 use crate::auth::{KeyError, KeySpec, KeyView};
 use crate::clock::rfc3339;
+use crate::storage::KeyLimits;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -23,6 +24,16 @@ struct CreateBody {
     queues: Vec<String>,
     #[serde(default)]
     label: String,
+    #[serde(default)]
+    limits: LimitsBody,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct LimitsBody {
+    enqueue_per_sec: Option<u32>,
+    consume_per_sec: Option<u32>,
+    admin_per_sec: Option<u32>,
 }
 
 /// A key as the API shows it.
@@ -36,8 +47,17 @@ pub struct KeyOut {
     created_at: String,
     last_used_at: Option<String>,
     revoked_at: Option<String>,
+    limits: LimitsOut,
     #[serde(skip_serializing_if = "Option::is_none")]
     key: Option<String>,
+}
+
+/// A key's limits as shown (`null`: unlimited).
+#[derive(Serialize)]
+struct LimitsOut {
+    enqueue_per_sec: Option<u32>,
+    consume_per_sec: Option<u32>,
+    admin_per_sec: Option<u32>,
 }
 
 impl KeyOut {
@@ -51,6 +71,11 @@ impl KeyOut {
             created_at: rfc3339(view.created_at),
             last_used_at: view.last_used_at.map(rfc3339),
             revoked_at: view.revoked_at.map(rfc3339),
+            limits: LimitsOut {
+                enqueue_per_sec: view.limits.enqueue_per_sec,
+                consume_per_sec: view.limits.consume_per_sec,
+                admin_per_sec: view.limits.admin_per_sec,
+            },
             key,
         }
     }
@@ -86,6 +111,11 @@ pub async fn create(
         scopes: body.scopes,
         queues: body.queues,
         label: body.label,
+        limits: KeyLimits {
+            enqueue_per_sec: body.limits.enqueue_per_sec,
+            consume_per_sec: body.limits.consume_per_sec,
+            admin_per_sec: body.limits.admin_per_sec,
+        },
     };
     let (view, token) = app.keys()?.create(&by, spec).await?;
     tracing::info!(key = %view.id, by = ?by.key_id, "API key created");

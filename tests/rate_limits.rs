@@ -98,6 +98,27 @@ async fn over_its_limit_a_key_gets_429_until_the_bucket_refills() {
     assert_eq!(enqueue().await.0, 429);
     server.advance(1_000).await;
     assert_eq!(enqueue().await.1, some(&["", "2", "1", "1"]));
+    // /metrics counts the refusals by tenant and reason.
+    let no_key = server.get("/v1/queues").await;
+    assert_eq!(no_key.0, 401);
+    let auth = format!("Bearer {op}");
+    let (_, _, text) = wharf::client::request_full(
+        server.addr,
+        "GET",
+        "/metrics",
+        None,
+        &[("authorization", &auth)],
+    )
+    .await
+    .unwrap();
+    let text = String::from_utf8(text.to_vec()).unwrap();
+    for line in [
+        "wharf_requests_rejected_total{tenant=\"default\",reason=\"rate_limited\"} 2",
+        "wharf_requests_rejected_total{reason=\"unauthorized\"} 1",
+        "wharf_requests_total{tenant=\"default\"} 5",
+    ] {
+        assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
+    }
     server.shutdown().await;
 }
 

@@ -2,8 +2,9 @@
 //! every request, changed only through the broker's writer so that a key is durable before it
 //! is usable and a revocation is durable before it is answered.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::RwLock;
 
@@ -109,6 +110,8 @@ struct Entry {
     principal: Arc<Principal>,
     /// Its rate limits' buckets.
     buckets: Arc<Buckets>,
+    /// Its requests, for `/metrics`.
+    stats: Arc<KeyStats>,
     /// The latest use written (or being written) to the store.
     used_written: Option<Millis>,
 }
@@ -130,6 +133,7 @@ impl Entry {
         Entry {
             used_written: record.last_used_at,
             buckets: Arc::new(Buckets::new(&record.limits, clock)),
+            stats: Arc::default(),
             record,
             scopes,
             queues,
@@ -158,6 +162,30 @@ pub struct Authenticated {
     pub principal: Arc<Principal>,
     /// Its rate limits.
     pub buckets: Arc<Buckets>,
+    /// Its counts.
+    pub stats: Arc<KeyStats>,
+}
+
+/// What became of one key's requests (since the start).
+#[derive(Debug, Default)]
+pub struct KeyStats {
+    /// Let through to their handler.
+    pub requests: AtomicU64,
+    /// Refused for a missing scope (403).
+    pub forbidden: AtomicU64,
+    /// Refused over a rate limit (429).
+    pub rate_limited: AtomicU64,
+}
+
+/// One tenant's counts, summed over its keys.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TenantStats {
+    /// Let through to their handler.
+    pub requests: u64,
+    /// Refused for a missing scope (403).
+    pub forbidden: u64,
+    /// Refused over a rate limit (429).
+    pub rate_limited: u64,
 }
 
 /// Every key, and the broker that stores them.
@@ -166,6 +194,8 @@ pub struct Keys {
     entries: RwLock<HashMap<String, Entry>>,
     /// The caller while no key exists.
     open: Arc<Principal>,
+    /// Requests refused with 401.
+    unauthorized: AtomicU64,
 }
 
 impl Keys {
@@ -184,6 +214,7 @@ impl Keys {
             broker,
             entries: RwLock::new(entries),
             open: Arc::new(Principal::unauthenticated()),
+            unauthorized: AtomicU64::new(0),
         })
     }
 
@@ -203,6 +234,31 @@ impl Keys {
         &self,
         authorization: Option<&[u8]>,
     ) -> Result<Authenticated, Unauthorized> {
+        let checked = self.check_token(authorization);
+        if checked.is_err() {
+            self.unauthorized.fetch_add(1, Ordering::Relaxed);
+        }
+        checked
+    }
+
+    /// Requests refused with 401 so far.
+    pub fn unauthorized_total(&self) -> u64 {
+        self.unauthorized.load(Ordering::Relaxed)
+    }
+
+    /// Every tenant's counts, by tenant.
+    pub fn tenant_stats(&self) -> BTreeMap<String, TenantStats> {
+        let mut tenants = BTreeMap::<String, TenantStats>::new();
+        for entry in self.entries.read().values() {
+            let sum = tenants.entry(entry.record.tenant.clone()).or_default();
+            sum.requests += entry.stats.requests.load(Ordering::Relaxed);
+            sum.forbidden += entry.stats.forbidden.load(Ordering::Relaxed);
+            sum.rate_limited += entry.stats.rate_limited.load(Ordering::Relaxed);
+        }
+        tenants
+    }
+
+    fn check_token(&self, authorization: Option<&[u8]>) -> Result<Authenticated, Unauthorized> {
         let Some(value) = authorization else {
             return Err(Unauthorized::Missing);
         };
@@ -226,6 +282,7 @@ impl Keys {
             let principal = Authenticated {
                 principal: entry.principal.clone(),
                 buckets: entry.buckets.clone(),
+                stats: entry.stats.clone(),
             };
             let stale = entry
                 .used_written

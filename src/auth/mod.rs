@@ -15,7 +15,9 @@ pub mod principal;
 pub mod scope;
 pub mod token;
 
-pub use keys::{Authenticated, KeyError, KeySpec, KeyView, Keys, Unauthorized};
+pub use keys::{
+    Authenticated, KeyError, KeySpec, KeyStats, KeyView, Keys, TenantStats, Unauthorized,
+};
 pub use limits::{Class, RateLimited, Taken};
 pub use pattern::QueuePatterns;
 pub use principal::{ANY_TENANT, DEFAULT_TENANT, Principal};

@@ -6,6 +6,7 @@
 //! job in such a queue, so that ids cannot be probed.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::header::{AUTHORIZATION, RETRY_AFTER, WWW_AUTHENTICATE};
@@ -202,13 +203,15 @@ fn principal(
         .map(HeaderValue::as_bytes);
     let key = keys.authenticate(header).map_err(Refusal::Unauthorized)?;
     if !key.principal.may(scope) {
+        key.stats.forbidden.fetch_add(1, Ordering::Relaxed);
         return Err(Refusal::Error(forbidden_scope(scope)));
     }
     // Counted only once the key may make the request: refusals do not use up its limit.
-    let taken = key
-        .buckets
-        .take(Class::of(scope))
-        .map_err(Refusal::RateLimited)?;
+    let taken = key.buckets.take(Class::of(scope)).map_err(|limited| {
+        key.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
+        Refusal::RateLimited(limited)
+    })?;
+    key.stats.requests.fetch_add(1, Ordering::Relaxed);
     Ok(Some((key.principal, taken)))
 }
 

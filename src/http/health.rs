@@ -134,6 +134,7 @@ pub async fn metrics(State(app): State<AppState>) -> Result<impl IntoResponse, A
         u8::from(disk.low)
     );
     mirror_metrics(&mut out, &app, broker.events_head(), broker.now());
+    auth_metrics(&mut out, &app);
     let recovery = broker.recovery_stats();
     let _ = writeln!(
         out,
@@ -152,6 +153,38 @@ pub async fn metrics(State(app): State<AppState>) -> Result<impl IntoResponse, A
         )],
         out,
     ))
+}
+
+/// Requests by tenant and refusals by reason (once keys exist).
+fn auth_metrics(out: &mut String, app: &AppState) {
+    let Ok(keys) = app.keys() else { return };
+    if !keys.enabled() {
+        return;
+    }
+    let tenants = keys.tenant_stats();
+    let _ = writeln!(
+        out,
+        "# HELP wharf_requests_total Requests a key was let through with, by its tenant.\n# TYPE wharf_requests_total counter"
+    );
+    for (tenant, stats) in &tenants {
+        let _ = writeln!(
+            out,
+            "wharf_requests_total{{tenant=\"{tenant}\"}} {}",
+            stats.requests
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP wharf_requests_rejected_total Requests refused before their handler: unauthorized (no valid key, no tenant), forbidden (a missing scope), rate_limited.\n# TYPE wharf_requests_rejected_total counter\nwharf_requests_rejected_total{{reason=\"unauthorized\"}} {}",
+        keys.unauthorized_total()
+    );
+    for (tenant, stats) in &tenants {
+        let _ = writeln!(
+            out,
+            "wharf_requests_rejected_total{{tenant=\"{tenant}\",reason=\"forbidden\"}} {}\nwharf_requests_rejected_total{{tenant=\"{tenant}\",reason=\"rate_limited\"}} {}",
+            stats.forbidden, stats.rate_limited
+        );
+    }
 }
 
 /// The mirror series, labelled by mirror.

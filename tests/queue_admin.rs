@@ -66,6 +66,7 @@ fn default_config(name: &str, counts: Value) -> Value {
         "retention_ms": 3600000,
         "dead_retention_ms": 604800000,
         "idempotency_window_ms": 86400000,
+        "max_depth": null,
         "counts": counts,
     })
 }
@@ -150,6 +151,7 @@ async fn patch_changes_the_defaults_of_new_jobs_and_deliveries() {
         "retention_ms": 3600000,
         "dead_retention_ms": 604800000,
         "idempotency_window_ms": 86400000,
+        "max_depth": null,
         "counts": counts(0, 1, 0, 0, 0, 0),
     });
     assert_eq!(body, expected, "fields not in the patch keep their values");

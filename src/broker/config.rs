@@ -23,6 +23,9 @@ pub struct QueueConfig {
     pub dead_retention_ms: u64,
     /// How long an idempotency key maps to the job it created. Default: 86400000 (24 h).
     pub idempotency_window_ms: u64,
+    /// Most jobs the queue may hold ready, scheduled or leased: an enqueue that would pass it
+    /// is refused (429 `queue_full`). Default: none.
+    pub max_depth: Option<u64>,
 }
 
 impl Default for QueueConfig {
@@ -35,6 +38,7 @@ impl Default for QueueConfig {
             retention_ms: 3_600_000,
             dead_retention_ms: 7 * 24 * 3_600_000,
             idempotency_window_ms: 24 * 3_600_000,
+            max_depth: None,
         }
     }
 }
@@ -91,6 +95,7 @@ impl From<QueueConfig> for QueueRecord {
             retention_ms: c.retention_ms,
             dead_retention_ms: c.dead_retention_ms,
             idempotency_window_ms: c.idempotency_window_ms,
+            max_depth: c.max_depth,
         }
     }
 }
@@ -109,6 +114,7 @@ impl From<QueueRecord> for QueueConfig {
             retention_ms: r.retention_ms,
             dead_retention_ms: r.dead_retention_ms,
             idempotency_window_ms: r.idempotency_window_ms,
+            max_depth: r.max_depth,
         }
     }
 }

@@ -71,7 +71,8 @@ impl Broker {
         let (submitted, slots) = {
             let mut state = self.state.lock();
             let mut prepared = Prepared::default();
-            let slots = self.prepare_jobs(&mut state, queue, jobs, now, &mut prepared)?;
+            let slots =
+                self.prepare_jobs(&mut state, queue, jobs, Depth::Limited, now, &mut prepared)?;
             let ids = slots.first().zip(slots.last()).map(|(a, b)| (a.0, b.0));
             prepared.ops.extend(message_ops(emit, ids, now));
             (self.submit(admission, prepared), slots)
@@ -83,20 +84,34 @@ impl Broker {
     }
 
     /// Adds the writes that store `jobs` in `queue` (creating the queue if new) to `prepared`,
-    /// and returns their slots. Call under the state lock. Fails (changing nothing) only when
+    /// and returns their slots, counted as pending in the queue until they are placed (or
+    /// released, if their write fails). Call under the state lock. Fails, changing nothing,
+    /// when `depth` is limited and the jobs would take the queue past its `max_depth`, or when
     /// the queue is new and no queue id is left.
     pub(super) fn prepare_jobs(
         &self,
         state: &mut State,
         queue: &str,
         jobs: Vec<NewJob>,
+        depth: Depth,
         now: Millis,
         prepared: &mut Prepared,
     ) -> Result<PreparedJobs, BrokerError> {
+        if let (Depth::Limited, Some(q)) = (depth, state.queue(queue))
+            && let Some(max_depth) = q.config.max_depth
+        {
+            let depth = q.depth();
+            if depth.saturating_add(jobs.len() as u64) > max_depth {
+                return Err(BrokerError::QueueFull { max_depth, depth });
+            }
+        }
         let (queue_id, created) = state.queue_or_create(queue, self.queue_defaults)?;
         let config = state
             .queue_by_id(queue_id)
             .map_or(self.queue_defaults, |q| q.config);
+        if let Some(q) = state.queue_by_id_mut(queue_id) {
+            q.pending += jobs.len() as u64;
+        }
         if created {
             prepared.ops.push(WriteOp::PutQueue {
                 name: queue.to_owned(),
@@ -147,6 +162,16 @@ impl Broker {
         }
         Ok(slots)
     }
+}
+
+/// Whether an insert is held to its queue's `max_depth`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Depth {
+    /// Refused past it: enqueues and the follow-up jobs of acks, which a client retries.
+    Limited,
+    /// Not refused: a schedule's fires, which nobody would retry (a full queue must not turn
+    /// into lost fires).
+    Unlimited,
 }
 
 /// The ops that write `messages` at `now`; with `if_stored`, only if a job with an id in that

@@ -57,6 +57,17 @@ pub enum BrokerError {
     /// practice: that many queues would take hundreds of gigabytes of memory.
     #[error("too many queues")]
     TooManyQueues,
+    /// The queue holds `max_depth` jobs (ready, scheduled, leased, or being enqueued) and this
+    /// enqueue would pass it; nothing of it happened.
+    #[error(
+        "the queue is full: it holds {depth} of at most {max_depth} jobs (ready, scheduled or leased); retry once consumers have drained it"
+    )]
+    QueueFull {
+        /// The queue's limit.
+        max_depth: u64,
+        /// Its jobs now.
+        depth: u64,
+    },
     /// No cursor with that name exists.
     #[error("no cursor with that name")]
     CursorNotFound,

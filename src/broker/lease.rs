@@ -2,7 +2,7 @@
 
 use std::pin::pin;
 
-use super::enqueue::message_ops;
+use super::enqueue::{Depth, message_ops};
 use super::limits::{check_lease_ms, check_nack, check_poll};
 use super::placement::Placement;
 use super::state::{Phase, Slot, State};
@@ -220,6 +220,7 @@ impl Broker {
                                 &mut state,
                                 &f.queue,
                                 vec![f.job],
+                                Depth::Limited,
                                 now,
                                 &mut prepared,
                             )?;
@@ -228,6 +229,7 @@ impl Broker {
                         });
                         if let Err(error) = prepared_all {
                             prepared.ops.truncate(first_op);
+                            state.release_pending(&groups[first_group..]);
                             groups.truncate(first_group);
                             outcomes.push(Some(Err(error)));
                             continue;

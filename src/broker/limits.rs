@@ -20,6 +20,9 @@ pub const MAX_RETENTION_MS: u64 = 10 * 365 * 24 * 3600 * 1000;
 pub const MAX_DELAY_MS: u64 = 365 * 24 * 3600 * 1000;
 /// Most headers a job may carry.
 pub const MAX_HEADERS: usize = 32;
+/// Largest `max_depth` of a queue.
+pub const MAX_DEPTH: u64 = 1_000_000_000_000;
+
 /// Longest header name.
 pub const MAX_HEADER_NAME: usize = 128;
 /// Longest header value.
@@ -422,6 +425,15 @@ impl QueueConfig {
             return Err(Invalid::value(
                 "idempotency_window_ms",
                 format!("must be between 1 and {MAX_RETENTION_MS}"),
+            ));
+        }
+        if self
+            .max_depth
+            .is_some_and(|d| !(1..=MAX_DEPTH).contains(&d))
+        {
+            return Err(Invalid::value(
+                "max_depth",
+                format!("must be between 1 and {MAX_DEPTH}, or null for no limit"),
             ));
         }
         Ok(())

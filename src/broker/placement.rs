@@ -51,7 +51,13 @@ impl<'a> Placement<'a> {
         };
         self.pending = None;
         let groups = self.groups.take().unwrap_or_default();
-        let written = written?;
+        let written = match written {
+            Ok(written) => written,
+            Err(error) => {
+                self.broker.state.lock().release_pending(&groups);
+                return Err(error);
+            }
+        };
         let placed = self.broker.place_groups(groups, &written, self.now);
         Ok((written, placed))
     }
@@ -67,8 +73,11 @@ impl Drop for Placement<'_> {
         };
         let now = self.now;
         runtime.spawn(async move {
-            if let Ok(Ok(written)) = pending.await {
-                broker.place_groups(groups, &written, now);
+            match pending.await {
+                Ok(Ok(written)) => {
+                    broker.place_groups(groups, &written, now);
+                }
+                _ => broker.state.lock().release_pending(&groups),
             }
         });
     }
@@ -107,6 +116,7 @@ impl Broker {
         let mut created = 0;
         let mut enqueued = Vec::with_capacity(slots.len());
         let queue = slots.first().map(|(_, s)| s.queue);
+        let prepared = slots.len() as u64;
         let duplicates = duplicates.iter().copied().chain(std::iter::repeat(None));
         for ((id, slot), duplicate) in slots.into_iter().zip(duplicates) {
             if let Some(original) = duplicate {
@@ -139,6 +149,7 @@ impl Broker {
         if let Some(queue) = queue {
             if let Some(q) = state.queue_by_id_mut(queue) {
                 q.counters.enqueued += created;
+                q.pending = q.pending.saturating_sub(prepared);
             }
             if woke {
                 state.wake_by_id(queue);

@@ -11,6 +11,7 @@
 //! missed while down fire that one job (`true`, the default) or are skipped (`false`).
 //! Resuming a paused schedule skips what fell due while it was paused.
 
+use super::enqueue::Depth;
 use super::placement::Placement;
 use super::state::{ScheduleSlot, State};
 use super::views::TemplateView;
@@ -242,7 +243,14 @@ impl Broker {
                 let job = template_job(&name, &slot.record.template, due);
                 let mut prepared = Prepared::default();
                 let queue = slot.record.queue.clone();
-                let slots = self.prepare_jobs(&mut state, &queue, vec![job], now, &mut prepared)?;
+                let slots = self.prepare_jobs(
+                    &mut state,
+                    &queue,
+                    vec![job],
+                    Depth::Unlimited,
+                    now,
+                    &mut prepared,
+                )?;
                 slot.record.last_fire = Some(due);
                 slot.record.next_fire = slot.cron.next_after(now);
                 let job_id = slots.first().map_or(0, |(id, _)| *id);

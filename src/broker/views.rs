@@ -197,6 +197,8 @@ pub struct QueuePatch {
     pub dead_retention_ms: Option<u64>,
     /// New idempotency window.
     pub idempotency_window_ms: Option<u64>,
+    /// New depth limit (`Some(None)`: none).
+    pub max_depth: Option<Option<u64>>,
 }
 
 impl QueuePatch {
@@ -212,6 +214,7 @@ impl QueuePatch {
             retention_ms,
             dead_retention_ms,
             idempotency_window_ms,
+            max_depth,
         } = self;
         lease_ms.is_none()
             && max_attempts.is_none()
@@ -221,6 +224,7 @@ impl QueuePatch {
             && retention_ms.is_none()
             && dead_retention_ms.is_none()
             && idempotency_window_ms.is_none()
+            && max_depth.is_none()
     }
 
     /// Applies the patch to `config`.
@@ -252,6 +256,9 @@ impl QueuePatch {
         }
         if let Some(v) = self.idempotency_window_ms {
             config.idempotency_window_ms = v;
+        }
+        if let Some(v) = self.max_depth {
+            config.max_depth = v;
         }
     }
 }

@@ -105,6 +105,8 @@ error_codes! {
     BatchTooLarge = (PAYLOAD_TOO_LARGE, "batch_too_large"),
     /// The key's rate limit for this class of route is used up (with `Retry-After`).
     RateLimited = (TOO_MANY_REQUESTS, "rate_limited"),
+    /// The queue is at its `max_depth` (with `Retry-After`).
+    QueueFull = (TOO_MANY_REQUESTS, "queue_full"),
     /// A body in a media type other than JSON (see `request_checks.rs`).
     UnsupportedMediaType = (UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
     /// A cron expression or time zone that is not accepted.
@@ -176,7 +178,15 @@ impl IntoResponse for ApiError {
         if let (Some((key, value)), Some(object)) = (self.extra, error.as_object_mut()) {
             object.insert(key.to_owned(), value);
         }
-        (self.code.status(), Json(json!({ "error": error }))).into_response()
+        let mut response = (self.code.status(), Json(json!({ "error": error }))).into_response();
+        if self.code == ErrorCode::QueueFull {
+            // Nothing says when consumers will have drained it: a second is a polite first wait.
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("1"),
+            );
+        }
+        response
     }
 }
 
@@ -224,6 +234,11 @@ impl From<BrokerError> for ApiError {
                 return api;
             }
             E::ShuttingDown => C::ShuttingDown,
+            E::QueueFull { max_depth, depth } => {
+                let mut api = ApiError::new(C::QueueFull, error.to_string());
+                api.extra = Some(("queue", json!({"max_depth": max_depth, "depth": depth})));
+                return api;
+            }
             _ => {
                 tracing::error!(%error, "internal error");
                 return ApiError::new(C::Internal, "internal error; see the server log");

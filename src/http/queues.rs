@@ -103,6 +103,9 @@ struct PatchBody {
     retention_ms: Option<u64>,
     dead_retention_ms: Option<u64>,
     idempotency_window_ms: Option<u64>,
+    /// Absent: unchanged; `null`: no limit.
+    #[serde(default, deserialize_with = "present")]
+    max_depth: Option<Option<u64>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -132,6 +135,7 @@ pub async fn patch(
         retention_ms: body.retention_ms,
         dead_retention_ms: body.dead_retention_ms,
         idempotency_window_ms: body.idempotency_window_ms,
+        max_depth: body.max_depth,
     };
     Ok(Json(broker.update_queue(&queue, patch).await?.into()))
 }
@@ -225,11 +229,13 @@ struct ReplayBody {
     ids: Option<Option<Vec<String>>>,
 }
 
-/// Marks a field that is present (even as `null`) as `Some`.
-fn present<'de, D: serde::Deserializer<'de>>(
-    d: D,
-) -> Result<Option<Option<Vec<String>>>, D::Error> {
-    Option::<Vec<String>>::deserialize(d).map(Some)
+/// Marks a field that is present (even as `null`) as `Some`; with `default`, absent is `None`.
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
 }
 
 /// `POST /v1/queues/{queue}/replay`: `{"ids": [...]}`, or `{}` for every dead job.

@@ -10,7 +10,7 @@ use super::error::StoreError;
 use super::ops::{IdempotencyKey, JobChange, JobEvent, ScheduleEvent, WriteOp};
 use super::records::{
     CursorRecord, EventData, EventRecord, IdempotencyRecord, JobBody, JobRecord, KeyRecord,
-    QueueRecord, ScheduleRecord, StoredState, decode, encode,
+    QueueRecord, ScheduleRecord, StoredState, decode, decode_queue_record_v2_on, encode,
 };
 use super::tables::Tables;
 
@@ -45,7 +45,7 @@ pub fn apply(
             let previous = t
                 .queues
                 .insert(name.as_str(), encode(record).as_slice())?
-                .map(|old| decode::<QueueRecord>(old.value()))
+                .map(|old| decode_queue_record_v2_on(old.value()))
                 .transpose()?;
             queue_events(name, previous.as_ref(), record, *at, events);
         }

@@ -352,26 +352,20 @@ struct Sequences {
 
 /// Creates the tables, checks the format version (upgrading an older file in place), and reads
 /// the writer's sequences.
-/// The version of the file as a whole (`meta.format_version`): up to 4 it moved with
-/// [`FORMAT_VERSION`], the records' encoding; 5 added the `keys` table and nothing else. An
-/// older wharf refuses a file of a newer version, which matters here: one that opened a file
-/// with keys would ignore them and serve without authentication.
-pub const FILE_FORMAT_VERSION: u8 = 5;
-
 fn init(db: &Database) -> Result<Sequences, StoreError> {
     let txn = db.begin_write()?;
     let found = txn.open_table(META)?.get(META_FORMAT)?.map(|v| v.value());
-    if let Some(found) = found.filter(|&v| v > u64::from(FILE_FORMAT_VERSION)) {
+    if let Some(found) = found.filter(|&v| v > u64::from(FORMAT_VERSION)) {
         return Err(StoreError::Format {
             found,
-            supported: FILE_FORMAT_VERSION,
+            supported: FORMAT_VERSION,
         });
     }
     {
         // Version 2 added tables, 4 the events and cursors, 5 the keys: created here when missing.
         Tables::open(&txn)?;
     }
-    if found.is_none_or(|v| v < u64::from(FILE_FORMAT_VERSION)) {
+    if found.is_none_or(|v| v < u64::from(FORMAT_VERSION)) {
         upgrade(&txn)?;
     }
     let sequences = {
@@ -392,7 +386,7 @@ fn init(db: &Database) -> Result<Sequences, StoreError> {
     Ok(sequences)
 }
 
-/// Brings a file of an older format (or a new one) to [`FILE_FORMAT_VERSION`]. Every older record
+/// Brings a file of an older format (or a new one) to [`FORMAT_VERSION`]. Every older record
 /// still decodes (see `records`); what changes is the change log: the `outbox` table of
 /// versions 1 to 3, which nothing read, is dropped, and the event sequence starts where the
 /// outbox's ended, so that no sequence number is ever reused.
@@ -414,7 +408,7 @@ fn upgrade(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
         .max(outbox_next);
     meta.insert(META_EVENTS_NEXT, events_next)?;
     meta.remove(META_OUTBOX_NEXT)?;
-    meta.insert(META_FORMAT, u64::from(FILE_FORMAT_VERSION))?;
+    meta.insert(META_FORMAT, u64::from(FORMAT_VERSION))?;
     Ok(())
 }
 

@@ -185,6 +185,10 @@ fn queue_settings(out: &mut String, r: &QueueRecord) {
     o.u64("retention_ms", r.retention_ms);
     o.u64("dead_retention_ms", r.dead_retention_ms);
     o.u64("idempotency_window_ms", r.idempotency_window_ms);
+    match r.max_depth {
+        Some(depth) => o.u64("max_depth", depth),
+        None => o.raw("max_depth", "null"),
+    }
     out.push_str(&o.finish());
 }
 
@@ -367,6 +371,7 @@ mod tests {
             retention_ms: 5,
             dead_retention_ms: 6,
             idempotency_window_ms: 7,
+            max_depth: Some(8),
         };
         let all = [
             EventData::JobLeased {

@@ -66,6 +66,19 @@ pub struct State {
 }
 
 impl State {
+    /// Uncounts jobs prepared for an insert that will not be placed (its write failed, or
+    /// the request that prepared them refused itself).
+    pub fn release_pending(&mut self, groups: &[Vec<(u64, Slot)>]) {
+        for slots in groups {
+            if let Some(q) = slots
+                .first()
+                .and_then(|(_, s)| self.queue_by_id_mut(s.queue))
+            {
+                q.pending = q.pending.saturating_sub(slots.len() as u64);
+            }
+        }
+    }
+
     pub fn new(rng: Rng) -> State {
         State {
             queues: Vec::new(),

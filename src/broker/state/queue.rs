@@ -32,6 +32,9 @@ pub struct QueueState {
     pub succeeded: u64,
     pub cancelled: u64,
     pub counters: Counters,
+    /// Jobs prepared for an insert that has not committed and been placed yet: they count
+    /// against `max_depth` while their commit is in flight.
+    pub pending: u64,
 }
 
 impl QueueState {
@@ -44,7 +47,14 @@ impl QueueState {
             succeeded: 0,
             cancelled: 0,
             counters: Counters::default(),
+            pending: 0,
         }
+    }
+
+    /// Jobs that count against `max_depth`: scheduled, ready, leased, and those being inserted.
+    pub fn depth(&self) -> u64 {
+        let live = |s: JobState| self.members[s.index()].len() as u64;
+        live(JobState::Scheduled) + self.ready.len() as u64 + live(JobState::Leased) + self.pending
     }
 
     /// Jobs per state, in [`JobState::ALL`] order.

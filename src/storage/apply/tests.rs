@@ -128,6 +128,7 @@ fn queue_record(lease_ms: u64, paused: bool) -> QueueRecord {
         retention_ms: 5,
         dead_retention_ms: 6,
         idempotency_window_ms: 7,
+        max_depth: None,
     }
 }
 

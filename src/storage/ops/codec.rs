@@ -464,7 +464,8 @@ impl<'a> Reader<'a> {
         Ok(match self.u8()? {
             PUT_QUEUE => WriteOp::PutQueue {
                 name: self.string()?,
-                record: self.record()?,
+                // Journals of earlier versions hold queue records of an earlier layout.
+                record: records::decode_queue_record_v2_on(self.bytes()?)?,
                 at: self.varint()?,
             },
             INSERT => WriteOp::Insert {
@@ -557,7 +558,9 @@ impl<'a> Reader<'a> {
 mod tests {
     #![allow(clippy::unwrap_used)]
 
-    use super::super::golden::{V4_HEX, golden_ops, hex, unhex};
+    use super::super::golden::{
+        V4_HEX, V4_RECORDS_V4_HEX, V4_RECORDS_V4_OPS, golden_ops, hex, unhex,
+    };
     use super::super::{decode_ops, encode_ops};
     use super::*;
 
@@ -571,6 +574,15 @@ mod tests {
             "the version-{OPS_VERSION} op layout changed: bump OPS_VERSION and keep a decoder for the old bytes"
         );
         assert_eq!(decode_ops(&unhex(V4_HEX)).unwrap(), golden_ops());
+    }
+
+    #[test]
+    fn a_journal_written_with_records_of_format_4_still_replays() {
+        let ops = golden_ops();
+        assert_eq!(
+            decode_ops(&unhex(V4_RECORDS_V4_HEX)).unwrap(),
+            ops[..V4_RECORDS_V4_OPS]
+        );
     }
 
     #[test]

@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use super::super::error::OpsError;
 use super::super::records::{
-    DeleteReason, JobBody, JobRecord, QueueRecord, ScheduleRecord, StoredState,
+    DeleteReason, JobBody, JobRecord, QueueRecordV2, ScheduleRecord, StoredState,
 };
 use super::{IdempotencyKey, JobChange, JobEvent, ScheduleEvent, WriteOp};
 
@@ -23,7 +23,7 @@ use super::{IdempotencyKey, JobChange, JobEvent, ScheduleEvent, WriteOp};
 enum OpV3 {
     PutQueue {
         name: String,
-        record: QueueRecord,
+        record: QueueRecordV2,
     },
     Insert {
         id: u64,
@@ -94,7 +94,11 @@ impl OpV3 {
     /// The op in today's terms; `at` is the frame's time, for the ops that kept none.
     fn upgrade(self, at: u64) -> WriteOp {
         match self {
-            OpV3::PutQueue { name, record } => WriteOp::PutQueue { name, record, at },
+            OpV3::PutQueue { name, record } => WriteOp::PutQueue {
+                name,
+                record: record.into(),
+                at,
+            },
             OpV3::Insert {
                 id,
                 record,

@@ -7,11 +7,13 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{DecodeError, QueueRecord, ScheduleRecord, decode};
+use super::{DecodeError, QueueRecord, QueueRecordV2, ScheduleRecord, decode};
 
-/// One event of the change log. Its sequence number is its place in its batch.
+/// One event of the change log. Its sequence number is its place in its batch. `S` is the
+/// layout of the queue settings its queue events carry: [`QueueRecord`], or [`QueueRecordV2`]
+/// in batches of versions 2 to 4.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EventRecord {
+pub struct EventRecord<S = QueueRecord> {
     /// When the change happened (epoch ms, the broker's clock).
     pub at: u64,
     /// The queue it concerns (a schedule's: its target queue), if any.
@@ -19,7 +21,7 @@ pub struct EventRecord {
     /// The job it concerns, if any.
     pub job_id: Option<u64>,
     /// What happened.
-    pub data: EventData,
+    pub data: EventData<S>,
 }
 
 /// Why a job was deleted.
@@ -33,7 +35,7 @@ pub enum DeleteReason {
 
 /// What an event says happened. The variant order is the format (postcard writes the index).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum EventData {
+pub enum EventData<S = QueueRecord> {
     /// A job was stored.
     JobEnqueued {
         /// The payload (raw JSON text).
@@ -103,12 +105,12 @@ pub enum EventData {
     /// A queue was created (with these settings).
     QueueCreated {
         /// Its settings.
-        settings: QueueRecord,
+        settings: S,
     },
     /// A queue's settings changed.
     QueueUpdated {
         /// Its new settings.
-        settings: QueueRecord,
+        settings: S,
     },
     /// A queue was paused.
     QueuePaused,
@@ -172,5 +174,145 @@ pub struct CursorRecord {
 
 /// Decodes an `events` value: the events of one commit, in order.
 pub fn decode_events(bytes: &[u8]) -> Result<Vec<EventRecord>, DecodeError> {
-    decode(bytes)
+    match bytes.first() {
+        Some(2..=4) => {
+            let old: Vec<EventRecord<QueueRecordV2>> = decode(bytes)?;
+            Ok(old.into_iter().map(EventRecord::upgrade).collect())
+        }
+        _ => decode(bytes),
+    }
+}
+
+impl EventRecord<QueueRecordV2> {
+    /// The event with its queue settings in today's layout.
+    fn upgrade(self) -> EventRecord {
+        use EventData as E;
+        let data = match self.data {
+            E::QueueCreated { settings } => E::QueueCreated {
+                settings: settings.into(),
+            },
+            E::QueueUpdated { settings } => E::QueueUpdated {
+                settings: settings.into(),
+            },
+            E::JobEnqueued {
+                payload,
+                priority,
+                headers,
+                run_at,
+                max_attempts,
+                lease_ms,
+            } => E::JobEnqueued {
+                payload,
+                priority,
+                headers,
+                run_at,
+                max_attempts,
+                lease_ms,
+            },
+            E::JobLeased {
+                attempt,
+                lease_expires_at,
+            } => E::JobLeased {
+                attempt,
+                lease_expires_at,
+            },
+            E::JobExtended {
+                attempt,
+                lease_expires_at,
+            } => E::JobExtended {
+                attempt,
+                lease_expires_at,
+            },
+            E::JobLeaseExpired { attempt } => E::JobLeaseExpired { attempt },
+            E::JobRetryScheduled {
+                attempt,
+                error,
+                run_at,
+            } => E::JobRetryScheduled {
+                attempt,
+                error,
+                run_at,
+            },
+            E::JobSucceeded { attempt, result } => E::JobSucceeded { attempt, result },
+            E::JobDead { attempt, error } => E::JobDead { attempt, error },
+            E::JobCancelled => E::JobCancelled,
+            E::JobReplayed => E::JobReplayed,
+            E::JobDeleted { reason } => E::JobDeleted { reason },
+            E::QueuePaused => E::QueuePaused,
+            E::QueueResumed => E::QueueResumed,
+            E::QueuePurged { jobs } => E::QueuePurged { jobs },
+            E::SchedulePut { name, schedule } => E::SchedulePut { name, schedule },
+            E::ScheduleDeleted { name } => E::ScheduleDeleted { name },
+            E::SchedulePaused { name } => E::SchedulePaused { name },
+            E::ScheduleResumed { name } => E::ScheduleResumed { name },
+            E::ScheduleFired { name, due_at } => E::ScheduleFired { name, due_at },
+            E::Message {
+                topic,
+                key,
+                payload,
+                headers,
+            } => E::Message {
+                topic,
+                key,
+                payload,
+                headers,
+            },
+        };
+        EventRecord {
+            at: self.at,
+            queue: self.queue,
+            job_id: self.job_id,
+            data,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn event<S>(data: EventData<S>) -> EventRecord<S> {
+        EventRecord {
+            at: 1,
+            queue: Some("q".into()),
+            job_id: None,
+            data,
+        }
+    }
+
+    #[test]
+    fn batches_of_versions_2_to_4_read_their_queue_settings_in_the_old_layout() {
+        let old = vec![
+            event(EventData::QueueCreated {
+                settings: QueueRecordV2::sample(),
+            }),
+            event(EventData::QueuePaused),
+            event(EventData::QueueUpdated {
+                settings: QueueRecordV2::sample(),
+            }),
+        ];
+        let mut bytes = vec![4];
+        bytes.extend(postcard::to_allocvec(&old).unwrap());
+        let settings = QueueRecord::from(QueueRecordV2::sample());
+        assert_eq!(
+            decode_events(&bytes).unwrap(),
+            vec![
+                event(EventData::QueueCreated {
+                    settings: settings.clone()
+                }),
+                event(EventData::QueuePaused),
+                event(EventData::QueueUpdated { settings }),
+            ]
+        );
+        // Today's batches round-trip.
+        let new = vec![event(EventData::QueueCreated {
+            settings: QueueRecord {
+                max_depth: Some(3),
+                ..QueueRecord::from(QueueRecordV2::sample())
+            },
+        })];
+        assert_eq!(decode_events(&super::super::encode(&new)).unwrap(), new);
+    }
 }

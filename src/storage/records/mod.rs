@@ -23,7 +23,7 @@ pub use super::error::DecodeError;
 pub use event::{CursorRecord, DeleteReason, EventData, EventRecord, decode_events};
 pub use job::{IdempotencyRecord, JobBody, JobRecord, StoredState};
 pub use key::{KeyLimits, KeyRecord};
-pub use queue::{QueueRecord, decode_queue_record};
+pub use queue::{QueueRecord, QueueRecordV2, decode_queue_record, decode_queue_record_v2_on};
 pub use schedule::{JobTemplate, ScheduleRecord};
 
 /// The current record format version, written as the first byte of every value.
@@ -39,7 +39,7 @@ pub use schedule::{JobTemplate, ScheduleRecord};
 ///   is opened. Every other record is encoded as in 2 and 3.
 ///
 /// The journal's op format has its own version (see [`super::ops`]).
-pub const FORMAT_VERSION: u8 = 4;
+pub const FORMAT_VERSION: u8 = 5;
 
 /// Encodes a record behind the format-version byte.
 pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
@@ -64,8 +64,9 @@ pub fn encode_into<T: Serialize>(value: &T, out: &mut Vec<u8>) {
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
     match bytes.split_first() {
         None => Err(DecodeError::Empty),
-        // Version 2 changed only QueueRecord (see decode_queue_record), 3 only the outbox (now
-        // gone), 4 added tables; every other record is encoded alike in all four.
+        // Versions 2 and 5 changed only QueueRecord (see decode_queue_record), 3 only the
+        // outbox (now gone), 4 added tables; every other record is encoded alike in all five.
+        // A queue record, or an events batch holding one, must be read by its own decoder.
         Some((1..=FORMAT_VERSION, rest)) => Ok(postcard::from_bytes(rest)?),
         Some((&found, _)) => Err(DecodeError::UnknownVersion {
             found,

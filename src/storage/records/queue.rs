@@ -1,4 +1,4 @@
-//! Queue records, and the version-1 layout they upgrade from.
+//! Queue records, and the layouts of versions 1 and 2-4 they upgrade from.
 
 use serde::{Deserialize, Serialize};
 
@@ -25,6 +25,59 @@ pub struct QueueRecord {
     pub dead_retention_ms: u64,
     /// How long an idempotency key maps to its job.
     pub idempotency_window_ms: u64,
+    /// Most jobs it may hold ready, scheduled or leased (an enqueue past it is refused);
+    /// `None`: no limit. Since version 5.
+    pub max_depth: Option<u64>,
+}
+
+/// A queue record as versions 2 to 4 wrote it (no `max_depth`). Change-log events of those
+/// versions carry queue settings in this layout too.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueRecordV2 {
+    lease_ms: u64,
+    max_attempts: u32,
+    backoff_base_ms: u64,
+    backoff_cap_ms: u64,
+    backoff_jitter: bool,
+    paused: bool,
+    retention_ms: u64,
+    dead_retention_ms: u64,
+    idempotency_window_ms: u64,
+}
+
+impl QueueRecordV2 {
+    /// A record with every field set (for the tests of the decoders that read this layout).
+    #[cfg(test)]
+    pub(crate) fn sample() -> QueueRecordV2 {
+        QueueRecordV2 {
+            lease_ms: 1,
+            max_attempts: 2,
+            backoff_base_ms: 3,
+            backoff_cap_ms: 4,
+            backoff_jitter: true,
+            paused: false,
+            retention_ms: 5,
+            dead_retention_ms: 6,
+            idempotency_window_ms: 7,
+        }
+    }
+}
+
+impl From<QueueRecordV2> for QueueRecord {
+    fn from(v2: QueueRecordV2) -> QueueRecord {
+        QueueRecord {
+            lease_ms: v2.lease_ms,
+            max_attempts: v2.max_attempts,
+            backoff_base_ms: v2.backoff_base_ms,
+            backoff_cap_ms: v2.backoff_cap_ms,
+            backoff_jitter: v2.backoff_jitter,
+            paused: v2.paused,
+            retention_ms: v2.retention_ms,
+            dead_retention_ms: v2.dead_retention_ms,
+            idempotency_window_ms: v2.idempotency_window_ms,
+            max_depth: None,
+        }
+    }
 }
 
 /// A queue record as version 1 wrote it.
@@ -56,6 +109,15 @@ pub fn decode_queue_record(
                 ..defaults.clone()
             })
         }
+        _ => decode_queue_record_v2_on(bytes),
+    }
+}
+
+/// Decodes a queue record of version 2 or later (version 1 needs the server's defaults: see
+/// [`decode_queue_record`]).
+pub fn decode_queue_record_v2_on(bytes: &[u8]) -> Result<QueueRecord, DecodeError> {
+    match bytes.split_first() {
+        Some((2..=4, rest)) => Ok(postcard::from_bytes::<QueueRecordV2>(rest)?.into()),
         _ => decode(bytes),
     }
 }
@@ -89,6 +151,7 @@ mod tests {
             retention_ms: 10,
             dead_retention_ms: 20,
             idempotency_window_ms: 30,
+            max_depth: Some(9),
         };
         let upgraded = decode_queue_record(&bytes, &defaults).unwrap();
         assert_eq!(
@@ -109,6 +172,34 @@ mod tests {
         };
         assert_eq!(
             decode_queue_record(&encode(&current), &defaults).unwrap(),
+            current
+        );
+    }
+}
+
+#[cfg(test)]
+mod v2_tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::super::encode;
+    use super::*;
+
+    #[test]
+    fn records_of_versions_2_to_4_upgrade_with_no_max_depth() {
+        let v2 = QueueRecordV2::sample();
+        for version in 2..=4 {
+            let mut bytes = vec![version];
+            bytes.extend(postcard::to_allocvec(&v2).unwrap());
+            let upgraded = decode_queue_record_v2_on(&bytes).unwrap();
+            assert_eq!(upgraded, QueueRecord::from(v2.clone()));
+            assert_eq!((upgraded.retention_ms, upgraded.max_depth), (5, None));
+        }
+        let current = QueueRecord {
+            max_depth: Some(100),
+            ..QueueRecord::from(v2)
+        };
+        assert_eq!(
+            decode_queue_record_v2_on(&encode(&current)).unwrap(),
             current
         );
     }

@@ -229,7 +229,7 @@ async fn keys(command: KeysCommand) -> anyhow::Result<()> {
                 scopes,
                 queues,
                 label,
-                limits: wharf::storage::KeyLimits {
+                limits: wharf::auth::KeyLimits {
                     enqueue_per_sec,
                     consume_per_sec,
                     admin_per_sec,

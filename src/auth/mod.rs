@@ -15,6 +15,8 @@ pub mod principal;
 pub mod scope;
 pub mod token;
 
+/// A key's rate limits, as stored.
+pub use crate::storage::KeyLimits;
 pub use keys::{
     Authenticated, KeyError, KeySpec, KeyStats, KeyView, Keys, TenantStats, Unauthorized,
 };

@@ -206,7 +206,7 @@ fn principal(
         key.stats.forbidden.fetch_add(1, Ordering::Relaxed);
         return Err(Refusal::Error(forbidden_scope(scope)));
     }
-    // Counted only once the key may make the request: refusals do not use up its limit.
+    // Counted once the key and scope are checked: those refusals do not use up its limit.
     let taken = key.buckets.take(Class::of(scope)).map_err(|limited| {
         key.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
         Refusal::RateLimited(limited)

@@ -11,9 +11,8 @@ use super::AppState;
 use super::access::Caller;
 use super::body::{PathText, body_bytes, parse_json};
 use super::error::{ApiError, ErrorCode};
-use crate::auth::{KeyError, KeySpec, KeyView};
+use crate::auth::{KeyError, KeyLimits, KeySpec, KeyView};
 use crate::clock::rfc3339;
-use crate::storage::KeyLimits;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

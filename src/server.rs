@@ -148,9 +148,8 @@ impl Server {
         } else if !keys.enabled() {
             tracing::warn!(%addr, "no API keys and --insecure-no-auth: every client that reaches this address may do anything");
         }
-        app.set_keys(Arc::new(keys));
         // Serve first, then log: clients (and tests) take the log line to mean "ready".
-        app.set_broker(broker.clone());
+        app.set_broker(broker.clone(), Arc::new(keys));
         let stats = broker.recovery_stats();
         tracing::info!(
             jobs = stats.jobs,

@@ -74,7 +74,10 @@ fn journal_payloads() -> Vec<Vec<u8>> {
     let clock = Clock::manual(START_MS);
     let broker = open_broker(dir.path(), &clock);
     let state = wharf::http::AppState::new();
-    state.set_broker(broker.clone());
+    state.set_broker(
+        broker.clone(),
+        std::sync::Arc::new(wharf::auth::Keys::load(broker.clone()).expect("the keys load")),
+    );
     let router = wharf::http::router(state, 1 << 20);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -230,6 +233,7 @@ fn record_seeds(dir: &Path, payloads: &[Vec<u8>]) {
             Record::Events(_) => "events",
             Record::Cursor(_) => "cursor",
             Record::Idempotency(_) => "idempotency",
+            Record::Key(_) => "key",
         };
         write(&format!("{kind}-{n:02}"), &encode_record(&record));
     };
@@ -243,6 +247,7 @@ fn record_seeds(dir: &Path, payloads: &[Vec<u8>]) {
                 }
                 WriteOp::PutQueue { record, .. } => vec![Record::Queue(record)],
                 WriteOp::PutSchedule { record, .. } => vec![Record::Schedule(record)],
+                WriteOp::PutKey { record, .. } => vec![Record::Key(record)],
                 _ => Vec::new(),
             };
             for record in records {

@@ -204,7 +204,12 @@ impl Api {
             let dir = temp_dir("wharf-fuzz-");
             let broker = open_broker(dir.path(), clock);
             let state = AppState::new();
-            state.set_broker(broker.clone());
+            state.set_broker(
+                broker.clone(),
+                std::sync::Arc::new(
+                    wharf::auth::Keys::load(broker.clone()).expect("the keys load"),
+                ),
+            );
             Live {
                 router: router(state, MAX_BODY_BYTES),
                 broker,

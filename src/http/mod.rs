@@ -57,14 +57,11 @@ impl AppState {
         AppState::default()
     }
 
-    /// Makes the recovered broker available to handlers.
-    pub fn set_broker(&self, broker: Arc<Broker>) {
-        let _ = self.broker.set(broker);
-    }
-
-    /// Makes the loaded keys available to the access checks.
-    pub fn set_keys(&self, keys: Arc<Keys>) {
+    /// Makes the recovered broker, and the keys every request is checked against, available
+    /// to handlers (until then they answer 503 `recovering`).
+    pub fn set_broker(&self, broker: Arc<Broker>, keys: Arc<Keys>) {
         let _ = self.keys.set(keys);
+        let _ = self.broker.set(broker);
     }
 
     fn keys(&self) -> Result<&Arc<Keys>, ApiError> {

@@ -1,11 +1,13 @@
 //! Server configuration: a TOML file, then `WHARF_*` environment variables, then flags.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::auth::KeyLimits;
 use crate::broker::{BrokerOptions, Limits, QueueConfig};
 use crate::mirror::MirrorConfig;
 use crate::storage::StoreOptions;
@@ -87,6 +89,10 @@ pub struct Config {
     /// front of wharf authenticates). Without it, wharf refuses to start so exposed.
     /// Default: false.
     pub insecure_no_auth: bool,
+    /// Rate limits per tenant (`[tenant_limits.NAME]` tables with `enqueue_per_sec`,
+    /// `consume_per_sec`, `admin_per_sec`), shared by every key of the tenant on top of each
+    /// key's own. Default: none.
+    pub tenant_limits: BTreeMap<String, TenantLimits>,
     /// Defaults of queues created on first use.
     pub queue_defaults: QueueConfig,
     /// Mirrors (`[[mirror]]` tables): none by default.
@@ -119,8 +125,31 @@ impl Default for Config {
             tls_cert: None,
             tls_key: None,
             insecure_no_auth: false,
+            tenant_limits: BTreeMap::new(),
             queue_defaults: QueueConfig::default(),
             mirrors: Vec::new(),
+        }
+    }
+}
+
+/// One tenant's rate limits per second (burst: one second's worth); unset: unlimited.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantLimits {
+    /// Enqueues and outbox messages.
+    pub enqueue_per_sec: Option<u32>,
+    /// Polls, acks, nacks, extends.
+    pub consume_per_sec: Option<u32>,
+    /// Every other route.
+    pub admin_per_sec: Option<u32>,
+}
+
+impl From<TenantLimits> for KeyLimits {
+    fn from(t: TenantLimits) -> KeyLimits {
+        KeyLimits {
+            enqueue_per_sec: t.enqueue_per_sec,
+            consume_per_sec: t.consume_per_sec,
+            admin_per_sec: t.admin_per_sec,
         }
     }
 }
@@ -206,6 +235,28 @@ impl Config {
         if self.events_max_entries == 0 || self.events_max_age_ms == 0 {
             return invalid("events_max_entries and events_max_age_ms must be at least 1");
         }
+        for (tenant, limits) in &self.tenant_limits {
+            if tenant != crate::auth::ANY_TENANT && !crate::job::valid_queue_name(tenant) {
+                return invalid(&format!(
+                    "tenant_limits: {tenant:?} is not a tenant name (A-Z, a-z, 0-9, '.', '_', '-', or '*')"
+                ));
+            }
+            let values = [
+                limits.enqueue_per_sec,
+                limits.consume_per_sec,
+                limits.admin_per_sec,
+            ];
+            if values
+                .into_iter()
+                .flatten()
+                .any(|n| !(1..=crate::auth::limits::MAX_PER_SEC).contains(&n))
+            {
+                return invalid(&format!(
+                    "tenant_limits.{tenant}: each limit must be between 1 and {}",
+                    crate::auth::limits::MAX_PER_SEC
+                ));
+            }
+        }
         for (i, mirror) in self.mirrors.iter().enumerate() {
             mirror.validate().map_err(ConfigError::Invalid)?;
             if self.mirrors[..i].iter().any(|m| m.name == mirror.name) {
@@ -222,6 +273,14 @@ impl Config {
         self.queue_defaults
             .check()
             .map_err(|e| ConfigError::Invalid(format!("queue_defaults: {e}")))
+    }
+
+    /// The tenants' rate limits, as the key registry takes them.
+    pub fn tenant_key_limits(&self) -> BTreeMap<String, KeyLimits> {
+        self.tenant_limits
+            .iter()
+            .map(|(tenant, limits)| (tenant.clone(), KeyLimits::from(*limits)))
+            .collect()
     }
 
     /// The broker's options derived from this configuration.

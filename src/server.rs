@@ -133,7 +133,7 @@ impl Server {
             .await
             .map_err(|_| ServeError::Recovery)??;
         let keys = match Keys::load(broker.clone()) {
-            Ok(keys) => keys,
+            Ok(keys) => keys.with_tenant_limits(&config.tenant_key_limits()),
             Err(error) => {
                 refuse(&stop, http, broker).await;
                 return Err(error.into());

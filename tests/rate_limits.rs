@@ -183,3 +183,44 @@ async fn limits_survive_a_restart_and_a_limited_key_cannot_mint_an_unlimited_one
     assert_eq!((status, headers[0].as_deref()), (429, Some("1")));
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_tenants_limit_is_shared_by_all_its_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = common::quiet_config_in(dir.path());
+    config.tenant_limits.insert(
+        "default".into(),
+        wharf::config::TenantLimits {
+            enqueue_per_sec: Some(3),
+            ..Default::default()
+        },
+    );
+    let server = TestServer::start_in(dir, config, wharf::clock::Clock::manual(common::T0)).await;
+    let (_, body) = server
+        .post("/v1/keys", r#"{"tenant":"*","scopes":["*"]}"#)
+        .await;
+    let op = body["key"].as_str().unwrap().to_owned();
+    let spec = json!({"scopes": ["jobs:enqueue"]});
+    let (a, b) = (
+        key(&server, &op, spec.clone()).await,
+        key(&server, &op, spec).await,
+    );
+    let job = Some(r#"{"payload":1}"#);
+    let path = "/v1/queues/q/jobs";
+    assert_eq!(call(&server, &a, "POST", path, job).await.0, 201);
+    assert_eq!(call(&server, &a, "POST", path, job).await.0, 201);
+    let (status, headers, _) = call(&server, &b, "POST", path, job).await;
+    assert_eq!((status, headers), (201, some(&["", "3", "0", "1"])));
+    let (status, headers, body) = call(&server, &b, "POST", path, job).await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (429, &json!("rate_limited")),
+        "{body}"
+    );
+    assert_eq!(headers[0].as_deref(), Some("1"));
+    // The operator's tenant ('*') has no limit configured.
+    assert_eq!(call(&server, &op, "POST", path, job).await.0, 201);
+    server.advance(1_000).await;
+    assert_eq!(call(&server, &b, "POST", path, job).await.0, 201);
+    server.shutdown().await;
+}

@@ -164,6 +164,8 @@ pub struct Authenticated {
     pub buckets: Arc<Buckets>,
     /// Its counts.
     pub stats: Arc<KeyStats>,
+    /// Its tenant's rate limits, shared by every key of the tenant (from the configuration).
+    pub tenant_buckets: Option<Arc<Buckets>>,
 }
 
 /// What became of one key's requests (since the start).
@@ -196,6 +198,8 @@ pub struct Keys {
     open: Arc<Principal>,
     /// Requests refused with 401.
     unauthorized: AtomicU64,
+    /// Each configured tenant's rate limits, shared by its keys.
+    tenants: HashMap<String, Arc<Buckets>>,
 }
 
 impl Keys {
@@ -215,7 +219,19 @@ impl Keys {
             entries: RwLock::new(entries),
             open: Arc::new(Principal::unauthenticated()),
             unauthorized: AtomicU64::new(0),
+            tenants: HashMap::new(),
         })
+    }
+
+    /// Gives each tenant of `limits` buckets that all its keys' requests count against, on top
+    /// of each key's own.
+    pub fn with_tenant_limits(mut self, limits: &BTreeMap<String, KeyLimits>) -> Keys {
+        let clock = self.broker.clock().clone();
+        self.tenants = limits
+            .iter()
+            .map(|(tenant, limits)| (tenant.clone(), Arc::new(Buckets::new(limits, &clock))))
+            .collect();
+        self
     }
 
     /// The caller of every request while no key exists.
@@ -283,6 +299,7 @@ impl Keys {
                 principal: entry.principal.clone(),
                 buckets: entry.buckets.clone(),
                 stats: entry.stats.clone(),
+                tenant_buckets: self.tenants.get(&entry.record.tenant).cloned(),
             };
             let stale = entry
                 .used_written

@@ -207,10 +207,21 @@ fn principal(
         return Err(Refusal::Error(forbidden_scope(scope)));
     }
     // Counted once the key and scope are checked: those refusals do not use up its limit.
-    let taken = key.buckets.take(Class::of(scope)).map_err(|limited| {
+    let class = Class::of(scope);
+    let limited = |limited| {
         key.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
         Refusal::RateLimited(limited)
-    })?;
+    };
+    let mut taken = key.buckets.take(class).map_err(limited)?;
+    if let Some(tenant) = &key.tenant_buckets {
+        // The headers tell of whichever limit is nearer.
+        let shared = tenant.take(class).map_err(limited)?;
+        taken = match (taken, shared) {
+            (Some(own), Some(shared)) if shared.remaining < own.remaining => Some(shared),
+            (None, shared) => shared,
+            (own, _) => own,
+        };
+    }
     key.stats.requests.fetch_add(1, Ordering::Relaxed);
     Ok(Some((key.principal, taken)))
 }

@@ -33,66 +33,130 @@ pub enum Needs {
     Scope(Scope),
 }
 
+/// Whether a route reads a query string (every other one refuses one: `request_checks`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Takes {
+    /// It reads parameters from the query string.
+    Query,
+    /// It takes none.
+    NoQuery,
+}
+
 use Needs::{Open, Scope as S};
 use Scope::*;
+use Takes::{NoQuery, Query};
 
-/// Every route, by method and path, with what it needs. `docs/api.md` and `docs/security.md`
-/// show the same table; a test checks that every route of the router is here.
-pub const ROUTES: &[(Method, &str, Needs)] = &[
-    (Method::GET, "/v1/queues", S(JobsRead)),
-    (Method::GET, "/v1/queues/{queue}", S(JobsRead)),
-    (Method::PATCH, "/v1/queues/{queue}", S(QueuesAdmin)),
-    (Method::POST, "/v1/queues/{queue}/jobs", S(JobsEnqueue)),
-    (Method::GET, "/v1/queues/{queue}/jobs", S(JobsRead)),
-    (Method::DELETE, "/v1/queues/{queue}/jobs", S(QueuesAdmin)),
-    (Method::POST, "/v1/queues/{queue}/poll", S(JobsConsume)),
-    (Method::POST, "/v1/queues/{queue}/pause", S(QueuesAdmin)),
-    (Method::POST, "/v1/queues/{queue}/resume", S(QueuesAdmin)),
-    (Method::POST, "/v1/queues/{queue}/replay", S(QueuesAdmin)),
-    (Method::GET, "/v1/jobs/{id}", S(JobsRead)),
-    (Method::DELETE, "/v1/jobs/{id}", S(QueuesAdmin)),
-    (Method::POST, "/v1/jobs/{id}/ack", S(JobsConsume)),
-    (Method::POST, "/v1/jobs/{id}/nack", S(JobsConsume)),
-    (Method::POST, "/v1/jobs/{id}/extend", S(JobsConsume)),
-    (Method::POST, "/v1/ack", S(JobsConsume)),
-    (Method::GET, "/v1/schedules", S(SchedulesAdmin)),
-    (Method::GET, "/v1/schedules/{name}", S(SchedulesAdmin)),
-    (Method::PUT, "/v1/schedules/{name}", S(SchedulesAdmin)),
-    (Method::DELETE, "/v1/schedules/{name}", S(SchedulesAdmin)),
+/// Every route, by method and path, with what it needs and whether it takes a query string.
+/// `docs/api.md` and `docs/security.md` show the scopes; a test checks that every route of the
+/// router is here.
+pub const ROUTES: &[(Method, &str, Needs, Takes)] = &[
+    (Method::GET, "/v1/queues", S(JobsRead), Query),
+    (Method::GET, "/v1/queues/{queue}", S(JobsRead), NoQuery),
+    (Method::PATCH, "/v1/queues/{queue}", S(QueuesAdmin), NoQuery),
+    (
+        Method::POST,
+        "/v1/queues/{queue}/jobs",
+        S(JobsEnqueue),
+        NoQuery,
+    ),
+    (Method::GET, "/v1/queues/{queue}/jobs", S(JobsRead), Query),
+    (
+        Method::DELETE,
+        "/v1/queues/{queue}/jobs",
+        S(QueuesAdmin),
+        NoQuery,
+    ),
+    (
+        Method::POST,
+        "/v1/queues/{queue}/poll",
+        S(JobsConsume),
+        NoQuery,
+    ),
+    (
+        Method::POST,
+        "/v1/queues/{queue}/pause",
+        S(QueuesAdmin),
+        NoQuery,
+    ),
+    (
+        Method::POST,
+        "/v1/queues/{queue}/resume",
+        S(QueuesAdmin),
+        NoQuery,
+    ),
+    (
+        Method::POST,
+        "/v1/queues/{queue}/replay",
+        S(QueuesAdmin),
+        NoQuery,
+    ),
+    (Method::GET, "/v1/jobs/{id}", S(JobsRead), NoQuery),
+    (Method::DELETE, "/v1/jobs/{id}", S(QueuesAdmin), NoQuery),
+    (Method::POST, "/v1/jobs/{id}/ack", S(JobsConsume), NoQuery),
+    (Method::POST, "/v1/jobs/{id}/nack", S(JobsConsume), NoQuery),
+    (
+        Method::POST,
+        "/v1/jobs/{id}/extend",
+        S(JobsConsume),
+        NoQuery,
+    ),
+    (Method::POST, "/v1/ack", S(JobsConsume), NoQuery),
+    (Method::GET, "/v1/schedules", S(SchedulesAdmin), NoQuery),
+    (
+        Method::GET,
+        "/v1/schedules/{name}",
+        S(SchedulesAdmin),
+        NoQuery,
+    ),
+    (
+        Method::PUT,
+        "/v1/schedules/{name}",
+        S(SchedulesAdmin),
+        NoQuery,
+    ),
+    (
+        Method::DELETE,
+        "/v1/schedules/{name}",
+        S(SchedulesAdmin),
+        NoQuery,
+    ),
     (
         Method::POST,
         "/v1/schedules/{name}/pause",
         S(SchedulesAdmin),
+        NoQuery,
     ),
     (
         Method::POST,
         "/v1/schedules/{name}/resume",
         S(SchedulesAdmin),
+        NoQuery,
     ),
     (
         Method::POST,
         "/v1/schedules/{name}/trigger",
         S(SchedulesAdmin),
+        NoQuery,
     ),
-    (Method::POST, "/v1/outbox", S(OutboxWrite)),
-    (Method::GET, "/v1/events", S(EventsRead)),
-    (Method::GET, "/v1/events/stream", S(EventsRead)),
-    (Method::GET, "/v1/cursors", S(EventsRead)),
-    (Method::GET, "/v1/cursors/{name}", S(EventsRead)),
-    (Method::PUT, "/v1/cursors/{name}", S(EventsRead)),
-    (Method::DELETE, "/v1/cursors/{name}", S(EventsRead)),
-    (Method::GET, "/v1/mirrors", S(MirrorsRead)),
-    (Method::POST, "/v1/keys", S(KeysAdmin)),
-    (Method::GET, "/v1/keys", S(KeysAdmin)),
-    (Method::DELETE, "/v1/keys/{id}", S(KeysAdmin)),
-    (Method::GET, "/metrics", S(MetricsRead)),
-    (Method::GET, "/healthz", Open),
-    (Method::GET, "/readyz", Open),
+    (Method::POST, "/v1/outbox", S(OutboxWrite), NoQuery),
+    (Method::GET, "/v1/events", S(EventsRead), Query),
+    (Method::GET, "/v1/events/stream", S(EventsRead), Query),
+    (Method::GET, "/v1/cursors", S(EventsRead), NoQuery),
+    (Method::GET, "/v1/cursors/{name}", S(EventsRead), NoQuery),
+    (Method::PUT, "/v1/cursors/{name}", S(EventsRead), NoQuery),
+    (Method::DELETE, "/v1/cursors/{name}", S(EventsRead), NoQuery),
+    (Method::GET, "/v1/mirrors", S(MirrorsRead), NoQuery),
+    (Method::POST, "/v1/keys", S(KeysAdmin), NoQuery),
+    (Method::GET, "/v1/keys", S(KeysAdmin), NoQuery),
+    (Method::DELETE, "/v1/keys/{id}", S(KeysAdmin), NoQuery),
+    (Method::GET, "/metrics", S(MetricsRead), NoQuery),
+    (Method::GET, "/healthz", Open, NoQuery),
+    (Method::GET, "/readyz", Open, NoQuery),
 ];
 
-/// What route `path` (as the router matched it) needs for `method`; `None`: not in the table.
-/// `HEAD` needs what `GET` needs (the router answers it with the `GET` handler).
-pub fn needs(method: &Method, path: &str) -> Option<Needs> {
+/// The table's row of route `path` (as the router matched it) and `method`. `HEAD` is `GET`'s
+/// (the router answers it with the `GET` handler).
+fn route(method: &Method, path: &str) -> Option<(Needs, Takes)> {
     let method = if method == Method::HEAD {
         &Method::GET
     } else {
@@ -100,8 +164,18 @@ pub fn needs(method: &Method, path: &str) -> Option<Needs> {
     };
     ROUTES
         .iter()
-        .find(|(m, p, _)| m == method && *p == path)
-        .map(|(_, _, needs)| *needs)
+        .find(|(m, p, ..)| m == method && *p == path)
+        .map(|(_, _, needs, takes)| (*needs, *takes))
+}
+
+/// What route `path` needs for `method`; `None`: not in the table.
+pub fn needs(method: &Method, path: &str) -> Option<Needs> {
+    route(method, path).map(|(needs, _)| needs)
+}
+
+/// Whether route `path` reads a query string for `method`.
+pub fn takes_query(method: &Method, path: &str) -> bool {
+    route(method, path).is_some_and(|(_, takes)| takes == Query)
 }
 
 /// The middleware (a `route_layer`, so the matched route is known): authenticates the key,
@@ -312,7 +386,7 @@ mod tests {
             .skip(2)
             .take_while(|l| l.starts_with('|'))
             .collect();
-        let ours: Vec<String> = ROUTES.iter().map(|(m, p, n)| row(m, p, *n)).collect();
+        let ours: Vec<String> = ROUTES.iter().map(|(m, p, n, _)| row(m, p, *n)).collect();
         assert_eq!(table, ours, "docs/api.md and access::ROUTES differ");
     }
 
@@ -350,7 +424,7 @@ mod tests {
                 "{method} {path} has no scope"
             );
         }
-        for (method, path, _) in ROUTES {
+        for (method, path, ..) in ROUTES {
             assert!(
                 routes.iter().any(|(m, p)| m == method && p == path),
                 "{method} {path} is in the table but not in the router"
@@ -358,5 +432,15 @@ mod tests {
         }
         assert_eq!(needs(&Method::HEAD, "/v1/queues"), Some(S(JobsRead)));
         assert_eq!(needs(&Method::HEAD, "/healthz"), Some(Open));
+    }
+
+    #[test]
+    fn only_the_listing_routes_take_a_query() {
+        assert!(takes_query(&Method::GET, "/v1/events"));
+        assert!(takes_query(&Method::GET, "/v1/queues/{queue}/jobs"));
+        assert!(!takes_query(&Method::POST, "/v1/queues/{queue}/jobs"));
+        assert!(!takes_query(&Method::GET, "/v1/schedules"));
+        let listing = ROUTES.iter().filter(|(.., takes)| *takes == Query).count();
+        assert_eq!(listing, 4);
     }
 }

@@ -1,5 +1,5 @@
 //! Checks every matched `/v1` request gets before its handler: a query string only where the
-//! route takes one, and a body only in a media type wharf reads as JSON.
+//! route takes one (the table in `access.rs` says which), and a body only in a media type wharf reads as JSON.
 //!
 //! Both turn a silent surprise into a clear error: `GET /v1/schedules?limit=10` would otherwise
 //! return every schedule as if paging worked, and an XML or multipart body would otherwise be
@@ -7,20 +7,13 @@
 
 use axum::extract::{MatchedPath, Request};
 use axum::http::header::CONTENT_TYPE;
-use axum::http::{HeaderMap, HeaderValue, Method};
+use axum::http::{HeaderMap, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use hyper::body::Body as _;
 
+use super::access::takes_query;
 use super::error::{ApiError, ErrorCode};
-
-/// The routes that read a query string; every other `/v1` route refuses one.
-const ROUTES_WITH_QUERY: &[(Method, &str)] = &[
-    (Method::GET, "/v1/queues"),
-    (Method::GET, "/v1/queues/{queue}/jobs"),
-    (Method::GET, "/v1/events"),
-    (Method::GET, "/v1/events/stream"),
-];
 
 /// The middleware (a `route_layer`, so the matched route is known).
 pub async fn check_request(request: Request, next: Next) -> Response {
@@ -43,12 +36,6 @@ pub async fn check_request(request: Request, next: Next) -> Response {
         }
     }
     next.run(request).await
-}
-
-fn takes_query(method: &Method, route: &str) -> bool {
-    ROUTES_WITH_QUERY
-        .iter()
-        .any(|(m, r)| m == method && *r == route)
 }
 
 /// Accepts a body with no `Content-Type`, JSON (`application/json`, `…+json`), and the two types
@@ -128,13 +115,5 @@ mod tests {
         two.append(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         two.append(CONTENT_TYPE, HeaderValue::from_static("application/xml"));
         assert!(check_media_type(&two).is_err());
-    }
-
-    #[test]
-    fn only_the_listing_routes_take_a_query() {
-        assert!(takes_query(&Method::GET, "/v1/events"));
-        assert!(takes_query(&Method::GET, "/v1/queues/{queue}/jobs"));
-        assert!(!takes_query(&Method::POST, "/v1/queues/{queue}/jobs"));
-        assert!(!takes_query(&Method::GET, "/v1/schedules"));
     }
 }

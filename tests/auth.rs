@@ -584,6 +584,19 @@ async fn revocation_takes_effect_on_the_next_request_and_keys_survive_a_restart(
 }
 
 #[tokio::test]
+async fn a_401_says_how_to_authenticate() {
+    let server = TestServer::start().await;
+    create_key(&server, None, json!({"scopes": ["*"]})).await;
+    let (status, headers, _) =
+        wharf::client::request_full(server.addr, "GET", "/v1/queues", None, &[])
+            .await
+            .unwrap();
+    assert_eq!(status, 401);
+    assert_eq!(headers.get("www-authenticate").unwrap(), "Bearer");
+    server.shutdown().await;
+}
+
+#[tokio::test]
 async fn revoking_every_key_locks_the_broker_rather_than_opening_it() {
     let server = TestServer::start().await;
     let (id, op) = create_key(&server, None, json!({"scopes": ["*"]})).await;

@@ -225,7 +225,7 @@ impl IntoResponse for Refusal {
                 let mut error = ApiError::new(
                     ErrorCode::RateLimited,
                     format!(
-                        "this key's limit of {} requests per second ({}) is used up; retry in {seconds} s",
+                        "the limit of {} requests per second ({}) of this key or its tenant is used up; retry in {seconds} s",
                         limited.limit,
                         limited.class.field()
                     ),

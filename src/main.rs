@@ -86,17 +86,25 @@ enum KeysCommand {
 
 #[derive(clap::Args)]
 struct StoreArg {
-    /// Directory of the data file
-    #[arg(long, env = "WHARF_DATA_DIR", default_value = "./wharf-data")]
-    data_dir: PathBuf,
+    /// The broker's TOML config file, for its data_dir [default: none]
+    #[arg(long, env = "WHARF_CONFIG")]
+    config: Option<PathBuf>,
+    /// Directory of the data file (wins over the config file's) [default: ./wharf-data]
+    #[arg(long, env = "WHARF_DATA_DIR")]
+    data_dir: Option<PathBuf>,
 }
 
 impl StoreArg {
-    fn config(&self) -> Config {
-        Config {
-            data_dir: self.data_dir.clone(),
-            ..Config::default()
+    /// The broker's configuration, as `serve` would read it for the data directory.
+    fn config(&self) -> anyhow::Result<Config> {
+        let mut config = match &self.config {
+            Some(path) => Config::from_file(path)?,
+            None => Config::default(),
+        };
+        if let Some(dir) = &self.data_dir {
+            config.data_dir = dir.clone();
         }
+        Ok(config)
     }
 }
 
@@ -235,18 +243,18 @@ async fn keys(command: KeysCommand) -> anyhow::Result<()> {
                     admin_per_sec,
                 },
             };
-            let (key, token) = offline::create(&store.config(), spec).await?;
+            let (key, token) = offline::create(&store.config()?, spec).await?;
             println!("created key {}", describe(&key));
             eprintln!("the token follows; it is shown only this once:");
             println!("{token}");
         }
         KeysCommand::List { store } => {
-            for key in offline::list(&store.config()).await? {
+            for key in offline::list(&store.config()?).await? {
                 println!("{}", describe(&key));
             }
         }
         KeysCommand::Revoke { store, id } => {
-            let key = offline::revoke(&store.config(), &id).await?;
+            let key = offline::revoke(&store.config()?, &id).await?;
             println!("revoked key {}", describe(&key));
         }
     }

@@ -678,3 +678,24 @@ async fn the_first_key_is_made_offline_and_the_cli_revokes_it() {
     );
     server.shutdown().await;
 }
+
+#[test]
+fn the_cli_finds_the_data_directory_in_the_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = dir.path().join("wharf.toml");
+    std::fs::write(
+        &config,
+        format!("data_dir = {:?}\n", data.to_str().unwrap()),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let (ok, out, err) = wharf_keys(&["create", "--config", config, "--scope", "jobs:read"]);
+    assert!(ok, "{err}");
+    assert!(
+        data.join("wharf.redb").exists(),
+        "the key went elsewhere: {out}"
+    );
+    let (ok, out, err) = wharf_keys(&["list", "--config", config]);
+    assert!(ok && out.contains("scopes=jobs:read"), "{out}{err}");
+}

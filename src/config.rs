@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::auth::KeyLimits;
+use crate::auth::{KeyLimits, RateLimits};
 use crate::broker::{BrokerOptions, Limits, QueueConfig};
 use crate::mirror::MirrorConfig;
 use crate::storage::StoreOptions;
@@ -92,7 +92,7 @@ pub struct Config {
     /// Rate limits per tenant (`[tenant_limits.NAME]` tables with `enqueue_per_sec`,
     /// `consume_per_sec`, `admin_per_sec`), shared by every key of the tenant on top of each
     /// key's own. Default: none.
-    pub tenant_limits: BTreeMap<String, TenantLimits>,
+    pub tenant_limits: BTreeMap<String, RateLimits>,
     /// Defaults of queues created on first use.
     pub queue_defaults: QueueConfig,
     /// Mirrors (`[[mirror]]` tables): none by default.
@@ -128,28 +128,6 @@ impl Default for Config {
             tenant_limits: BTreeMap::new(),
             queue_defaults: QueueConfig::default(),
             mirrors: Vec::new(),
-        }
-    }
-}
-
-/// One tenant's rate limits per second (burst: one second's worth); unset: unlimited.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TenantLimits {
-    /// Enqueues and outbox messages.
-    pub enqueue_per_sec: Option<u32>,
-    /// Polls, acks, nacks, extends.
-    pub consume_per_sec: Option<u32>,
-    /// Every other route.
-    pub admin_per_sec: Option<u32>,
-}
-
-impl From<TenantLimits> for KeyLimits {
-    fn from(t: TenantLimits) -> KeyLimits {
-        KeyLimits {
-            enqueue_per_sec: t.enqueue_per_sec,
-            consume_per_sec: t.consume_per_sec,
-            admin_per_sec: t.admin_per_sec,
         }
     }
 }

@@ -190,7 +190,7 @@ async fn a_tenants_limit_is_shared_by_all_its_keys() {
     let mut config = common::quiet_config_in(dir.path());
     config.tenant_limits.insert(
         "default".into(),
-        wharf::config::TenantLimits {
+        wharf::auth::RateLimits {
             enqueue_per_sec: Some(3),
             ..Default::default()
         },

@@ -104,16 +104,12 @@ pub struct KeyView {
 
 struct Entry {
     record: KeyRecord,
-    scopes: Scopes,
-    queues: QueuePatterns,
-    /// Who a request with this key comes from.
+    /// Who a request with this key comes from (its scopes and patterns, parsed once).
     principal: Arc<Principal>,
     /// Its rate limits' buckets.
     buckets: Arc<Buckets>,
     /// Its requests, for `/metrics`.
     stats: Arc<KeyStats>,
-    /// The latest use written (or being written) to the store.
-    used_written: Option<Millis>,
 }
 
 impl Entry {
@@ -127,16 +123,13 @@ impl Entry {
             key_id: Some(id.to_owned()),
             tenant: record.tenant.clone(),
             scopes,
-            queues: queues.clone(),
+            queues,
             limits: record.limits,
         });
         Entry {
-            used_written: record.last_used_at,
             buckets: Arc::new(Buckets::new(&record.limits, clock)),
             stats: Arc::default(),
             record,
-            scopes,
-            queues,
             principal,
         }
     }
@@ -145,8 +138,8 @@ impl Entry {
         KeyView {
             id: id.to_owned(),
             tenant: self.record.tenant.clone(),
-            scopes: self.scopes.names(),
-            queues: self.queues.texts(),
+            scopes: self.principal.scopes.names(),
+            queues: self.principal.queues.texts(),
             label: self.record.label.clone(),
             created_at: self.record.created_at,
             last_used_at: self.record.last_used_at,
@@ -302,7 +295,8 @@ impl Keys {
                 tenant_buckets: self.tenants.get(&entry.record.tenant).cloned(),
             };
             let stale = entry
-                .used_written
+                .record
+                .last_used_at
                 .is_none_or(|at| now.saturating_sub(at) >= USE_GRANULARITY_MS);
             (principal, stale)
         };
@@ -320,12 +314,12 @@ impl Keys {
                 return;
             };
             if entry
-                .used_written
+                .record
+                .last_used_at
                 .is_some_and(|at| now.saturating_sub(at) < USE_GRANULARITY_MS)
             {
                 return; // another request got here first
             }
-            entry.used_written = Some(now);
             entry.record.last_used_at = Some(now);
         }
         let broker = self.broker.clone();
@@ -376,7 +370,8 @@ impl Keys {
                 "tenant {tenant:?}: this build has one tenant, {DEFAULT_TENANT:?} (or '*'); restrict a key with scopes and queue patterns"
             ));
         }
-        if !by.reaches(&tenant) || (tenant == ANY_TENANT && by.tenant != ANY_TENANT) {
+        // Only an operator reaches `*`, so only it makes operator keys.
+        if !by.reaches(&tenant) {
             return Err(KeyError::Forbidden(format!(
                 "this key cannot create keys for tenant {tenant:?}"
             )));

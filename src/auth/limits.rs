@@ -15,6 +15,39 @@ use super::scope::Scope;
 use crate::clock::Clock;
 use crate::storage::KeyLimits;
 
+/// Rate limits per second as the API and the config file spell them (`null` or absent:
+/// unlimited); stored as [`KeyLimits`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimits {
+    /// Enqueues and outbox messages.
+    pub enqueue_per_sec: Option<u32>,
+    /// Polls, acks, nacks, extends.
+    pub consume_per_sec: Option<u32>,
+    /// Every other route.
+    pub admin_per_sec: Option<u32>,
+}
+
+impl From<RateLimits> for KeyLimits {
+    fn from(r: RateLimits) -> KeyLimits {
+        KeyLimits {
+            enqueue_per_sec: r.enqueue_per_sec,
+            consume_per_sec: r.consume_per_sec,
+            admin_per_sec: r.admin_per_sec,
+        }
+    }
+}
+
+impl From<KeyLimits> for RateLimits {
+    fn from(k: KeyLimits) -> RateLimits {
+        RateLimits {
+            enqueue_per_sec: k.enqueue_per_sec,
+            consume_per_sec: k.consume_per_sec,
+            admin_per_sec: k.admin_per_sec,
+        }
+    }
+}
+
 /// Highest rate a key may be given, per class.
 pub const MAX_PER_SEC: u32 = 1_000_000;
 

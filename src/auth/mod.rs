@@ -20,7 +20,7 @@ pub use crate::storage::KeyLimits;
 pub use keys::{
     Authenticated, KeyError, KeySpec, KeyStats, KeyView, Keys, TenantStats, Unauthorized,
 };
-pub use limits::{Class, RateLimited, Taken};
+pub use limits::{Class, RateLimited, RateLimits, Taken};
 pub use pattern::QueuePatterns;
 pub use principal::{ANY_TENANT, DEFAULT_TENANT, Principal};
 pub use scope::{Scope, Scopes};

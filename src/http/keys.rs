@@ -11,7 +11,7 @@ use super::AppState;
 use super::access::Caller;
 use super::body::{PathText, body_bytes, parse_json};
 use super::error::{ApiError, ErrorCode};
-use crate::auth::{KeyError, KeyLimits, KeySpec, KeyView};
+use crate::auth::{KeyError, KeySpec, KeyView, RateLimits};
 use crate::clock::rfc3339;
 
 #[derive(Deserialize)]
@@ -24,15 +24,7 @@ struct CreateBody {
     #[serde(default)]
     label: String,
     #[serde(default)]
-    limits: LimitsBody,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct LimitsBody {
-    enqueue_per_sec: Option<u32>,
-    consume_per_sec: Option<u32>,
-    admin_per_sec: Option<u32>,
+    limits: RateLimits,
 }
 
 /// A key as the API shows it.
@@ -46,17 +38,10 @@ pub struct KeyOut {
     created_at: String,
     last_used_at: Option<String>,
     revoked_at: Option<String>,
-    limits: LimitsOut,
+    /// `null` per class: unlimited.
+    limits: RateLimits,
     #[serde(skip_serializing_if = "Option::is_none")]
     key: Option<String>,
-}
-
-/// A key's limits as shown (`null`: unlimited).
-#[derive(Serialize)]
-struct LimitsOut {
-    enqueue_per_sec: Option<u32>,
-    consume_per_sec: Option<u32>,
-    admin_per_sec: Option<u32>,
 }
 
 impl KeyOut {
@@ -70,11 +55,7 @@ impl KeyOut {
             created_at: rfc3339(view.created_at),
             last_used_at: view.last_used_at.map(rfc3339),
             revoked_at: view.revoked_at.map(rfc3339),
-            limits: LimitsOut {
-                enqueue_per_sec: view.limits.enqueue_per_sec,
-                consume_per_sec: view.limits.consume_per_sec,
-                admin_per_sec: view.limits.admin_per_sec,
-            },
+            limits: view.limits.into(),
             key,
         }
     }
@@ -110,11 +91,7 @@ pub async fn create(
         scopes: body.scopes,
         queues: body.queues,
         label: body.label,
-        limits: KeyLimits {
-            enqueue_per_sec: body.limits.enqueue_per_sec,
-            consume_per_sec: body.limits.consume_per_sec,
-            admin_per_sec: body.limits.admin_per_sec,
-        },
+        limits: body.limits.into(),
     };
     let (view, token) = app.keys()?.create(&by, spec).await?;
     tracing::info!(key = %view.id, by = ?by.key_id, "API key created");

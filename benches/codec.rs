@@ -40,6 +40,7 @@ fn record() -> JobRecord {
         updated_at: 1_763_912_180_000,
         last_error: None,
         version: 2,
+        group: None,
     }
 }
 

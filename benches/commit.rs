@@ -86,6 +86,7 @@ fn insert(id: u64, payload: &str) -> WriteOp {
             updated_at: now,
             last_error: None,
             version: 1,
+            group: None,
         },
         body: JobBody {
             payload: payload.to_owned(),

@@ -9,8 +9,8 @@ use crate::cron::{CronError, CronSchedule};
 use crate::storage::journal::frame;
 use crate::storage::{
     CursorRecord, DecodeError, EventRecord, IdempotencyRecord, JobBody, JobRecord, KeyRecord,
-    QueueRecord, ScheduleRecord, StoreError, WriteOp, decode, decode_events, decode_ops,
-    decode_queue_record, encode,
+    QueueRecord, ScheduleRecord, StoreError, WriteOp, decode, decode_events, decode_job_record,
+    decode_ops, decode_queue_record, encode,
 };
 
 /// What replaying a journal read: every frame applied, with its decoded ops, and the sequence
@@ -111,7 +111,7 @@ fn queue_defaults() -> QueueRecord {
 /// Decodes `bytes` as a value of table `kind`, with the decoder the store reads it with.
 pub fn decode_record(kind: RecordKind, bytes: &[u8]) -> Result<Record, DecodeError> {
     Ok(match kind {
-        RecordKind::Job => Record::Job(decode(bytes)?),
+        RecordKind::Job => Record::Job(decode_job_record(bytes)?),
         RecordKind::Body => Record::Body(decode(bytes)?),
         RecordKind::Queue => Record::Queue(decode_queue_record(bytes, &queue_defaults())?),
         RecordKind::Schedule => Record::Schedule(decode(bytes)?),

@@ -32,6 +32,8 @@ async fn a_short_run_completes_every_cycle_and_writes_its_json() {
             "8",
             "--priorities",
             "3",
+            "--groups",
+            "5",
             "--queues",
             "2",
             "--payload-bytes",
@@ -65,6 +67,7 @@ async fn a_short_run_completes_every_cycle_and_writes_its_json() {
         );
     }
     assert_eq!(written["latency_ms"]["end_to_end"]["count"], 600);
+    assert_eq!(written["settings"]["groups"], 5);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -96,6 +99,7 @@ async fn bad_options_are_refused_before_anything_runs() {
     for args in [
         &["bench", "--batch", "0"][..],
         &["bench", "--priorities", "9"],
+        &["bench", "--groups", "1000001"],
         &["bench", "--url", "ftp://x"],
     ] {
         let cli = Cli::parse_from(args.iter().copied());

@@ -28,7 +28,7 @@ fn same_state(api: &str, mirror: &str) -> bool {
 
 async fn assert_pg_matches(server: &TestServer, pg: &PgSchema, last_id: u64) {
     let rows = pg
-        .rows("SELECT id, queue, state, attempts, payload::text, payload_text, result::text, last_error, priority FROM {s}.jobs")
+        .rows("SELECT id, queue, state, attempts, payload::text, payload_text, result::text, last_error, priority, \"group\" FROM {s}.jobs")
         .await;
     let mirrored: HashMap<i64, tokio_postgres::Row> =
         rows.into_iter().map(|r| (r.get::<_, i64>(0), r)).collect();
@@ -66,6 +66,8 @@ async fn assert_pg_matches(server: &TestServer, pg: &PgSchema, last_id: u64) {
                     i64::from(row.get::<_, i32>(8)),
                     job["priority"].as_i64().unwrap()
                 );
+                let group: Option<String> = row.get(9);
+                assert_eq!(json!(group), job["group"], "job {id}");
             }
             (api, row) => panic!(
                 "job {id}: the API says {api:?}, the mirror has {}",
@@ -99,6 +101,7 @@ async fn assert_redis_matches(server: &TestServer, redis: &mut RedisPrefix, last
                     .get("result")
                     .map_or(Value::Null, |r| serde_json::from_str(r).unwrap());
                 assert_eq!(result, job["result"], "job {id}");
+                assert_eq!(json!(hash.get("group")), job["group"], "job {id}");
             }
         }
     }
@@ -110,9 +113,12 @@ async fn workload(server: &TestServer, queue: &str, round: u64) -> u64 {
     let mut last = 0;
     for n in 0..6 {
         let payload = json!({"round": round, "n": n, "text": "a\u{0}b"});
-        let id = server
-            .enqueue(queue, &json!({"payload": payload}).to_string())
-            .await;
+        // Half of them in job groups, which the mirrors carry too.
+        let job = match n % 2 {
+            0 => json!({"payload": payload}),
+            _ => json!({"payload": payload, "group": format!("g{n}")}),
+        };
+        let id = server.enqueue(queue, &job.to_string()).await;
         last = id.parse().unwrap();
     }
     let jobs = server.poll(queue, 4).await;

@@ -283,6 +283,7 @@ fn run(ops: Vec<Op>, durability: Durability) -> Result<(), TestCaseError> {
                     lease_ms: None,
                     headers: Vec::new(),
                     idempotency_key: key.map(|k| format!("key-{k}")),
+                    group: None,
                 };
                 let out = h
                     .runtime

@@ -67,6 +67,7 @@ fn default_config(name: &str, counts: Value) -> Value {
         "dead_retention_ms": 604800000,
         "idempotency_window_ms": 86400000,
         "max_depth": null,
+        "group_max_in_flight": null,
         "counts": counts,
     })
 }
@@ -152,6 +153,7 @@ async fn patch_changes_the_defaults_of_new_jobs_and_deliveries() {
         "dead_retention_ms": 604800000,
         "idempotency_window_ms": 86400000,
         "max_depth": null,
+        "group_max_in_flight": null,
         "counts": counts(0, 1, 0, 0, 0, 0),
     });
     assert_eq!(body, expected, "fields not in the patch keep their values");

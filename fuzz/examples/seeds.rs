@@ -350,6 +350,7 @@ fn record_seeds(dir: &Path, payloads: &[Vec<u8>]) {
                 updated_at: START_MS,
                 last_error: Some("boom".into()),
                 version: 4,
+                group: Some("customer-42".into()),
             }),
             &mut write,
         );

@@ -339,6 +339,7 @@ fuzz_target!(|ops: Vec<Op>| {
                             lease_ms: None,
                             headers: Vec::new(),
                             idempotency_key: key.filter(|_| i == 0).map(|k| format!("key-{k}")),
+                            group: None,
                         }
                     })
                     .collect();

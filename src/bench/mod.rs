@@ -58,6 +58,10 @@ pub struct BenchArgs {
     /// Distinct priorities the jobs are spread over (1-4).
     #[arg(long, default_value_t = 1)]
     pub priorities: u8,
+    /// Job groups the jobs are spread over round-robin (`g0`, `g1`, …), so that polls take
+    /// turns across them (0: ungrouped jobs).
+    #[arg(long, default_value_t = 0)]
+    pub groups: u32,
     /// Queues the jobs are spread over; each consumer polls one of them.
     #[arg(long, default_value_t = 1)]
     pub queues: usize,
@@ -136,6 +140,7 @@ impl BenchArgs {
             (1..=4).contains(&self.priorities),
             "--priorities must be 1-4",
         )?;
+        check(self.groups <= 1_000_000, "--groups must be 0-1000000")?;
         check(
             self.queues >= 1 && self.queues <= 1000,
             "--queues must be 1-1000",
@@ -152,7 +157,7 @@ impl BenchArgs {
             "target": target, "producers": self.producers, "consumers": self.consumers,
             "jobs": self.jobs, "payload_bytes": self.payload_bytes, "batch": self.batch,
             "poll_max": self.poll_max, "ack_batch": self.ack_batch, "priorities": self.priorities,
-            "queues": self.queues, "rate": self.rate,
+            "groups": self.groups, "queues": self.queues, "rate": self.rate,
             "auth": self.auth || self.key.is_some(),
             "durability": if self.url.is_some() { None } else { Some(format!("{:?}", self.durability).to_lowercase()) },
             "cores": std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -396,8 +401,12 @@ async fn produce(
         let t = sent.duration_since(start).as_micros() as u64;
         let job = |i: u64| {
             let priority = ((first + i) % u64::from(args.priorities)) * 64;
+            let group = match args.groups {
+                0 => String::new(),
+                n => format!(r#","group":"g{}""#, (first + i) % u64::from(n)),
+            };
             format!(
-                r#"{{"payload":{},"priority":{priority}}}"#,
+                r#"{{"payload":{},"priority":{priority}{group}}}"#,
                 payload(args.payload_bytes, t)
             )
         };

@@ -19,14 +19,14 @@ impl Broker {
             match state.jobs.get(&id.0).map(|s| s.phase) {
                 None => None,
                 Some(Phase::Leased { .. }) => return Err(BrokerError::JobLeased),
-                Some(_) => state.unplace(id.0).map(|slot| {
+                Some(_) => state.remove(id.0).map(|slot| {
                     state.count_finished(slot.queue, JobState::Cancelled);
                     let expires_at =
                         state.retention_end_by_id(slot.queue, JobState::Cancelled, now);
                     let change = JobChange {
                         event: JobEvent::Cancelled,
                         state: StoredState::Cancelled { finished_at: now },
-                        attempts: slot.attempts,
+                        attempts: u32::from(slot.attempts),
                         last_error: None,
                         result: None,
                         at: now,
@@ -147,7 +147,7 @@ impl Broker {
                     .collect();
                 let mut prepared = Prepared::default();
                 for &id in &ids {
-                    state.unplace(id);
+                    state.remove(id);
                     prepared.ops.push(WriteOp::Delete {
                         id,
                         expiry: None,
@@ -208,7 +208,7 @@ impl Broker {
             let Some(q) = state.queue_by_id_mut(id) else {
                 return Err(BrokerError::QueueNotFound);
             };
-            q.config = config;
+            q.set_config(config);
             let view = QueueView {
                 name: queue.to_owned(),
                 config,

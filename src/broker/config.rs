@@ -26,6 +26,9 @@ pub struct QueueConfig {
     /// Most jobs the queue may hold ready, scheduled or leased: an enqueue that would pass it
     /// is refused (429 `queue_full`). Default: none.
     pub max_depth: Option<u64>,
+    /// Most leases one job group may hold at once (ungrouped jobs are not limited).
+    /// Default: none.
+    pub group_max_in_flight: Option<u32>,
 }
 
 impl Default for QueueConfig {
@@ -39,6 +42,7 @@ impl Default for QueueConfig {
             dead_retention_ms: 7 * 24 * 3_600_000,
             idempotency_window_ms: 24 * 3_600_000,
             max_depth: None,
+            group_max_in_flight: None,
         }
     }
 }
@@ -96,6 +100,7 @@ impl From<QueueConfig> for QueueRecord {
             dead_retention_ms: c.dead_retention_ms,
             idempotency_window_ms: c.idempotency_window_ms,
             max_depth: c.max_depth,
+            group_max_in_flight: c.group_max_in_flight,
         }
     }
 }
@@ -115,6 +120,7 @@ impl From<QueueRecord> for QueueConfig {
             dead_retention_ms: r.dead_retention_ms,
             idempotency_window_ms: r.idempotency_window_ms,
             max_depth: r.max_depth,
+            group_max_in_flight: r.group_max_in_flight,
         }
     }
 }

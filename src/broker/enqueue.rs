@@ -3,7 +3,9 @@
 use std::sync::atomic::Ordering;
 
 use super::placement::{Placement, PreparedJobs};
-use super::state::{Phase, Slot, State, slot_lease_ms, slot_max_attempts};
+use super::state::{
+    Phase, QueueId, Slot, SlotGroup, State, TooManyGroups, slot_lease_ms, slot_max_attempts,
+};
 use super::{Broker, BrokerError, Enqueued, NewJob, NewMessage, Prepared};
 use crate::clock::Millis;
 use crate::job::valid_queue_name;
@@ -119,9 +121,10 @@ impl Broker {
                 at: now,
             });
         }
+        let groups = join_groups(state, queue_id, &jobs)?;
         let first = self.next_id.fetch_add(jobs.len() as u64, Ordering::Relaxed);
         let mut slots = Vec::with_capacity(jobs.len());
-        for (id, job) in (first..).zip(jobs) {
+        for ((id, job), group) in (first..).zip(jobs).zip(groups) {
             let run_at = job.run_at.map_or(now, |r| r.resolve(now));
             let max_attempts = job.max_attempts.unwrap_or(config.max_attempts);
             let record = JobRecord {
@@ -135,6 +138,7 @@ impl Broker {
                 updated_at: now,
                 last_error: None,
                 version: 1,
+                group: job.group.clone(),
             };
             let body = JobBody {
                 payload: job.payload,
@@ -157,11 +161,40 @@ impl Broker {
                 attempts: 0,
                 max_attempts: slot_max_attempts(max_attempts),
                 lease_ms: slot_lease_ms(job.lease_ms),
+                group,
             };
             slots.push((id, slot));
         }
         Ok(slots)
     }
+}
+
+/// The groups of `jobs`, each counting one more job; all or nothing (too many groups leaves
+/// every count as it was).
+fn join_groups(
+    state: &mut State,
+    queue: QueueId,
+    jobs: &[NewJob],
+) -> Result<Vec<SlotGroup>, BrokerError> {
+    let Some(q) = state.queue_by_id_mut(queue) else {
+        return Ok(vec![SlotGroup::NONE; jobs.len()]);
+    };
+    let mut groups = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        let joined = match &job.group {
+            Some(name) => q.join_group(name),
+            None => Ok(SlotGroup::NONE),
+        };
+        match joined {
+            Ok(group) => groups.push(group),
+            Err(TooManyGroups) => {
+                groups.into_iter().for_each(|g| q.leave_group(g));
+                q.pending = q.pending.saturating_sub(jobs.len() as u64);
+                return Err(BrokerError::TooManyGroups);
+            }
+        }
+    }
+    Ok(groups)
 }
 
 /// Whether an insert is held to its queue's `max_depth`.

@@ -57,6 +57,12 @@ pub enum BrokerError {
     /// practice: that many queues would take hundreds of gigabytes of memory.
     #[error("too many queues")]
     TooManyQueues,
+    /// A job named a new group but its queue already has 2^24 - 1 groups with jobs in memory
+    /// (group ids in a slot are 24 bits); nothing of the enqueue happened.
+    #[error(
+        "the queue has too many job groups with live jobs (16,777,215); retry once some have drained"
+    )]
+    TooManyGroups,
     /// The queue holds `max_depth` jobs (ready, scheduled, leased, or being enqueued) and this
     /// enqueue would pass it; nothing of it happened.
     #[error(

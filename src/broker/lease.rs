@@ -43,7 +43,7 @@ fn check_lease(slot: Option<&Slot>, token: LeaseToken, now: Millis) -> Result<u3
             state: slot.phase.state().as_str(),
         }));
     };
-    if token.attempt != slot.attempts || token.nonce != u64::from(nonce) {
+    if token.attempt != u32::from(slot.attempts) || token.nonce != u64::from(nonce) {
         return Err(LeaseCheck::Refused(BrokerError::StaleLease));
     }
     if deadline <= now {
@@ -108,13 +108,18 @@ impl Broker {
                 return Ok(Vec::new());
             }
             let default_lease = q.config.lease_ms;
-            let ids: Vec<u64> = q.ready_ids().take(request.max).collect();
             let mut prepared = Prepared::lazy();
-            for id in ids {
-                let Some(mut slot) = state.unplace(id) else {
-                    continue;
+            // One at a time: with job groups, which job comes next depends on the leases
+            // just taken (turns, and each group's `group_max_in_flight`).
+            while leased.len() < request.max {
+                let Some(id) = state.queue_by_id_mut(queue_id).and_then(|q| q.next_ready()) else {
+                    break;
                 };
-                slot.attempts += 1;
+                // Unreachable (a ready job is live); stop rather than be handed it again.
+                let Some(mut slot) = state.unplace(id) else {
+                    break;
+                };
+                slot.attempts = slot.attempts.saturating_add(1);
                 // 32 random bits: see the module docs of `state` for why not 64.
                 let nonce = state.rng.next_u64() as u32;
                 let lease_ms = request
@@ -124,7 +129,7 @@ impl Broker {
                 let deadline = now.saturating_add(lease_ms);
                 slot.phase = Phase::Leased { deadline, nonce };
                 let token = LeaseToken {
-                    attempt: slot.attempts,
+                    attempt: u32::from(slot.attempts),
                     nonce: u64::from(nonce),
                 };
                 prepared.ops.push(WriteOp::Update {
@@ -135,7 +140,7 @@ impl Broker {
                             nonce: u64::from(nonce),
                             deadline,
                         },
-                        attempts: slot.attempts,
+                        attempts: u32::from(slot.attempts),
                         last_error: None,
                         result: None,
                         at: now,
@@ -168,6 +173,7 @@ impl Broker {
                     lease_expires_at,
                     headers: row.body.headers,
                     enqueued_at: row.record.enqueued_at,
+                    group: row.record.group,
                 })
             })
             .collect())
@@ -234,7 +240,7 @@ impl Broker {
                             outcomes.push(Some(Err(error)));
                             continue;
                         }
-                        let Some(slot) = state.unplace(id) else {
+                        let Some(slot) = state.remove(id) else {
                             outcomes.push(None);
                             continue;
                         };
@@ -249,7 +255,7 @@ impl Broker {
                             change: JobChange {
                                 event: JobEvent::Acked,
                                 state: StoredState::Succeeded { finished_at: now },
-                                attempts: slot.attempts,
+                                attempts: u32::from(slot.attempts),
                                 last_error: None,
                                 result: item.result,
                                 at: now,
@@ -354,7 +360,7 @@ impl Broker {
                         nonce: u64::from(nonce),
                         deadline,
                     },
-                    attempts: slot.attempts,
+                    attempts: u32::from(slot.attempts),
                     last_error: None,
                     result: None,
                     at: now,
@@ -399,14 +405,15 @@ impl Broker {
             .queue_by_id(slot.queue)
             .map(|q| q.config.backoff)
             .unwrap_or_default();
-        if dead || slot.attempts >= u32::from(slot.max_attempts) {
+        if dead || slot.attempts >= slot.max_attempts {
             slot.phase = Phase::Dead;
             if let Some(q) = state.queue_by_id_mut(slot.queue) {
                 q.counters.dead_lettered += 1;
             }
         } else {
-            let delay =
-                delay_ms.unwrap_or_else(|| backoff.delay_ms(slot.attempts, state.rng.next_u64()));
+            let delay = delay_ms.unwrap_or_else(|| {
+                backoff.delay_ms(u32::from(slot.attempts), state.rng.next_u64())
+            });
             let run_at = now.saturating_add(delay);
             slot.phase = Phase::Scheduled { run_at };
             self.deadline_added(run_at);
@@ -416,7 +423,7 @@ impl Broker {
         let change = JobChange {
             event,
             state: stored_state(slot.phase, now),
-            attempts: slot.attempts,
+            attempts: u32::from(slot.attempts),
             last_error: error,
             result: None,
             at: now,

@@ -22,6 +22,10 @@ pub const MAX_DELAY_MS: u64 = 365 * 24 * 3600 * 1000;
 pub const MAX_HEADERS: usize = 32;
 /// Largest `max_depth` of a queue.
 pub const MAX_DEPTH: u64 = 1_000_000_000_000;
+/// Largest `group_max_in_flight` of a queue.
+pub const MAX_GROUP_IN_FLIGHT: u32 = 1_000_000;
+/// Longest job group name.
+pub const MAX_GROUP_LEN: usize = 128;
 
 /// Longest header name.
 pub const MAX_HEADER_NAME: usize = 128;
@@ -147,6 +151,14 @@ impl Limits {
                 format!("must be 1-{MAX_IDEMPOTENCY_KEY} bytes"),
             ));
         }
+        if let Some(group) = &job.group
+            && (!(1..=MAX_GROUP_LEN).contains(&group.len()) || group.chars().any(char::is_control))
+        {
+            return Err(Invalid::value(
+                "group",
+                format!("must be 1-{MAX_GROUP_LEN} bytes with no control characters"),
+            ));
+        }
         Ok(())
     }
 
@@ -156,6 +168,12 @@ impl Limits {
             return Err(Invalid::value(
                 "job",
                 "takes no delay_ms, run_at or idempotency_key: it is enqueued when the schedule fires",
+            ));
+        }
+        if job.group.is_some() {
+            return Err(Invalid::value(
+                "job",
+                "takes no group: a schedule's jobs are ungrouped",
             ));
         }
         self.check_job(job, 0)?;
@@ -434,6 +452,15 @@ impl QueueConfig {
             return Err(Invalid::value(
                 "max_depth",
                 format!("must be between 1 and {MAX_DEPTH}, or null for no limit"),
+            ));
+        }
+        if self
+            .group_max_in_flight
+            .is_some_and(|n| !(1..=MAX_GROUP_IN_FLIGHT).contains(&n))
+        {
+            return Err(Invalid::value(
+                "group_max_in_flight",
+                format!("must be between 1 and {MAX_GROUP_IN_FLIGHT}, or null for no limit"),
             ));
         }
         Ok(())

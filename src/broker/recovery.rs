@@ -7,7 +7,9 @@ use std::time::Instant;
 use parking_lot::Mutex;
 use tokio::sync::{Notify, watch};
 
-use super::state::{Phase, Slot, State, slot_lease_ms, slot_max_attempts};
+use super::state::{
+    Phase, Slot, SlotGroup, State, TooManyGroups, slot_attempts, slot_lease_ms, slot_max_attempts,
+};
 use super::{Broker, BrokerError, BrokerOptions, QueueConfig, RecoveryStats};
 use crate::clock::Clock;
 use crate::job::JobState;
@@ -68,13 +70,24 @@ impl Broker {
                     return state.count_finished(queue, JobState::Cancelled);
                 }
             };
+            let group = match (&record.group, state.queue_by_id_mut(queue)) {
+                (Some(name), Some(q)) => match q.join_group(name) {
+                    Ok(group) => group,
+                    Err(TooManyGroups) => {
+                        failed.get_or_insert(BrokerError::TooManyGroups);
+                        return;
+                    }
+                },
+                _ => SlotGroup::NONE,
+            };
             let slot = Slot {
                 queue,
                 priority: record.priority,
                 phase,
-                attempts: record.attempts,
+                attempts: slot_attempts(record.attempts),
                 max_attempts: slot_max_attempts(record.max_attempts),
                 lease_ms: slot_lease_ms(record.lease_ms),
+                group,
             };
             state.place(id, slot, now);
         })?;

@@ -147,7 +147,7 @@ impl Broker {
                             continue;
                         }
                         if kind == JobState::Dead {
-                            state.unplace(id);
+                            state.remove(id);
                         } else {
                             state.uncount_finished(&record.queue, kind);
                         }

@@ -301,6 +301,7 @@ fn template_job(name: &str, template: &JobTemplate, due: Millis) -> NewJob {
         lease_ms: template.lease_ms,
         headers,
         idempotency_key: None,
+        group: None,
     }
 }
 

@@ -23,6 +23,9 @@ pub struct NewJob {
     pub headers: Vec<(String, String)>,
     /// Deduplicates enqueues within the queue's idempotency window.
     pub idempotency_key: Option<String>,
+    /// Its fairness group within the queue (a customer id, say): polls take turns across
+    /// groups.
+    pub group: Option<String>,
 }
 
 impl NewJob {
@@ -37,6 +40,7 @@ impl NewJob {
             lease_ms: None,
             headers: Vec::new(),
             idempotency_key: None,
+            group: None,
         }
     }
 }
@@ -104,6 +108,8 @@ pub struct Delivery {
     pub headers: Vec<(String, String)>,
     /// When it was enqueued.
     pub enqueued_at: Millis,
+    /// Its fairness group, if any.
+    pub group: Option<String>,
 }
 
 /// One ack (of a batch, or alone).
@@ -199,6 +205,8 @@ pub struct QueuePatch {
     pub idempotency_window_ms: Option<u64>,
     /// New depth limit (`Some(None)`: none).
     pub max_depth: Option<Option<u64>>,
+    /// New limit of leases per group (`Some(None)`: none).
+    pub group_max_in_flight: Option<Option<u32>>,
 }
 
 impl QueuePatch {
@@ -215,6 +223,7 @@ impl QueuePatch {
             dead_retention_ms,
             idempotency_window_ms,
             max_depth,
+            group_max_in_flight,
         } = self;
         lease_ms.is_none()
             && max_attempts.is_none()
@@ -225,6 +234,7 @@ impl QueuePatch {
             && dead_retention_ms.is_none()
             && idempotency_window_ms.is_none()
             && max_depth.is_none()
+            && group_max_in_flight.is_none()
     }
 
     /// Applies the patch to `config`.
@@ -259,6 +269,9 @@ impl QueuePatch {
         }
         if let Some(v) = self.max_depth {
             config.max_depth = v;
+        }
+        if let Some(v) = self.group_max_in_flight {
+            config.group_max_in_flight = v;
         }
     }
 }
@@ -307,6 +320,8 @@ pub struct JobView {
     pub lease_expires_at: Option<Millis>,
     /// When it finished: succeeded, dead and cancelled jobs.
     pub finished_at: Option<Millis>,
+    /// Its fairness group, if any.
+    pub group: Option<String>,
 }
 
 impl JobView {
@@ -337,6 +352,7 @@ impl JobView {
             run_at,
             lease_expires_at,
             finished_at,
+            group: r.group,
         }
     }
 }

@@ -107,6 +107,8 @@ error_codes! {
     RateLimited = (TOO_MANY_REQUESTS, "rate_limited"),
     /// The queue is at its `max_depth` (with `Retry-After`).
     QueueFull = (TOO_MANY_REQUESTS, "queue_full"),
+    /// The queue has 16.7 million job groups live (with `Retry-After`).
+    TooManyGroups = (TOO_MANY_REQUESTS, "too_many_groups"),
     /// A body in a media type other than JSON (see `request_checks.rs`).
     UnsupportedMediaType = (UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
     /// A cron expression or time zone that is not accepted.
@@ -179,7 +181,7 @@ impl IntoResponse for ApiError {
             object.insert(key.to_owned(), value);
         }
         let mut response = (self.code.status(), Json(json!({ "error": error }))).into_response();
-        if self.code == ErrorCode::QueueFull {
+        if matches!(self.code, ErrorCode::QueueFull | ErrorCode::TooManyGroups) {
             // Nothing says when consumers will have drained it: a second is a polite first wait.
             response.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,
@@ -234,6 +236,7 @@ impl From<BrokerError> for ApiError {
                 return api;
             }
             E::ShuttingDown => C::ShuttingDown,
+            E::TooManyGroups => C::TooManyGroups,
             E::QueueFull { max_depth, depth } => {
                 let mut api = ApiError::new(C::QueueFull, error.to_string());
                 api.extra = Some(("queue", json!({"max_depth": max_depth, "depth": depth})));
@@ -334,6 +337,7 @@ mod tests {
             ),
             (BrokerError::ShuttingDown, 503, "shutting_down"),
             (BrokerError::TooManyQueues, 500, "internal"),
+            (BrokerError::TooManyGroups, 429, "too_many_groups"),
         ];
         for (error, status, code) in cases {
             let api = ApiError::from(error);

@@ -106,6 +106,9 @@ struct PatchBody {
     /// Absent: unchanged; `null`: no limit.
     #[serde(default, deserialize_with = "present")]
     max_depth: Option<Option<u64>>,
+    /// Absent: unchanged; `null`: no limit.
+    #[serde(default, deserialize_with = "present")]
+    group_max_in_flight: Option<Option<u32>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -136,6 +139,7 @@ pub async fn patch(
         dead_retention_ms: body.dead_retention_ms,
         idempotency_window_ms: body.idempotency_window_ms,
         max_depth: body.max_depth,
+        group_max_in_flight: body.group_max_in_flight,
     };
     Ok(Json(broker.update_queue(&queue, patch).await?.into()))
 }

@@ -63,6 +63,7 @@ pub struct JobInput {
     lease_ms: Option<u64>,
     headers: Option<UniqueMap<String>>,
     idempotency_key: Option<String>,
+    group: Option<String>,
     /// Messages written to the outbox with the enqueue (a single-job body only).
     emit: Option<Vec<Obj<MessageInput>>>,
 }
@@ -117,6 +118,7 @@ impl JobInput {
             lease_ms: self.lease_ms,
             headers: self.headers.unwrap_or_default().0.into_iter().collect(),
             idempotency_key: self.idempotency_key,
+            group: self.group,
         })
     }
 }
@@ -243,6 +245,7 @@ pub struct JobOut {
     lease_expires_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     finished_at: Option<String>,
+    group: Option<String>,
 }
 
 /// Re-wraps stored JSON text (validated when it was accepted) for output.
@@ -271,6 +274,7 @@ impl From<JobView> for JobOut {
             run_at: v.run_at.map(rfc3339),
             lease_expires_at: v.lease_expires_at.map(rfc3339),
             finished_at: v.finished_at.map(rfc3339),
+            group: v.group,
         }
     }
 }
@@ -287,6 +291,7 @@ pub struct DeliveryOut {
     lease_expires_at: String,
     headers: BTreeMap<String, String>,
     enqueued_at: String,
+    group: Option<String>,
 }
 
 impl From<Delivery> for DeliveryOut {
@@ -301,6 +306,7 @@ impl From<Delivery> for DeliveryOut {
             lease_expires_at: rfc3339(d.lease_expires_at),
             headers: d.headers.into_iter().collect(),
             enqueued_at: rfc3339(d.enqueued_at),
+            group: d.group,
         }
     }
 }

@@ -136,6 +136,7 @@ mod tests {
             enqueued_at: 10,
             updated_at: 10,
             finished_at: None,
+            group: None,
         }
     }
 

@@ -30,6 +30,8 @@ pub struct JobRow {
     pub enqueued_at: Millis,
     pub updated_at: Millis,
     pub finished_at: Option<Millis>,
+    /// Its fairness group, if any.
+    pub group: Option<String>,
 }
 
 /// What changes in an existing job row; `None` keeps a field as it is.
@@ -133,6 +135,9 @@ struct Enqueued<'a> {
     #[serde(borrow)]
     run_at: &'a str,
     max_attempts: u32,
+    /// Absent in events of versions before job groups.
+    #[serde(default)]
+    group: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -205,6 +210,7 @@ pub fn parse(json: &str) -> Result<(u64, Change), ParseError> {
                 enqueued_at: at,
                 updated_at: at,
                 finished_at: None,
+                group: e.group,
             })
         }
         "job.leased" => patch(JobPatch {
@@ -314,6 +320,7 @@ pub fn job_row(job: JobView) -> JobRow {
         enqueued_at: job.enqueued_at,
         updated_at: job.updated_at,
         finished_at: job.finished_at,
+        group: job.group,
     }
 }
 

@@ -5,7 +5,7 @@
 //!      attempts int not null, max_attempts int not null, payload jsonb, payload_text text,
 //!      headers jsonb, headers_text text, result jsonb, result_text text, last_error text,
 //!      run_at timestamptz, enqueued_at timestamptz not null, updated_at timestamptz not null,
-//!      finished_at timestamptz)
+//!      finished_at timestamptz, "group" text)
 //! queues(name text primary key, paused boolean not null, settings jsonb not null,
 //!        updated_at timestamptz not null)
 //! outbox(seq bigint primary key, topic text not null, key text, payload jsonb, payload_text text,
@@ -99,6 +99,7 @@ CREATE TABLE IF NOT EXISTS "{s}".jobs (id bigint PRIMARY KEY, queue text NOT NUL
   payload jsonb, payload_text text, headers jsonb, headers_text text, result jsonb,
   result_text text, last_error text, run_at timestamptz, enqueued_at timestamptz NOT NULL,
   updated_at timestamptz NOT NULL, finished_at timestamptz);
+ALTER TABLE "{s}".jobs ADD COLUMN IF NOT EXISTS "group" text;
 CREATE INDEX IF NOT EXISTS jobs_queue_state ON "{s}".jobs (queue, state);
 CREATE TABLE IF NOT EXISTS "{s}".queues (name text PRIMARY KEY, paused boolean NOT NULL,
   settings jsonb NOT NULL, updated_at timestamptz NOT NULL);
@@ -119,14 +120,15 @@ async fn prepare(client: &Client, s: &str) -> Result<Statements, tokio_postgres:
     let insert_jobs = format!(
         r#"INSERT INTO "{s}".jobs (id, queue, state, priority, attempts, max_attempts, payload,
   payload_text, headers, headers_text, result, result_text, last_error, run_at, enqueued_at,
-  updated_at, finished_at)
+  updated_at, finished_at, "group")
 SELECT id, queue, state, priority, attempts, max_attempts, payload::jsonb, payload_text,
-  headers::jsonb, headers_text, result::jsonb, result_text, last_error, {}, {}, {}, {}
+  headers::jsonb, headers_text, result::jsonb, result_text, last_error, {}, {}, {}, {}, "group"
 FROM unnest($1::bigint[], $2::text[], $3::text[], $4::int[], $5::int[], $6::int[], $7::text[],
   $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::bigint[],
-  $15::bigint[], $16::bigint[], $17::bigint[])
+  $15::bigint[], $16::bigint[], $17::bigint[], $18::text[])
   AS u(id, queue, state, priority, attempts, max_attempts, payload, payload_text, headers,
-  headers_text, result, result_text, last_error, run_at, enqueued_at, updated_at, finished_at)
+  headers_text, result, result_text, last_error, run_at, enqueued_at, updated_at, finished_at,
+  "group")
 ON CONFLICT (id) DO UPDATE SET queue = EXCLUDED.queue, state = EXCLUDED.state,
   priority = EXCLUDED.priority, attempts = EXCLUDED.attempts,
   max_attempts = EXCLUDED.max_attempts, payload = EXCLUDED.payload,
@@ -134,7 +136,8 @@ ON CONFLICT (id) DO UPDATE SET queue = EXCLUDED.queue, state = EXCLUDED.state,
   headers_text = EXCLUDED.headers_text, result = EXCLUDED.result,
   result_text = EXCLUDED.result_text, last_error = EXCLUDED.last_error,
   run_at = EXCLUDED.run_at, enqueued_at = EXCLUDED.enqueued_at,
-  updated_at = EXCLUDED.updated_at, finished_at = EXCLUDED.finished_at"#,
+  updated_at = EXCLUDED.updated_at, finished_at = EXCLUDED.finished_at,
+  "group" = EXCLUDED."group""#,
         ts("u.run_at"),
         ts("u.enqueued_at"),
         ts("u.updated_at"),
@@ -256,6 +259,7 @@ fn insert_params(rows: &[JobRow]) -> Vec<Param> {
                 .map(|r| r.finished_at.map(ms))
                 .collect::<Vec<_>>(),
         ),
+        Box::new(rows.iter().map(|r| r.group.clone()).collect::<Vec<_>>()),
     ]
 }
 

@@ -2,8 +2,8 @@
 //!
 //! - `{prefix}job:{id}`: a hash of `queue`, `state`, `priority`, `attempts`, `max_attempts`,
 //!   `payload` (JSON text), `headers` (JSON text), `result` (JSON text), `last_error`,
-//!   `run_at`, `enqueued_at`, `updated_at`, `finished_at` (RFC 3339); deleted when the broker
-//!   deletes the job;
+//!   `run_at`, `enqueued_at`, `updated_at`, `finished_at` (RFC 3339), `group` (when it has
+//!   one); deleted when the broker deletes the job;
 //! - `{prefix}queue:{name}`: a hash of `paused` (`true`/`false`), `settings` (JSON text, as of
 //!   the last create or update: `paused` is the field to read), `updated_at`;
 //! - `{prefix}outbox`: a stream with entry id `{seq}-0` per `message` event (fields `topic`,
@@ -135,6 +135,9 @@ impl RedisSink {
         }
         if let Some(error) = &row.last_error {
             fields.push(("last_error", error.clone()));
+        }
+        if let Some(group) = &row.group {
+            fields.push(("group", group.clone()));
         }
         if let Some(at) = row.run_at {
             fields.push(("run_at", rfc3339(at)));

@@ -10,7 +10,8 @@ use super::error::StoreError;
 use super::ops::{IdempotencyKey, JobChange, JobEvent, ScheduleEvent, WriteOp};
 use super::records::{
     CursorRecord, EventData, EventRecord, IdempotencyRecord, JobBody, JobRecord, KeyRecord,
-    QueueRecord, ScheduleRecord, StoredState, decode, decode_queue_record_v2_on, encode,
+    QueueRecord, ScheduleRecord, StoredState, decode, decode_job_record, decode_queue_record_v2_on,
+    encode,
 };
 use super::tables::Tables;
 
@@ -68,7 +69,7 @@ pub fn apply(
             let Some(bytes) = t.jobs.remove(id)? else {
                 return Ok(Applied::Done);
             };
-            let record: JobRecord = decode(bytes.value())?;
+            let record = decode_job_record(bytes.value())?;
             drop(bytes);
             t.bodies.remove(id)?;
             t.results.remove(id)?;
@@ -281,6 +282,7 @@ fn insert(
             run_at,
             max_attempts: record.max_attempts,
             lease_ms: record.lease_ms,
+            group: record.group.clone(),
         },
     ));
     Ok(Applied::Inserted(id))
@@ -298,7 +300,7 @@ fn update(
         tracing::error!(job = id, "update of a job that is not stored; skipped");
         return Ok(());
     };
-    let mut record: JobRecord = decode(bytes.value())?;
+    let mut record = decode_job_record(bytes.value())?;
     drop(bytes);
     record.state = change.state;
     record.attempts = change.attempts;
@@ -377,7 +379,7 @@ fn live_key(
     // The original may be gone already (purged, or past its retention): the key still answers
     // with its id, and no state.
     let state = match t.jobs.get(entry.job_id)? {
-        Some(record) => Some(decode::<JobRecord>(record.value())?.state),
+        Some(record) => Some(decode_job_record(record.value())?.state),
         None => None,
     };
     Ok(Some(Original {

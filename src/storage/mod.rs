@@ -55,7 +55,7 @@ pub use reads::{EventsRead, Snapshot};
 pub use records::{
     CursorRecord, DeleteReason, EventData, EventRecord, FORMAT_VERSION, IdempotencyRecord, JobBody,
     JobRecord, JobTemplate, KeyLimits, KeyRecord, QueueRecord, ScheduleRecord, StoredState, decode,
-    decode_events, decode_queue_record, encode,
+    decode_events, decode_job_record, decode_queue_record, encode,
 };
 pub use request::Written;
 pub use space::{DEFAULT_FLOOR_BYTES, SpaceReading};

@@ -6,7 +6,7 @@ use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
 use super::error::StoreError;
 use super::records::{
     CursorRecord, EventRecord, JobBody, JobRecord, KeyRecord, QueueRecord, ScheduleRecord, decode,
-    decode_events, decode_queue_record,
+    decode_events, decode_job_record, decode_queue_record,
 };
 use super::tables::{
     BODIES, CURSORS, EVENTS, EXPIRY, IDEMPOTENCY_EXPIRY, JOBS, KEYS, META, META_EVENTS_NEXT,
@@ -31,7 +31,7 @@ impl Store {
         let Some(record) = txn.open_table(JOBS)?.get(id)? else {
             return Ok(None);
         };
-        let record: JobRecord = decode(record.value())?;
+        let record = decode_job_record(record.value())?;
         let body = match txn.open_table(BODIES)?.get(id)? {
             Some(body) => decode(body.value())?,
             None => JobBody {
@@ -95,7 +95,7 @@ impl Store {
             let (key, _) = row?;
             let (at, id) = key.value();
             let record = match jobs.get(id)? {
-                Some(bytes) => Some(decode(bytes.value())?),
+                Some(bytes) => Some(decode_job_record(bytes.value())?),
                 None => None,
             };
             out.push((at, id, record));
@@ -142,7 +142,7 @@ impl Store {
         let txn = db.begin_read()?;
         for row in txn.open_table(JOBS)?.iter()? {
             let (id, value) = row?;
-            visit(id.value(), decode(value.value())?);
+            visit(id.value(), decode_job_record(value.value())?);
         }
         Ok(())
     }
@@ -290,7 +290,7 @@ impl Snapshot {
         for row in jobs.range(self.after.saturating_add(1)..)?.take(limit) {
             let (id, value) = row?;
             let id = id.value();
-            let record: JobRecord = decode(value.value())?;
+            let record = decode_job_record(value.value())?;
             let body = match bodies.get(id)? {
                 Some(body) => decode(body.value())?,
                 None => JobBody {

@@ -38,6 +38,7 @@ fn insert(id: u64) -> WriteOp {
             updated_at: 1,
             last_error: None,
             version: 1,
+            group: None,
         },
         body: JobBody {
             payload: format!("\"job {id}\""),

@@ -28,7 +28,7 @@ use super::events::EventLog;
 use super::expiry::ExpiryWatch;
 use super::journal::{Journal, frame};
 use super::ops::{WriteOp, encode_ops};
-use super::records::{JobBody, JobRecord, decode};
+use super::records::{JobBody, decode};
 use super::request::{Command, WriteRequest, Written};
 use super::space::SpaceGuard;
 use super::tables::{META_JOURNAL_SEQ, META_NEXT_JOB_ID, Tables};
@@ -297,7 +297,7 @@ fn fetch(t: &Tables<'_>, ids: &[u64]) -> Result<Vec<Option<StoredJob>>, StoreErr
             let Some(record) = t.jobs.get(id)? else {
                 return Ok(None);
             };
-            let record: JobRecord = decode(record.value())?;
+            let record = super::records::decode_job_record(record.value())?;
             let body: JobBody = match t.bodies.get(id)? {
                 Some(body) => decode(body.value())?,
                 None => return Ok(None),

@@ -88,6 +88,7 @@ fn data(out: &mut String, data: &EventData) {
             run_at,
             max_attempts,
             lease_ms,
+            group,
         } => {
             o.raw("payload", payload);
             o.u64("priority", u64::from(*priority));
@@ -95,6 +96,7 @@ fn data(out: &mut String, data: &EventData) {
             o.time("run_at", *run_at);
             o.u64("max_attempts", u64::from(*max_attempts));
             o.opt_u64("lease_ms", *lease_ms);
+            o.opt_str("group", group.as_deref());
         }
         EventData::JobLeased {
             attempt,
@@ -188,6 +190,10 @@ fn queue_settings(out: &mut String, r: &QueueRecord) {
     match r.max_depth {
         Some(depth) => o.u64("max_depth", depth),
         None => o.raw("max_depth", "null"),
+    }
+    match r.group_max_in_flight {
+        Some(n) => o.u64("group_max_in_flight", u64::from(n)),
+        None => o.raw("group_max_in_flight", "null"),
     }
     out.push_str(&o.finish());
 }
@@ -336,6 +342,7 @@ mod tests {
                 run_at: 1_767_225_601_000,
                 max_attempts: 5,
                 lease_ms: None,
+                group: Some("acme".into()),
             }),
         );
         let value: Value = serde_json::from_str(&text).unwrap();
@@ -353,7 +360,8 @@ mod tests {
                     "headers": {"a": "\"1\"", "b": "2"},
                     "run_at": "2026-01-01T00:00:01.000Z",
                     "max_attempts": 5,
-                    "lease_ms": null
+                    "lease_ms": null,
+                    "group": "acme"
                 }
             })
         );
@@ -372,6 +380,7 @@ mod tests {
             dead_retention_ms: 6,
             idempotency_window_ms: 7,
             max_depth: Some(8),
+            group_max_in_flight: None,
         };
         let all = [
             EventData::JobLeased {

@@ -19,14 +19,16 @@
 //!   largest variant is the nonce plus one `Millis`. The token format is unchanged (the nonce is
 //!   still written as 16 hex digits); a token whose nonce does not fit in 32 bits matches no
 //!   lease.
-//! - `max_attempts` is a `u16` (inputs are at most `MAX_ATTEMPTS` = 1000); `attempts` stays a
-//!   `u32` like the stored record's.
+//! - `max_attempts` is a `u16` (inputs are at most `MAX_ATTEMPTS` = 1000).
 //! - `lease_ms` is an `Option<NonZeroU32>` (4 bytes thanks to the niche; inputs are 1 to
 //!   `MAX_LEASE_MS` = 43,200,000).
+//! - `attempts` is a `u16`: a job is dead once its attempts reach `max_attempts`, itself a
+//!   `u16`. That makes room for `group`, a 24-bit group id ([`groups`]).
 //!
 //! Ready jobs are indexed only by their packed ready key (see [`pack_ready`]), not also in
 //! [`QueueState::members`].
 
+mod groups;
 mod queue;
 mod schedules;
 mod slot;
@@ -36,9 +38,10 @@ use std::sync::Arc;
 
 use tokio::sync::Notify;
 
+pub use groups::{SlotGroup, TooManyGroups};
 pub use queue::{Counters, QueueState};
 pub use schedules::{ScheduleSlot, Schedules};
-pub use slot::{Phase, QueueId, Slot, pack_ready, slot_lease_ms, slot_max_attempts};
+pub use slot::{Phase, QueueId, Slot, slot_attempts, slot_lease_ms, slot_max_attempts};
 
 use super::config::QueueConfig;
 use super::error::BrokerError;
@@ -75,6 +78,9 @@ impl State {
                 .and_then(|(_, s)| self.queue_by_id_mut(s.queue))
             {
                 q.pending = q.pending.saturating_sub(slots.len() as u64);
+                for (_, slot) in slots {
+                    q.leave_group(slot.group);
+                }
             }
         }
     }
@@ -155,11 +161,7 @@ impl State {
         }
         // Callers create the queue first (`queue_or_create`); a slot never outlives its queue.
         if let Some(queue) = self.queues.get_mut(slot.queue.index()) {
-            if slot.phase == Phase::Ready {
-                queue.ready.insert(pack_ready(slot.priority, id));
-            } else {
-                queue.members[slot.phase.state().index()].insert(id);
-            }
+            queue.index(id, &slot);
         }
         match slot.phase {
             Phase::Scheduled { run_at } => {
@@ -179,11 +181,7 @@ impl State {
     pub fn unplace(&mut self, id: u64) -> Option<Slot> {
         let slot = self.jobs.remove(&id)?;
         if let Some(queue) = self.queues.get_mut(slot.queue.index()) {
-            if slot.phase == Phase::Ready {
-                queue.ready.remove(&pack_ready(slot.priority, id));
-            } else {
-                queue.members[slot.phase.state().index()].remove(&id);
-            }
+            queue.unindex(id, &slot);
         }
         match slot.phase {
             Phase::Scheduled { run_at } => {
@@ -193,6 +191,16 @@ impl State {
                 self.leases.remove(&(deadline, id));
             }
             Phase::Ready | Phase::Dead => {}
+        }
+        Some(slot)
+    }
+
+    /// Removes a live job that leaves memory for good (finished, purged): [`State::unplace`],
+    /// and its group no longer counts it.
+    pub fn remove(&mut self, id: u64) -> Option<Slot> {
+        let slot = self.unplace(id)?;
+        if let Some(queue) = self.queues.get_mut(slot.queue.index()) {
+            queue.leave_group(slot.group);
         }
         Some(slot)
     }
@@ -271,7 +279,7 @@ fn retention_end(queue: Option<&QueueState>, state: JobState, now: Millis) -> Mi
 mod tests {
     use std::num::NonZeroU32;
 
-    use super::slot::{READY_MAX_ID, unpack_ready};
+    use super::slot::{READY_MAX_ID, pack_ready, unpack_ready};
     use super::*;
 
     fn slot(queue: QueueId, priority: u8, phase: Phase) -> Slot {
@@ -282,6 +290,7 @@ mod tests {
             attempts: 0,
             max_attempts: 5,
             lease_ms: None,
+            group: SlotGroup::NONE,
         }
     }
 

@@ -3,7 +3,8 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use super::slot::{READY_MAX_ID, pack_ready, unpack_ready};
+use super::groups::{Groups, SlotGroup, TooManyGroups};
+use super::slot::{Phase, READY_MAX_ID, Slot, pack_ready, unpack_ready};
 use crate::broker::config::QueueConfig;
 use crate::job::JobState;
 
@@ -35,6 +36,8 @@ pub struct QueueState {
     /// Jobs prepared for an insert that has not committed and been placed yet: they count
     /// against `max_depth` while their commit is in flight.
     pub pending: u64,
+    /// Fair dispatch across job groups, from the first grouped job on (see `groups`).
+    groups: Option<Box<Groups>>,
 }
 
 impl QueueState {
@@ -48,6 +51,81 @@ impl QueueState {
             cancelled: 0,
             counters: Counters::default(),
             pending: 0,
+            groups: None,
+        }
+    }
+
+    /// Adds a job to the index of its phase (a `Ready` slot is really ready).
+    pub(super) fn index(&mut self, id: u64, slot: &Slot) {
+        let cap = self.config.group_max_in_flight;
+        match slot.phase {
+            Phase::Ready => {
+                let key = pack_ready(slot.priority, id);
+                self.ready.insert(key);
+                if let Some(groups) = &mut self.groups {
+                    groups.ready(slot.group, key, cap);
+                }
+            }
+            phase => {
+                self.members[phase.state().index()].insert(id);
+                if let (Phase::Leased { .. }, Some(groups)) = (phase, &mut self.groups) {
+                    groups.leases(slot.group, true, cap);
+                }
+            }
+        }
+    }
+
+    /// Removes a job from the index of its phase.
+    pub(super) fn unindex(&mut self, id: u64, slot: &Slot) {
+        let cap = self.config.group_max_in_flight;
+        match slot.phase {
+            Phase::Ready => {
+                let key = pack_ready(slot.priority, id);
+                self.ready.remove(&key);
+                if let Some(groups) = &mut self.groups {
+                    groups.unready(slot.group, key, cap);
+                }
+            }
+            phase => {
+                self.members[phase.state().index()].remove(&id);
+                if let (Phase::Leased { .. }, Some(groups)) = (phase, &mut self.groups) {
+                    groups.leases(slot.group, false, cap);
+                }
+            }
+        }
+    }
+
+    /// The group `name` for a job about to be inserted (counted in the group until it leaves
+    /// memory: [`QueueState::leave_group`]). The queue's first group turns on fair dispatch.
+    pub fn join_group(&mut self, name: &str) -> Result<SlotGroup, TooManyGroups> {
+        let ready = &self.ready;
+        self.groups
+            .get_or_insert_with(|| Box::new(Groups::new(ready)))
+            .join(name)
+    }
+
+    /// A job of `group` left memory for good, or its insert failed.
+    pub fn leave_group(&mut self, group: SlotGroup) {
+        if let Some(groups) = &mut self.groups {
+            groups.leave(group);
+        }
+    }
+
+    /// Replaces the queue's settings; a new `group_max_in_flight` applies to every group now.
+    pub fn set_config(&mut self, config: QueueConfig) {
+        let recap = config.group_max_in_flight != self.config.group_max_in_flight;
+        self.config = config;
+        if let (true, Some(groups)) = (recap, &mut self.groups) {
+            groups.recap(config.group_max_in_flight);
+        }
+    }
+
+    /// The next ready job to deliver: the first in priority and id order, or, once the queue
+    /// has groups, the head of the group whose turn it is (the turn is taken: lease it).
+    pub fn next_ready(&mut self) -> Option<u64> {
+        match &mut self.groups {
+            Some(groups) => groups.next(self.config.group_max_in_flight),
+            None => self.ready.first().map(|&key| unpack_ready(key).1),
         }
     }
 

@@ -2,6 +2,7 @@
 
 use std::num::NonZeroU32;
 
+use super::groups::SlotGroup;
 use crate::clock::Millis;
 use crate::job::JobState;
 
@@ -48,10 +49,13 @@ pub struct Slot {
     pub queue: QueueId,
     pub priority: u8,
     pub phase: Phase,
-    pub attempts: u32,
+    /// Deliveries so far: at most `max_attempts` (see [`slot_attempts`]).
+    pub attempts: u16,
     pub max_attempts: u16,
     /// The job's own lease length; `None` uses the poll's, then the queue's.
     pub lease_ms: Option<NonZeroU32>,
+    /// Its fairness group within the queue (see `groups`).
+    pub group: SlotGroup,
 }
 
 const _: () = assert!(std::mem::size_of::<Slot>() <= 32);
@@ -68,6 +72,13 @@ impl Slot {
 /// hand-edited record) saturates at 65,535 attempts.
 pub fn slot_max_attempts(max_attempts: u32) -> u16 {
     u16::try_from(max_attempts).unwrap_or(u16::MAX)
+}
+
+/// A job's deliveries so far as a slot keeps them. A job is dead once they reach its
+/// `max_attempts` (itself at most 65,535 in a slot), so only a foreign or hand-edited record
+/// saturates.
+pub fn slot_attempts(attempts: u32) -> u16 {
+    u16::try_from(attempts).unwrap_or(u16::MAX)
 }
 
 /// A job's own lease length as a slot keeps it. Inputs are validated to 1 to `MAX_LEASE_MS`

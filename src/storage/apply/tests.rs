@@ -59,6 +59,7 @@ fn record(at: u64) -> JobRecord {
         updated_at: at,
         last_error: None,
         version: 1,
+        group: None,
     }
 }
 
@@ -129,6 +130,7 @@ fn queue_record(lease_ms: u64, paused: bool) -> QueueRecord {
         dead_retention_ms: 6,
         idempotency_window_ms: 7,
         max_depth: None,
+        group_max_in_flight: None,
     }
 }
 
@@ -193,6 +195,7 @@ fn insert_stores_record_and_body_and_says_so_with_the_whole_job() {
             run_at: 100,
             max_attempts: 5,
             lease_ms: None,
+            group: None,
         }
     );
     with_tables(&db, |t| {

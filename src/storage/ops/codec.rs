@@ -470,7 +470,7 @@ impl<'a> Reader<'a> {
             },
             INSERT => WriteOp::Insert {
                 id: self.varint()?,
-                record: self.record()?,
+                record: records::decode_job_record(self.bytes()?)?,
                 body: self.record()?,
                 idempotency: self.opt(|r| {
                     Ok(IdempotencyKey {
@@ -559,7 +559,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::super::golden::{
-        V4_HEX, V4_RECORDS_V4_HEX, V4_RECORDS_V4_OPS, golden_ops, hex, unhex,
+        V4_HEX, V4_RECORDS_V4_HEX, V4_RECORDS_V4_OPS, V4_RECORDS_V5_HEX, golden_ops, hex, unhex,
     };
     use super::super::{decode_ops, encode_ops};
     use super::*;
@@ -574,6 +574,11 @@ mod tests {
             "the version-{OPS_VERSION} op layout changed: bump OPS_VERSION and keep a decoder for the old bytes"
         );
         assert_eq!(decode_ops(&unhex(V4_HEX)).unwrap(), golden_ops());
+    }
+
+    #[test]
+    fn a_journal_written_with_records_of_format_5_still_replays() {
+        assert_eq!(decode_ops(&unhex(V4_RECORDS_V5_HEX)).unwrap(), golden_ops());
     }
 
     #[test]

@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use super::super::error::OpsError;
 use super::super::records::{
-    DeleteReason, JobBody, JobRecord, QueueRecordV2, ScheduleRecord, StoredState,
+    DeleteReason, JobBody, JobRecordV5, QueueRecordV2, ScheduleRecord, StoredState,
 };
 use super::{IdempotencyKey, JobChange, JobEvent, ScheduleEvent, WriteOp};
 
@@ -27,7 +27,7 @@ enum OpV3 {
     },
     Insert {
         id: u64,
-        record: JobRecord,
+        record: JobRecordV5,
         body: JobBody,
         idempotency: Option<KeyV3>,
     },
@@ -106,7 +106,7 @@ impl OpV3 {
                 idempotency,
             } => WriteOp::Insert {
                 id,
-                record,
+                record: record.into(),
                 body,
                 idempotency: idempotency.map(|k| IdempotencyKey {
                     key: k.key,

@@ -7,13 +7,15 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{DecodeError, QueueRecord, QueueRecordV2, ScheduleRecord, decode};
+use super::{DecodeError, QueueRecord, QueueRecordV2, QueueRecordV5, ScheduleRecord, decode};
 
 /// One event of the change log. Its sequence number is its place in its batch. `S` is the
 /// layout of the queue settings its queue events carry: [`QueueRecord`], or [`QueueRecordV2`]
-/// in batches of versions 2 to 4.
+/// in batches of versions 2 to 4, or [`QueueRecordV5`] in batches of version 5. `G` is the
+/// group of a `JobEnqueued`: `Option<String>`, or `()` (nothing, in postcard) in batches of
+/// versions 2 to 5.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EventRecord<S = QueueRecord> {
+pub struct EventRecord<S = QueueRecord, G = Option<String>> {
     /// When the change happened (epoch ms, the broker's clock).
     pub at: u64,
     /// The queue it concerns (a schedule's: its target queue), if any.
@@ -21,7 +23,7 @@ pub struct EventRecord<S = QueueRecord> {
     /// The job it concerns, if any.
     pub job_id: Option<u64>,
     /// What happened.
-    pub data: EventData<S>,
+    pub data: EventData<S, G>,
 }
 
 /// Why a job was deleted.
@@ -35,7 +37,7 @@ pub enum DeleteReason {
 
 /// What an event says happened. The variant order is the format (postcard writes the index).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum EventData<S = QueueRecord> {
+pub enum EventData<S = QueueRecord, G = Option<String>> {
     /// A job was stored.
     JobEnqueued {
         /// The payload (raw JSON text).
@@ -50,6 +52,8 @@ pub enum EventData<S = QueueRecord> {
         max_attempts: u32,
         /// Its own lease length, if it has one.
         lease_ms: Option<u64>,
+        /// Its fairness group, if any (since version 6).
+        group: G,
     },
     /// A job was delivered.
     JobLeased {
@@ -176,14 +180,18 @@ pub struct CursorRecord {
 pub fn decode_events(bytes: &[u8]) -> Result<Vec<EventRecord>, DecodeError> {
     match bytes.first() {
         Some(2..=4) => {
-            let old: Vec<EventRecord<QueueRecordV2>> = decode(bytes)?;
+            let old: Vec<EventRecord<QueueRecordV2, ()>> = decode(bytes)?;
+            Ok(old.into_iter().map(EventRecord::upgrade).collect())
+        }
+        Some(5) => {
+            let old: Vec<EventRecord<QueueRecordV5, ()>> = decode(bytes)?;
             Ok(old.into_iter().map(EventRecord::upgrade).collect())
         }
         _ => decode(bytes),
     }
 }
 
-impl EventRecord<QueueRecordV2> {
+impl<S: Into<QueueRecord>> EventRecord<S, ()> {
     /// The event with its queue settings in today's layout.
     fn upgrade(self) -> EventRecord {
         use EventData as E;
@@ -201,6 +209,7 @@ impl EventRecord<QueueRecordV2> {
                 run_at,
                 max_attempts,
                 lease_ms,
+                group: (),
             } => E::JobEnqueued {
                 payload,
                 priority,
@@ -208,6 +217,7 @@ impl EventRecord<QueueRecordV2> {
                 run_at,
                 max_attempts,
                 lease_ms,
+                group: None,
             },
             E::JobLeased {
                 attempt,
@@ -273,7 +283,7 @@ mod tests {
 
     use super::*;
 
-    fn event<S>(data: EventData<S>) -> EventRecord<S> {
+    fn event<S, G>(data: EventData<S, G>) -> EventRecord<S, G> {
         EventRecord {
             at: 1,
             queue: Some("q".into()),
@@ -284,7 +294,7 @@ mod tests {
 
     #[test]
     fn batches_of_versions_2_to_4_read_their_queue_settings_in_the_old_layout() {
-        let old = vec![
+        let old: Vec<EventRecord<QueueRecordV2, ()>> = vec![
             event(EventData::QueueCreated {
                 settings: QueueRecordV2::sample(),
             }),
@@ -313,6 +323,41 @@ mod tests {
                 ..QueueRecord::from(QueueRecordV2::sample())
             },
         })];
+        assert_eq!(decode_events(&super::super::encode(&new)).unwrap(), new);
+    }
+
+    #[test]
+    fn batches_of_version_5_read_their_queue_settings_in_the_v5_layout() {
+        fn enqueued<S, G>(group: G) -> EventData<S, G> {
+            EventData::JobEnqueued {
+                payload: "1".into(),
+                priority: 2,
+                headers: vec![("h".into(), "v".into())],
+                run_at: 3,
+                max_attempts: 4,
+                lease_ms: Some(5),
+                group,
+            }
+        }
+        let old: Vec<EventRecord<QueueRecordV5, ()>> = vec![
+            event(EventData::QueueUpdated {
+                settings: QueueRecordV5::sample(),
+            }),
+            event(enqueued(())),
+        ];
+        let mut bytes = vec![5];
+        bytes.extend(postcard::to_allocvec(&old).unwrap());
+        let settings = QueueRecord::from(QueueRecordV5::sample());
+        assert_eq!(settings.group_max_in_flight, None);
+        assert_eq!(
+            decode_events(&bytes).unwrap(),
+            vec![
+                event(EventData::QueueUpdated { settings }),
+                event(enqueued(None))
+            ]
+        );
+        // Today's batches carry the group.
+        let new: Vec<EventRecord> = vec![event(enqueued(Some("acme".to_owned())))];
         assert_eq!(decode_events(&super::super::encode(&new)).unwrap(), new);
     }
 }

@@ -21,9 +21,11 @@ use serde::de::DeserializeOwned;
 
 pub use super::error::DecodeError;
 pub use event::{CursorRecord, DeleteReason, EventData, EventRecord, decode_events};
-pub use job::{IdempotencyRecord, JobBody, JobRecord, StoredState};
+pub use job::{IdempotencyRecord, JobBody, JobRecord, JobRecordV5, StoredState, decode_job_record};
 pub use key::{KeyLimits, KeyRecord};
-pub use queue::{QueueRecord, QueueRecordV2, decode_queue_record, decode_queue_record_v2_on};
+pub use queue::{
+    QueueRecord, QueueRecordV2, QueueRecordV5, decode_queue_record, decode_queue_record_v2_on,
+};
 pub use schedule::{JobTemplate, ScheduleRecord};
 
 /// The current record format version, written as the first byte of every value.
@@ -37,9 +39,13 @@ pub use schedule::{JobTemplate, ScheduleRecord};
 /// - 4: the change log became the `events` table ([`EventRecord`] batches, one per commit) and
 ///   `cursors` appeared; the `outbox` table, which nothing read, is dropped when an older file
 ///   is opened. Every other record is encoded as in 2 and 3.
+/// - 5: `QueueRecord` gained `max_depth`, and the `keys` table appeared.
+/// - 6: `JobRecord` gained `group`, `QueueRecord` `group_max_in_flight`
+///   ([`decode_job_record`] and [`decode_queue_record`] upgrade older ones). Every other record
+///   is encoded as in 5.
 ///
 /// The journal's op format has its own version (see [`super::ops`]).
-pub const FORMAT_VERSION: u8 = 5;
+pub const FORMAT_VERSION: u8 = 6;
 
 /// Encodes a record behind the format-version byte.
 pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
@@ -65,8 +71,9 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
     match bytes.split_first() {
         None => Err(DecodeError::Empty),
         // Versions 2 and 5 changed only QueueRecord (see decode_queue_record), 3 only the
-        // outbox (now gone), 4 added tables; every other record is encoded alike in all five.
-        // A queue record, or an events batch holding one, must be read by its own decoder.
+        // outbox (now gone), 4 added tables, 6 changed JobRecord and QueueRecord; every other
+        // record is encoded alike in all six. A job or queue record, or an events batch
+        // holding one, must be read by its own decoder.
         Some((1..=FORMAT_VERSION, rest)) => Ok(postcard::from_bytes(rest)?),
         Some((&found, _)) => Err(DecodeError::UnknownVersion {
             found,
@@ -94,6 +101,7 @@ mod tests {
             updated_at: 1_700_000_000_000,
             last_error: Some("boom".into()),
             version: 3,
+            group: None,
         }
     }
 

@@ -1,4 +1,4 @@
-//! Queue records, and the layouts of versions 1 and 2-4 they upgrade from.
+//! Queue records, and the layouts of versions 1, 2-4 and 5 they upgrade from.
 
 use serde::{Deserialize, Serialize};
 
@@ -28,6 +28,61 @@ pub struct QueueRecord {
     /// Most jobs it may hold ready, scheduled or leased (an enqueue past it is refused);
     /// `None`: no limit. Since version 5.
     pub max_depth: Option<u64>,
+    /// Most leases one job group may hold at once; `None`: no limit. Since version 6.
+    pub group_max_in_flight: Option<u32>,
+}
+
+/// A queue record as version 5 wrote it (no `group_max_in_flight`). Change-log events of
+/// version 5 carry queue settings in this layout too.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueRecordV5 {
+    lease_ms: u64,
+    max_attempts: u32,
+    backoff_base_ms: u64,
+    backoff_cap_ms: u64,
+    backoff_jitter: bool,
+    paused: bool,
+    retention_ms: u64,
+    dead_retention_ms: u64,
+    idempotency_window_ms: u64,
+    max_depth: Option<u64>,
+}
+
+impl QueueRecordV5 {
+    /// A record with every field set (for the tests of the decoders that read this layout).
+    #[cfg(test)]
+    pub(crate) fn sample() -> QueueRecordV5 {
+        QueueRecordV5 {
+            lease_ms: 1,
+            max_attempts: 2,
+            backoff_base_ms: 3,
+            backoff_cap_ms: 4,
+            backoff_jitter: true,
+            paused: false,
+            retention_ms: 5,
+            dead_retention_ms: 6,
+            idempotency_window_ms: 7,
+            max_depth: Some(8),
+        }
+    }
+}
+
+impl From<QueueRecordV5> for QueueRecord {
+    fn from(v5: QueueRecordV5) -> QueueRecord {
+        QueueRecord {
+            lease_ms: v5.lease_ms,
+            max_attempts: v5.max_attempts,
+            backoff_base_ms: v5.backoff_base_ms,
+            backoff_cap_ms: v5.backoff_cap_ms,
+            backoff_jitter: v5.backoff_jitter,
+            paused: v5.paused,
+            retention_ms: v5.retention_ms,
+            dead_retention_ms: v5.dead_retention_ms,
+            idempotency_window_ms: v5.idempotency_window_ms,
+            max_depth: v5.max_depth,
+            group_max_in_flight: None,
+        }
+    }
 }
 
 /// A queue record as versions 2 to 4 wrote it (no `max_depth`). Change-log events of those
@@ -76,6 +131,7 @@ impl From<QueueRecordV2> for QueueRecord {
             dead_retention_ms: v2.dead_retention_ms,
             idempotency_window_ms: v2.idempotency_window_ms,
             max_depth: None,
+            group_max_in_flight: None,
         }
     }
 }
@@ -118,6 +174,7 @@ pub fn decode_queue_record(
 pub fn decode_queue_record_v2_on(bytes: &[u8]) -> Result<QueueRecord, DecodeError> {
     match bytes.split_first() {
         Some((2..=4, rest)) => Ok(postcard::from_bytes::<QueueRecordV2>(rest)?.into()),
+        Some((5, rest)) => Ok(postcard::from_bytes::<QueueRecordV5>(rest)?.into()),
         _ => decode(bytes),
     }
 }
@@ -152,6 +209,7 @@ mod tests {
             dead_retention_ms: 20,
             idempotency_window_ms: 30,
             max_depth: Some(9),
+            group_max_in_flight: Some(2),
         };
         let upgraded = decode_queue_record(&bytes, &defaults).unwrap();
         assert_eq!(
@@ -202,5 +260,25 @@ mod v2_tests {
             decode_queue_record_v2_on(&encode(&current)).unwrap(),
             current
         );
+    }
+}
+
+#[cfg(test)]
+mod v5_tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn records_of_version_5_upgrade_with_no_group_limit() {
+        let v5 = QueueRecordV5::sample();
+        let mut bytes = vec![5];
+        bytes.extend(postcard::to_allocvec(&v5).unwrap());
+        let upgraded = decode_queue_record_v2_on(&bytes).unwrap();
+        assert_eq!(
+            (upgraded.max_depth, upgraded.group_max_in_flight),
+            (Some(8), None)
+        );
+        assert_eq!(upgraded, QueueRecord::from(v5));
     }
 }

@@ -214,7 +214,7 @@ impl Config {
             return invalid("events_max_entries and events_max_age_ms must be at least 1");
         }
         for (tenant, limits) in &self.tenant_limits {
-            if tenant != crate::auth::ANY_TENANT && !crate::job::valid_queue_name(tenant) {
+            if tenant != crate::auth::ANY_TENANT && !crate::tenant::valid_tenant(tenant) {
                 return invalid(&format!(
                     "tenant_limits: {tenant:?} is not a tenant name (A-Z, a-z, 0-9, '.', '_', '-', or '*')"
                 ));

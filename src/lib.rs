@@ -39,3 +39,4 @@ pub mod mirror;
 pub mod random;
 pub mod server;
 pub mod storage;
+pub mod tenant;

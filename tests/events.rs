@@ -118,11 +118,12 @@ async fn every_change_appends_its_events_in_order() {
     );
     let enqueued = &log[1];
     assert_eq!(enqueued["queue"], "q");
+    assert_eq!(enqueued["tenant"], "default");
     assert_eq!(enqueued["at"], wharf::clock::rfc3339(T0));
     assert_eq!(
         enqueued["data"],
         json!({"payload": {"n": 1}, "priority": 128, "headers": {"h": "v"},
-               "run_at": wharf::clock::rfc3339(T0), "max_attempts": 2, "lease_ms": null})
+               "run_at": wharf::clock::rfc3339(T0), "max_attempts": 2, "lease_ms": null, "group": null})
     );
     assert_eq!(log[3]["data"]["error"], "boom");
     assert_eq!(log[3]["data"]["attempt"], 1);

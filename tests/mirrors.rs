@@ -3,6 +3,7 @@
 //! behind the trimmed log, and set aside an event the mirror refuses without wedging.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may unwrap
 mod common;
+use common::keys::{call, create_key};
 use common::mirroring::{config_with, converged, pg_mirror, redis_mirror, settled_head};
 use common::services::{PgSchema, Proxy, RedisPrefix, postgres_url, redis_url, service_addr, via};
 use common::{T0, TestServer};
@@ -367,4 +368,82 @@ async fn an_event_the_mirror_refuses_is_set_aside_and_the_relay_goes_on() {
     assert_eq!(mirror["kind"], MirrorKind::Postgres.as_str());
     server.shutdown().await;
     pg.drop_schema().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mirror_rows_carry_their_tenant() {
+    let (Some(pg), Some(mut redis)) = (PgSchema::new().await, RedisPrefix::new().await) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mirrors = vec![
+        pg_mirror(&pg.schema, &postgres_url()),
+        redis_mirror(&redis.prefix, &redis_url()),
+    ];
+    let config = config_with(dir.path(), mirrors);
+    let server = TestServer::start_in(dir, config, Clock::manual(T0)).await;
+    let (_, op) = create_key(&server, None, json!({"tenant": "*", "scopes": ["*"]})).await;
+    let (_, acme) = create_key(
+        &server,
+        Some(&op),
+        json!({"tenant": "acme", "scopes": ["*"]}),
+    )
+    .await;
+    for key in [&acme, &op] {
+        let job = json!({"payload": 1, "emit": [{"topic": "t", "payload": 2}]}).to_string();
+        let reply = call(
+            &server,
+            Some(key),
+            "POST",
+            "/v1/queues/emails/jobs",
+            Some(&job),
+        )
+        .await;
+        assert_eq!(reply.0, 201, "{}", reply.1);
+    }
+    converged(&server).await;
+    let jobs = pg
+        .rows("SELECT id, queue, tenant FROM {s}.jobs ORDER BY id")
+        .await;
+    let rows: Vec<(String, String)> = jobs.iter().map(|r| (r.get(1), r.get(2))).collect();
+    assert_eq!(
+        rows,
+        [
+            ("acme:emails".into(), "acme".into()),
+            ("emails".into(), "default".into())
+        ]
+    );
+    let queues = pg
+        .rows("SELECT name, tenant FROM {s}.queues ORDER BY name")
+        .await;
+    let rows: Vec<(String, String)> = queues.iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert_eq!(
+        rows,
+        [
+            ("acme:emails".into(), "acme".into()),
+            ("emails".into(), "default".into())
+        ]
+    );
+    let outbox = pg.rows("SELECT tenant FROM {s}.outbox ORDER BY seq").await;
+    let tenants: Vec<String> = outbox.iter().map(|r| r.get(0)).collect();
+    assert_eq!(tenants, ["acme", "default"]);
+    let first: i64 = jobs[0].get(0);
+    let hash: HashMap<String, String> = redis::cmd("HGETALL")
+        .arg(format!("{}job:{first}", redis.prefix))
+        .query_async(&mut redis.connection)
+        .await
+        .unwrap();
+    assert_eq!(
+        (hash["queue"].as_str(), hash["tenant"].as_str()),
+        ("acme:emails", "acme")
+    );
+    let queue: HashMap<String, String> = redis::cmd("HGETALL")
+        .arg(format!("{}queue:acme:emails", redis.prefix))
+        .query_async(&mut redis.connection)
+        .await
+        .unwrap();
+    assert_eq!(queue["tenant"], "acme");
+    server.shutdown().await;
+    pg.drop_schema().await;
+    redis.delete_keys().await;
 }

@@ -59,6 +59,7 @@ fn counts(
 fn default_config(name: &str, counts: Value) -> Value {
     json!({
         "name": name,
+        "tenant": "default",
         "lease_ms": 30000,
         "max_attempts": 5,
         "backoff": {"base_ms": 1000, "cap_ms": 600000, "jitter": false},
@@ -145,6 +146,7 @@ async fn patch_changes_the_defaults_of_new_jobs_and_deliveries() {
     assert_eq!(status, 200, "{body}");
     let expected = json!({
         "name": "q",
+        "tenant": "default",
         "lease_ms": 5000,
         "max_attempts": 2,
         "backoff": {"base_ms": 200, "cap_ms": 600000, "jitter": false},
@@ -504,21 +506,21 @@ async fn metrics_export_job_gauges_and_throughput_counters() {
     let text = text.as_str().expect("metrics are text, not JSON");
     let lines: Vec<&str> = text.lines().collect();
     for want in [
-        r#"wharf_jobs{queue="m",state="scheduled"} 1"#,
-        r#"wharf_jobs{queue="m",state="ready"} 2"#,
-        r#"wharf_jobs{queue="m",state="leased"} 0"#,
-        r#"wharf_jobs{queue="m",state="succeeded"} 1"#,
-        r#"wharf_jobs{queue="m",state="dead"} 1"#,
-        r#"wharf_jobs{queue="m",state="cancelled"} 0"#,
-        r#"wharf_jobs{queue="n",state="ready"} 1"#,
-        r#"wharf_jobs_enqueued_total{queue="m"} 5"#,
-        r#"wharf_jobs_delivered_total{queue="m"} 3"#,
-        r#"wharf_jobs_acked_total{queue="m"} 1"#,
-        r#"wharf_jobs_nacked_total{queue="m"} 1"#,
-        r#"wharf_jobs_expired_total{queue="m"} 1"#,
-        r#"wharf_jobs_dead_lettered_total{queue="m"} 1"#,
-        r#"wharf_jobs_enqueued_total{queue="n"} 1"#,
-        r#"wharf_jobs_acked_total{queue="n"} 0"#,
+        r#"wharf_jobs{tenant="default",queue="m",state="scheduled"} 1"#,
+        r#"wharf_jobs{tenant="default",queue="m",state="ready"} 2"#,
+        r#"wharf_jobs{tenant="default",queue="m",state="leased"} 0"#,
+        r#"wharf_jobs{tenant="default",queue="m",state="succeeded"} 1"#,
+        r#"wharf_jobs{tenant="default",queue="m",state="dead"} 1"#,
+        r#"wharf_jobs{tenant="default",queue="m",state="cancelled"} 0"#,
+        r#"wharf_jobs{tenant="default",queue="n",state="ready"} 1"#,
+        r#"wharf_jobs_enqueued_total{tenant="default",queue="m"} 5"#,
+        r#"wharf_jobs_delivered_total{tenant="default",queue="m"} 3"#,
+        r#"wharf_jobs_acked_total{tenant="default",queue="m"} 1"#,
+        r#"wharf_jobs_nacked_total{tenant="default",queue="m"} 1"#,
+        r#"wharf_jobs_expired_total{tenant="default",queue="m"} 1"#,
+        r#"wharf_jobs_dead_lettered_total{tenant="default",queue="m"} 1"#,
+        r#"wharf_jobs_enqueued_total{tenant="default",queue="n"} 1"#,
+        r#"wharf_jobs_acked_total{tenant="default",queue="n"} 0"#,
         "# TYPE wharf_jobs gauge",
         "# TYPE wharf_jobs_acked_total counter",
     ] {

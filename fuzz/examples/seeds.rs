@@ -274,6 +274,7 @@ fn record_seeds(dir: &Path, payloads: &[Vec<u8>]) {
                 run_at: START_MS,
                 max_attempts: 5,
                 lease_ms: Some(1000),
+                group: Some("customer-42".into()),
             }),
             event(EventData::JobLeased {
                 attempt: 1,

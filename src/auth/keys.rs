@@ -15,7 +15,6 @@ use super::scope::Scopes;
 use super::token;
 use crate::broker::{Broker, BrokerError};
 use crate::clock::Millis;
-use crate::job::valid_queue_name;
 use crate::storage::{KeyLimits, KeyRecord};
 
 /// How stale a stored `last_used_at` may get: a key's use is written at most this often.
@@ -359,15 +358,10 @@ impl Keys {
             ANY_TENANT => DEFAULT_TENANT.to_owned(),
             own => own.to_owned(),
         });
-        if tenant != ANY_TENANT && !valid_queue_name(&tenant) {
+        if tenant != ANY_TENANT && !crate::tenant::valid_tenant(&tenant) {
             return invalid(format!(
-                "tenant {tenant:?}: tenant names are 1-128 characters of A-Z, a-z, 0-9, '.', '_' and '-', or '*' for every tenant"
-            ));
-        }
-        if tenant != ANY_TENANT && tenant != DEFAULT_TENANT {
-            // Keys must not promise an isolation the broker does not keep yet.
-            return invalid(format!(
-                "tenant {tenant:?}: this build has one tenant, {DEFAULT_TENANT:?} (or '*'); restrict a key with scopes and queue patterns"
+                "tenant {tenant:?}: tenant names are 1-{} characters of A-Z, a-z, 0-9, '.', '_' and '-', or '*' for every tenant",
+                crate::tenant::MAX_TENANT_LEN
             ));
         }
         // Only an operator reaches `*`, so only it makes operator keys.

@@ -2,11 +2,11 @@
 
 use super::pattern::QueuePatterns;
 use super::scope::{Scope, Scopes};
+use crate::job::valid_queue_name;
 use crate::storage::KeyLimits;
+use crate::tenant;
 
-/// The tenant every resource belongs to before tenants are told apart, and the one a key gets
-/// when none is named.
-pub const DEFAULT_TENANT: &str = "default";
+pub use crate::tenant::DEFAULT_TENANT;
 
 /// The tenant of an operator key: it reaches every tenant.
 pub const ANY_TENANT: &str = "*";
@@ -44,14 +44,42 @@ impl Principal {
         self.scopes.has(scope)
     }
 
-    /// Whether it may touch queue `name`.
-    pub fn may_touch(&self, queue: &str) -> bool {
-        self.queues.allow(queue)
+    /// Whether it is an operator: it reaches every tenant, and names resources by their full
+    /// names (`acme:emails`).
+    pub fn is_operator(&self) -> bool {
+        self.tenant == ANY_TENANT
     }
 
-    /// Whether it reaches every queue (lists and the change log need no filtering).
+    /// The full name (see [`crate::tenant`]) of a queue, schedule, cursor or topic named
+    /// `name` in a request: a tenant's key sends the plain names of its tenant, an operator
+    /// full names. `None`: not a name this caller can send (a 400 for the kind of name).
+    pub fn full_name(&self, name: &str) -> Option<String> {
+        if self.is_operator() {
+            tenant::valid_full_name(name).then(|| name.to_owned())
+        } else {
+            valid_queue_name(name).then(|| tenant::full_name(&self.tenant, name))
+        }
+    }
+
+    /// Whether the resource of full name `full` is in a tenant it reaches.
+    pub fn owns(&self, full: &str) -> bool {
+        self.reaches(tenant::tenant_of(full))
+    }
+
+    /// Whether it may touch the queue of full name `full`: one of its tenant's, within its
+    /// patterns (which match names within the tenant; an operator's, full names).
+    pub fn may_touch(&self, full: &str) -> bool {
+        if self.is_operator() {
+            return self.queues.allow(full);
+        }
+        let (tenant, name) = tenant::split(full);
+        tenant == self.tenant && self.queues.allow(name)
+    }
+
+    /// Whether it reaches every queue of every tenant (lists and the change log need no
+    /// filtering).
     pub fn touches_every_queue(&self) -> bool {
-        self.queues.is_any()
+        self.is_operator() && self.queues.is_any()
     }
 
     /// Whether it reaches `tenant`'s resources.

@@ -2,8 +2,9 @@
 
 use super::state::Phase;
 use super::{Broker, BrokerError, Prepared, QueuePatch, QueueView};
-use crate::job::{JobId, JobState, valid_queue_name};
+use crate::job::{JobId, JobState};
 use crate::storage::{DeleteReason, JobChange, JobEvent, QueueRecord, StoredState, WriteOp};
+use crate::tenant::valid_full_name;
 
 /// Most jobs one replay or purge write touches, so a huge one never builds one huge transaction.
 pub const CHUNK: usize = 4096;
@@ -183,7 +184,7 @@ impl Broker {
         queue: &str,
         patch: QueuePatch,
     ) -> Result<QueueView, BrokerError> {
-        if !valid_queue_name(queue) {
+        if !valid_full_name(queue) {
             return Err(BrokerError::InvalidQueueName);
         }
         let checked = !patch.only_pauses();

@@ -8,10 +8,10 @@ use super::state::{
 };
 use super::{Broker, BrokerError, Enqueued, NewJob, NewMessage, Prepared};
 use crate::clock::Millis;
-use crate::job::valid_queue_name;
 use crate::storage::{
     IdempotencyKey, JobBody, JobRecord, Message, QueueRecord, StoredState, WriteOp,
 };
+use crate::tenant::valid_full_name;
 
 impl Broker {
     /// Enqueues `jobs` into `queue` (created with the server defaults on first use), all or
@@ -38,7 +38,7 @@ impl Broker {
         jobs: Vec<NewJob>,
         emit: Vec<NewMessage>,
     ) -> Result<Vec<Enqueued>, BrokerError> {
-        if !valid_queue_name(queue) {
+        if !valid_full_name(queue) {
             return Err(BrokerError::InvalidQueueName);
         }
         if jobs.is_empty() {

@@ -10,8 +10,9 @@ use super::{
     AckItem, Acked, Broker, BrokerError, Delivery, NackRequest, PollRequest, Prepared, stored_state,
 };
 use crate::clock::Millis;
-use crate::job::{JobId, JobState, LeaseToken, valid_queue_name};
+use crate::job::{JobId, JobState, LeaseToken};
 use crate::storage::{JobChange, JobEvent, StoredState, WriteOp};
+use crate::tenant::valid_full_name;
 
 /// A failed attempt: why, and what the consumer asked for.
 pub(super) struct Failure {
@@ -61,7 +62,7 @@ impl Broker {
         queue: &str,
         request: PollRequest,
     ) -> Result<Vec<Delivery>, BrokerError> {
-        if !valid_queue_name(queue) {
+        if !valid_full_name(queue) {
             return Err(BrokerError::InvalidQueueName);
         }
         check_poll(&request)?;

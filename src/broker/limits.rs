@@ -221,7 +221,7 @@ impl Limits {
     pub fn check_follow_ups(&self, follow_ups: &[FollowUp], now: Millis) -> Result<(), Invalid> {
         self.check_batch("enqueue", follow_ups.len())?;
         for (i, f) in follow_ups.iter().enumerate() {
-            if !crate::job::valid_queue_name(&f.queue) {
+            if !crate::tenant::valid_full_name(&f.queue) {
                 return Err(within(
                     "enqueue",
                     i,

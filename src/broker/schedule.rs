@@ -21,8 +21,8 @@ use super::{
 };
 use crate::clock::{Millis, rfc3339};
 use crate::cron::CronSchedule;
-use crate::job::valid_queue_name;
 use crate::storage::{JobTemplate, ScheduleEvent, ScheduleRecord, WriteOp};
+use crate::tenant::valid_full_name;
 
 /// How many upcoming fire times a view lists.
 const UPCOMING: usize = 5;
@@ -62,10 +62,10 @@ impl Broker {
         name: &str,
         spec: ScheduleSpec,
     ) -> Result<(bool, ScheduleView), BrokerError> {
-        if !valid_queue_name(name) {
+        if !valid_full_name(name) {
             return Err(BrokerError::InvalidScheduleName);
         }
-        if !valid_queue_name(&spec.queue) {
+        if !valid_full_name(&spec.queue) {
             return Err(BrokerError::InvalidQueueName);
         }
         self.limits.check_schedule_job(&spec.job)?;

@@ -16,8 +16,8 @@ use axum::response::{IntoResponse, Response};
 
 use super::AppState;
 use super::error::{ApiError, ErrorCode};
-use crate::auth::{Class, Principal, RateLimited, Scope, Taken, Unauthorized};
-use crate::broker::AckItem;
+use crate::auth::{Class, DEFAULT_TENANT, Principal, RateLimited, Scope, Taken, Unauthorized};
+use crate::broker::{AckItem, FollowUp, NewMessage};
 use crate::job::JobId;
 
 /// The caller of a request, as handlers receive it (shared with the key registry, so
@@ -326,26 +326,64 @@ pub fn check_queue(principal: &Principal, queue: &str) -> Result<(), ApiError> {
 }
 
 /// Refuses what an ack, nack or enqueue carries beyond its own scope: messages for the outbox
-/// (`outbox:write`) and follow-up jobs (`jobs:enqueue`, into queues the key may touch).
+/// (`outbox:write`) and follow-up jobs (`jobs:enqueue`, into queues the key may touch); names
+/// the follow-ups' queues by their full names and the messages by their tenant.
 pub fn check_side_effects(
     principal: &Principal,
-    emits: bool,
-    follow_ups: &[crate::broker::FollowUp],
+    emit: &mut [NewMessage],
+    follow_ups: &mut [FollowUp],
 ) -> Result<(), ApiError> {
-    if emits && !principal.may(OutboxWrite) {
+    if !emit.is_empty() && !principal.may(OutboxWrite) {
         return Err(forbidden_scope(OutboxWrite));
     }
+    tenant_messages(principal, emit)?;
     if !follow_ups.is_empty() && !principal.may(JobsEnqueue) {
         return Err(forbidden_scope(JobsEnqueue));
     }
-    follow_ups
-        .iter()
-        .try_for_each(|f| check_queue(principal, &f.queue))
+    for (i, f) in follow_ups.iter_mut().enumerate() {
+        f.queue = principal.full_name(&f.queue).ok_or_else(|| {
+            ApiError::invalid(format!(
+                "enqueue[{i}].queue must be a queue name of this key's tenant: 1-128 characters of A-Z, a-z, 0-9, '.', '_' and '-'"
+            ))
+        })?;
+        check_queue(principal, &f.queue)?;
+    }
+    Ok(())
 }
 
 /// [`check_side_effects`] of an ack.
-pub fn check_ack(principal: &Principal, item: &AckItem) -> Result<(), ApiError> {
-    check_side_effects(principal, !item.emit.is_empty(), &item.enqueue)
+pub fn check_ack(principal: &Principal, item: &mut AckItem) -> Result<(), ApiError> {
+    check_side_effects(principal, &mut item.emit, &mut item.enqueue)
+}
+
+use crate::tenant::MESSAGE_HEADER as TENANT_HEADER;
+
+/// Marks each of `messages` with the caller's tenant (see [`TENANT_HEADER`]).
+pub fn tenant_messages(by: &Principal, messages: &mut [NewMessage]) -> Result<(), ApiError> {
+    for m in messages {
+        let named = m.headers.iter().find(|(name, _)| name == TENANT_HEADER);
+        match (by.is_operator(), named) {
+            (true, Some((_, tenant)))
+                if tenant == DEFAULT_TENANT || !crate::tenant::valid_tenant(tenant) =>
+            {
+                return Err(ApiError::invalid(format!(
+                    "the {TENANT_HEADER} header names the tenant of a message: a tenant other than {DEFAULT_TENANT:?} (whose messages carry none)"
+                )));
+            }
+            (true, _) => {}
+            (false, Some(_)) => {
+                return Err(ApiError::invalid(format!(
+                    "the {TENANT_HEADER} header is set by wharf: it names the tenant whose key wrote the message"
+                )));
+            }
+            (false, None) if by.tenant != DEFAULT_TENANT => {
+                m.headers
+                    .push((TENANT_HEADER.to_owned(), by.tenant.clone()));
+            }
+            (false, None) => {}
+        }
+    }
+    Ok(())
 }
 
 /// 404 for a job in a queue outside the caller's patterns, as if it did not exist.

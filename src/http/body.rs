@@ -13,7 +13,7 @@ use serde::de::{DeserializeOwned, Deserializer, Error as _, IgnoredAny, MapAcces
 use serde_json::error::Category;
 
 use super::error::{ApiError, ErrorCode};
-use crate::job::{JobId, valid_queue_name};
+use crate::job::JobId;
 
 /// Parses a JSON body. Empty or malformed JSON (including invalid UTF-8 and trailing data) is
 /// 400; valid JSON with wrong types, missing or unknown fields, or an array where an object
@@ -198,7 +198,7 @@ pub fn body_bytes(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError
     })
 }
 
-/// A valid queue name from the path.
+/// A valid queue name from the path, as the full name of the caller's tenant's queue.
 pub struct QueueName(pub String);
 
 impl<S: Send + Sync> FromRequestParts<S> for QueueName {
@@ -206,15 +206,15 @@ impl<S: Send + Sync> FromRequestParts<S> for QueueName {
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         let name = first_param(parts, state).await?;
-        if !valid_queue_name(&name) {
-            return Err(crate::broker::BrokerError::InvalidQueueName.into());
-        }
         // Every route that names a queue in its path goes through here, after the access
         // middleware (which leaves no principal only on open routes).
-        if let Some(principal) = parts.extensions.get::<super::access::Caller>() {
-            super::access::check_queue(principal, &name)?;
+        let caller = super::names::caller(parts);
+        let full = super::names::full_name(caller.map(|c| &**c), &name)
+            .ok_or(crate::broker::BrokerError::InvalidQueueName)?;
+        if let Some(principal) = caller {
+            super::access::check_queue(principal, &full)?;
         }
-        Ok(QueueName(name))
+        Ok(QueueName(full))
     }
 }
 

@@ -1,22 +1,22 @@
 //! Durable cursors: `PUT /v1/cursors/{name}`, `GET /v1/cursors`, `GET|DELETE /v1/cursors/{name}`.
 
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
+use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::AppState;
+use super::access::Caller;
 use super::body::{body_bytes, parse_json};
 use super::error::{ApiError, ErrorCode};
 use crate::broker::{BrokerError, CursorView};
 use crate::clock::rfc3339;
-use crate::job::valid_queue_name;
 
-/// A valid cursor name from the path (the alphabet of queue names).
+/// A valid cursor name from the path (the alphabet of queue names), as a full name.
 pub struct CursorName(String);
 
 impl<S: Send + Sync> FromRequestParts<S> for CursorName {
@@ -26,10 +26,9 @@ impl<S: Send + Sync> FromRequestParts<S> for CursorName {
         let Path(name) = Path::<String>::from_request_parts(parts, state)
             .await
             .map_err(|e| ApiError::new(ErrorCode::InvalidPath, e.body_text()))?;
-        if !valid_queue_name(&name) {
-            return Err(BrokerError::InvalidCursorName.into());
-        }
-        Ok(CursorName(name))
+        let by = super::names::caller(parts).map(|c| &**c);
+        let full = super::names::full_name(by, &name).ok_or(BrokerError::InvalidCursorName)?;
+        Ok(CursorName(full))
     }
 }
 
@@ -43,6 +42,7 @@ struct CursorBody {
 #[derive(Serialize)]
 pub struct CursorOut {
     name: String,
+    tenant: String,
     seq: u64,
     lag: u64,
     updated_at: String,
@@ -50,8 +50,10 @@ pub struct CursorOut {
 
 impl From<CursorView> for CursorOut {
     fn from(v: CursorView) -> CursorOut {
+        let (tenant, name) = super::names::shown(&v.name);
         CursorOut {
-            name: v.name,
+            name,
+            tenant,
             seq: v.seq,
             lag: v.lag,
             updated_at: rfc3339(v.updated_at),
@@ -84,13 +86,17 @@ pub async fn get(
     Ok(Json(app.broker()?.cursor(&name).await?.into()))
 }
 
-/// `GET /v1/cursors`.
-pub async fn list(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
+/// `GET /v1/cursors`: the caller's tenant's.
+pub async fn list(
+    State(app): State<AppState>,
+    Extension(by): Extension<Caller>,
+) -> Result<Json<Value>, ApiError> {
     let cursors: Vec<CursorOut> = app
         .broker()?
         .cursors()
         .await?
         .into_iter()
+        .filter(|c| by.owns(&c.name))
         .map(CursorOut::from)
         .collect();
     Ok(Json(json!({ "cursors": cursors })))
@@ -102,5 +108,8 @@ pub async fn delete(
     CursorName(name): CursorName,
 ) -> Result<Json<Value>, ApiError> {
     app.broker()?.delete_cursor(&name).await?;
-    Ok(Json(json!({"name": name, "deleted": true})))
+    let (tenant, name) = super::names::shown(&name);
+    Ok(Json(
+        json!({"name": name, "tenant": tenant, "deleted": true}),
+    ))
 }

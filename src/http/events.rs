@@ -31,6 +31,9 @@ pub struct EventsParams {
     wait_ms: Option<u64>,
     types: Option<String>,
     queue: Option<String>,
+    /// The caller's tenant, for a tenant's key (never from the query).
+    #[serde(skip)]
+    tenant: Option<String>,
 }
 
 impl EventsParams {
@@ -45,6 +48,7 @@ impl EventsParams {
                     .collect()
             }),
             queue: self.queue.clone(),
+            tenant: self.tenant.clone(),
         }
     }
 
@@ -63,18 +67,29 @@ fn params(
     query: Result<Query<EventsParams>, QueryRejection>,
 ) -> Result<EventsParams, ApiError> {
     // Like JSON bodies: unknown parameters and values of the wrong type are 422.
-    let params = query
+    let mut params = query
         .map(|Query(p)| p)
         .map_err(|e| ApiError::invalid(e.body_text()))?;
     // A name no queue can have would filter out every event: say so instead.
-    if let Some(queue) = &params.queue
-        && !crate::job::valid_queue_name(queue)
-    {
-        return Err(crate::broker::BrokerError::InvalidQueueName.into());
+    if let Some(queue) = &params.queue {
+        let full = by
+            .full_name(queue)
+            .ok_or(crate::broker::BrokerError::InvalidQueueName)?;
+        params.queue = Some(full);
+    }
+    if let Some(cursor) = &params.cursor {
+        let full = by
+            .full_name(cursor)
+            .ok_or(crate::broker::BrokerError::InvalidCursorName)?;
+        params.cursor = Some(full);
+    }
+    // A tenant's key reads its tenant's events only.
+    if !by.is_operator() {
+        params.tenant = Some(by.tenant.clone());
     }
     // A key limited to some queues reads the events of one of them at a time: the log also
     // holds other queues' events and outbox messages.
-    if !by.touches_every_queue() {
+    if !by.queues.is_any() {
         let Some(queue) = &params.queue else {
             return Err(ApiError::new(
                 super::error::ErrorCode::Forbidden,

@@ -2,13 +2,14 @@
 
 use std::fmt::Write;
 
-use axum::Json;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
+use axum::{Extension, Json};
 use serde_json::{Value, json};
 
 use super::AppState;
+use super::access::Caller;
 use super::error::{ApiError, ErrorCode};
 use crate::job::JobState;
 
@@ -48,17 +49,29 @@ pub async fn readyz(State(app): State<AppState>) -> Result<Json<Value>, ApiError
     })))
 }
 
-/// `GET /metrics`: Prometheus text format.
-pub async fn metrics(State(app): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+/// `GET /metrics`: Prometheus text format. Queue series are labelled by tenant and queue; a
+/// tenant's key sees its own tenant's series only, an operator every series.
+pub async fn metrics(
+    State(app): State<AppState>,
+    Extension(by): Extension<Caller>,
+) -> Result<impl IntoResponse, ApiError> {
     let broker = app.broker()?;
     let mut out = String::new();
-    let counters = broker.counters();
+    let counters: Vec<_> = broker
+        .counters()
+        .into_iter()
+        .filter(|(queue, ..)| by.may_touch(queue))
+        .map(|(queue, counts, c)| {
+            let (tenant, name) = crate::tenant::split(&queue);
+            (format!("tenant=\"{tenant}\",queue=\"{name}\""), counts, c)
+        })
+        .collect();
     out.push_str("# HELP wharf_jobs Jobs per queue and state.\n# TYPE wharf_jobs gauge\n");
-    for (queue, counts, _) in &counters {
+    for (labels, counts, _) in &counters {
         for state in JobState::ALL {
             let _ = writeln!(
                 out,
-                "wharf_jobs{{queue=\"{queue}\",state=\"{}\"}} {}",
+                "wharf_jobs{{{labels},state=\"{}\"}} {}",
                 state.as_str(),
                 counts[state.index()]
             );
@@ -86,28 +99,42 @@ pub async fn metrics(State(app): State<AppState>) -> Result<impl IntoResponse, A
     ];
     for (name, help, get) in series {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
-        for (queue, _, c) in &counters {
-            let _ = writeln!(out, "{name}{{queue=\"{queue}\"}} {}", get(c));
+        for (labels, _, c) in &counters {
+            let _ = writeln!(out, "{name}{{{labels}}} {}", get(c));
         }
     }
+    auth_metrics(&mut out, &app, &by);
+    if by.is_operator() {
+        broker_metrics(&mut out, &app, broker);
+    }
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        out,
+    ))
+}
+
+/// The series of the broker as a whole (storage, polls, retention, disk, mirrors, recovery):
+/// an operator's.
+fn broker_metrics(out: &mut String, app: &AppState, broker: &crate::broker::Broker) {
     let store = broker.storage_metrics();
-    store.group_size.render(
-        &mut out,
-        "wharf_commit_group_size",
-        "Write requests per commit.",
-    );
+    store
+        .group_size
+        .render(out, "wharf_commit_group_size", "Write requests per commit.");
     store.apply_seconds.render(
-        &mut out,
+        out,
         "wharf_apply_seconds",
         "Duration of applying one commit group to the data file, before its journal fsync.",
     );
     store.fsync_seconds.render(
-        &mut out,
+        out,
         "wharf_fsync_seconds",
         "Duration of journal fsyncs (each makes every commit group written before it durable).",
     );
     store.checkpoint_seconds.render(
-        &mut out,
+        out,
         "wharf_checkpoint_seconds",
         "Duration of checkpoints (the journal folded into the data file with one durable commit).",
     );
@@ -133,8 +160,7 @@ pub async fn metrics(State(app): State<AppState>) -> Result<impl IntoResponse, A
         disk.floor_bytes,
         u8::from(disk.low)
     );
-    mirror_metrics(&mut out, &app, broker.events_head(), broker.now());
-    auth_metrics(&mut out, &app);
+    mirror_metrics(out, app, broker.events_head(), broker.now());
     let recovery = broker.recovery_stats();
     let _ = writeln!(
         out,
@@ -146,22 +172,16 @@ pub async fn metrics(State(app): State<AppState>) -> Result<impl IntoResponse, A
         "# HELP wharf_recovery_seconds Start-up recovery time.\n# TYPE wharf_recovery_seconds gauge\nwharf_recovery_seconds {}",
         recovery.elapsed.as_secs_f64()
     );
-    Ok((
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        out,
-    ))
 }
 
-/// Requests by tenant and refusals by reason (once keys exist).
-fn auth_metrics(out: &mut String, app: &AppState) {
+/// Requests by tenant and refusals by reason (once keys exist): the tenants `by` reaches.
+fn auth_metrics(out: &mut String, app: &AppState, by: &crate::auth::Principal) {
     let Ok(keys) = app.keys() else { return };
     if !keys.enabled() {
         return;
     }
-    let tenants = keys.tenant_stats();
+    let mut tenants = keys.tenant_stats();
+    tenants.retain(|tenant, _| by.reaches(tenant));
     let _ = writeln!(
         out,
         "# HELP wharf_requests_total Requests a key was let through with, by its tenant.\n# TYPE wharf_requests_total counter"
@@ -175,9 +195,15 @@ fn auth_metrics(out: &mut String, app: &AppState) {
     }
     let _ = writeln!(
         out,
-        "# HELP wharf_requests_rejected_total Requests refused before their handler: unauthorized (no valid key, no tenant), forbidden (a missing scope), rate_limited.\n# TYPE wharf_requests_rejected_total counter\nwharf_requests_rejected_total{{reason=\"unauthorized\"}} {}",
-        keys.unauthorized_total()
+        "# HELP wharf_requests_rejected_total Requests refused before their handler: unauthorized (no valid key, no tenant), forbidden (a missing scope), rate_limited.\n# TYPE wharf_requests_rejected_total counter"
     );
+    if by.is_operator() {
+        let _ = writeln!(
+            out,
+            "wharf_requests_rejected_total{{reason=\"unauthorized\"}} {}",
+            keys.unauthorized_total()
+        );
+    }
     for (tenant, stats) in &tenants {
         let _ = writeln!(
             out,

@@ -60,11 +60,11 @@ pub async fn enqueue(
         }
         None => (vec![parse_json::<JobInput>(&bytes)?], false, Vec::new()),
     };
-    let emit = match inputs.first_mut() {
+    let mut emit = match inputs.first_mut() {
         Some(single) if !batch => single.take_emit().unwrap_or_default(),
         _ => emit,
     };
-    check_side_effects(&by, !emit.is_empty(), &[])?;
+    check_side_effects(&by, &mut emit, &mut [])?;
     // The size limits come first, as they are the cheapest to tell a client about; every
     // other rule is the broker's to check once the input has its shape.
     let limits = broker.limits();
@@ -192,8 +192,8 @@ pub async fn ack(
     let broker = app.broker()?;
     let body: AckBody = parse_json(&body_bytes(body)?)?;
     let asked = body.enqueue.is_some();
-    let item = ack_item(id, &body.lease, body.result, body.emit, body.enqueue, "")?;
-    check_ack(&by, &item)?;
+    let mut item = ack_item(id, &body.lease, body.result, body.emit, body.enqueue, "")?;
+    check_ack(&by, &mut item)?;
     check_job(&app, &by, id).await?;
     let acked = broker
         .ack(item)
@@ -226,13 +226,14 @@ pub async fn nack(
 ) -> Reply {
     let broker = app.broker()?;
     let body: NackBody = parse_json(&body_bytes(body)?)?;
-    check_side_effects(&by, body.emit.as_ref().is_some_and(|e| !e.is_empty()), &[])?;
+    let mut emit = body.emit.map(messages).unwrap_or_default();
+    check_side_effects(&by, &mut emit, &mut [])?;
     check_job(&app, &by, id).await?;
     let request = NackRequest {
         error: body.error,
         delay_ms: body.delay_ms,
         dead: body.dead,
-        emit: body.emit.map(messages).unwrap_or_default(),
+        emit,
     };
     let state = broker.nack(id, lease_token(&body.lease), request).await?;
     Ok((
@@ -310,7 +311,7 @@ pub async fn ack_batch(
             ack.enqueue,
             &label,
         )?);
-        if let Some(item) = items.last() {
+        if let Some(item) = items.last_mut() {
             check_ack(&by, item)?;
         }
     }

@@ -18,6 +18,7 @@ mod health;
 mod jobs;
 mod keys;
 mod mirrors;
+mod names;
 mod outbox;
 mod parse_errors;
 mod queues;

@@ -62,7 +62,11 @@ pub async fn list(
     let Query(query) = query.map_err(|e| ApiError::invalid(e.body_text()))?;
     let limit = query.limit.unwrap_or(MAX_POLL);
     check_page(limit).map_err(|e| ApiError::from(BrokerError::Invalid(e)))?;
-    let after = query.after.unwrap_or_default();
+    // Pages go by full name, so one tenant's queues are contiguous and in name order.
+    let after = match query.after {
+        Some(after) => by.full_name(&after).ok_or(BrokerError::InvalidQueueName)?,
+        None => String::new(),
+    };
     let mut page: Vec<_> = app
         .broker()?
         .queues()
@@ -72,9 +76,20 @@ pub async fn list(
         .collect();
     let more = page.len() > limit;
     page.truncate(limit);
-    let next_after = more.then(|| page.last().map(|q| q.name.clone())).flatten();
+    let next_after = more
+        .then(|| page.last().map(|q| next_after_name(&by, &q.name)))
+        .flatten();
     let queues: Vec<QueueOut> = page.into_iter().map(QueueOut::from).collect();
     Ok(Json(json!({"queues": queues, "next_after": next_after})))
+}
+
+/// The `after` of the next page: as the caller would send it.
+fn next_after_name(by: &crate::auth::Principal, full: &str) -> String {
+    if by.is_operator() {
+        full.to_owned()
+    } else {
+        super::names::plain(full).to_owned()
+    }
 }
 
 /// The query of `GET /v1/queues`.

@@ -22,7 +22,7 @@ use crate::clock::rfc3339;
 use crate::cron::CronSchedule;
 use crate::job::valid_queue_name;
 
-/// A valid schedule name from the path (same alphabet as queue names).
+/// A valid schedule name from the path (same alphabet as queue names), as a full name.
 pub struct ScheduleName(String);
 
 impl FromRequestParts<AppState> for ScheduleName {
@@ -32,11 +32,11 @@ impl FromRequestParts<AppState> for ScheduleName {
         let Path(name) = Path::<String>::from_request_parts(parts, app)
             .await
             .map_err(|e| ApiError::new(ErrorCode::InvalidPath, e.body_text()))?;
-        if !valid_queue_name(&name) {
-            return Err(BrokerError::InvalidScheduleName.into());
-        }
+        let by = super::names::caller(parts);
+        let name = super::names::full_name(by.map(|c| &**c), &name)
+            .ok_or(BrokerError::InvalidScheduleName)?;
         // A schedule into a queue outside the key's patterns is, to that key, no schedule.
-        if let Some(by) = parts.extensions.get::<super::access::Caller>()
+        if let Some(by) = by
             && !by.touches_every_queue()
             && let Ok(view) = app.broker()?.schedule(&name)
             && !by.may_touch(&view.queue)
@@ -80,6 +80,7 @@ pub struct TemplateOut {
 /// A schedule as the schedule routes render it.
 pub struct ScheduleOut {
     name: String,
+    tenant: String,
     cron: String,
     timezone: String,
     queue: String,
@@ -95,11 +96,13 @@ pub struct ScheduleOut {
 
 impl From<ScheduleView> for ScheduleOut {
     fn from(v: ScheduleView) -> ScheduleOut {
+        let (tenant, name) = super::names::shown(&v.name);
         ScheduleOut {
-            name: v.name,
+            name,
+            tenant,
             cron: v.cron,
             timezone: v.timezone,
-            queue: v.queue,
+            queue: super::names::plain(&v.queue).to_owned(),
             job: TemplateOut {
                 payload: raw(v.job.payload),
                 priority: v.job.priority,
@@ -131,17 +134,19 @@ pub async fn put(
         .map_err(|e| ApiError::new(ErrorCode::InvalidSchedule, e.to_string()))?;
     // The queue name, then the payload's size, then the job's own forms; the broker checks
     // every other rule.
+    // The target is a queue of the schedule's own tenant, named plainly.
     if !valid_queue_name(&body.queue) {
         return Err(BrokerError::InvalidQueueName.into());
     }
-    super::access::check_queue(&by, &body.queue)?;
+    let queue = crate::tenant::full_name(crate::tenant::tenant_of(&name), &body.queue);
+    super::access::check_queue(&by, &queue)?;
     broker
         .limits()
         .check_payload(body.job.0.payload())
         .map_err(|e| ApiError::from(BrokerError::Invalid(e)))?;
     let spec = ScheduleSpec {
         cron,
-        queue: body.queue,
+        queue,
         job: body.job.0.into_job(Some("job"))?,
         paused: body.paused,
         catch_up: !matches!(body.catch_up, Some(CatchUp::None)),
@@ -172,7 +177,7 @@ pub async fn list(
         .broker()?
         .schedules()
         .into_iter()
-        .filter(|s| by.may_touch(&s.queue))
+        .filter(|s| by.owns(&s.name) && by.may_touch(&s.queue))
         .map(ScheduleOut::from)
         .collect();
     Ok(Json(SchedulesOut { schedules }))
@@ -190,7 +195,10 @@ pub async fn delete(
     ScheduleName(name): ScheduleName,
 ) -> Result<Json<Value>, ApiError> {
     app.broker()?.delete_schedule(&name).await?;
-    Ok(Json(json!({"name": name, "deleted": true})))
+    let (tenant, name) = super::names::shown(&name);
+    Ok(Json(
+        json!({"name": name, "tenant": tenant, "deleted": true}),
+    ))
 }
 
 /// `POST /v1/schedules/{name}/pause`.

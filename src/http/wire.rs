@@ -205,6 +205,7 @@ impl From<&Enqueued> for EnqueuedOut {
 #[derive(Debug, Serialize)]
 pub struct QueueOut {
     name: String,
+    tenant: String,
     #[serde(flatten)]
     config: QueueConfig,
     counts: BTreeMap<&'static str, u64>,
@@ -216,8 +217,10 @@ impl From<QueueView> for QueueOut {
             .iter()
             .map(|s| (s.as_str(), v.counts[s.index()]))
             .collect();
+        let (tenant, name) = super::names::shown(&v.name);
         QueueOut {
-            name: v.name,
+            name,
+            tenant,
             config: v.config,
             counts,
         }
@@ -229,6 +232,7 @@ impl From<QueueView> for QueueOut {
 pub struct JobOut {
     id: String,
     queue: String,
+    tenant: String,
     state: &'static str,
     priority: u8,
     attempts: u32,
@@ -258,9 +262,11 @@ pub fn raw(text: String) -> Box<RawValue> {
 
 impl From<JobView> for JobOut {
     fn from(v: JobView) -> JobOut {
+        let (tenant, queue) = super::names::shown(&v.queue);
         JobOut {
             id: v.id.to_string(),
-            queue: v.queue,
+            queue,
+            tenant,
             state: v.state.as_str(),
             priority: v.priority,
             attempts: v.attempts,
@@ -284,6 +290,7 @@ impl From<JobView> for JobOut {
 pub struct DeliveryOut {
     id: String,
     queue: String,
+    tenant: String,
     payload: Box<RawValue>,
     priority: u8,
     attempt: u32,
@@ -296,9 +303,11 @@ pub struct DeliveryOut {
 
 impl From<Delivery> for DeliveryOut {
     fn from(d: Delivery) -> DeliveryOut {
+        let (tenant, queue) = super::names::shown(&d.queue);
         DeliveryOut {
             id: d.id.to_string(),
-            queue: d.queue,
+            queue,
+            tenant,
             payload: raw(d.payload),
             priority: d.priority,
             attempt: d.attempt,

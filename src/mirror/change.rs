@@ -102,6 +102,9 @@ struct Wire<'a> {
     at: &'a str,
     #[serde(rename = "type", borrow)]
     kind: &'a str,
+    /// Absent in nothing the broker writes today; the default tenant's then.
+    #[serde(default)]
+    tenant: Option<String>,
     queue: Option<String>,
     job_id: Option<String>,
     #[serde(borrow)]
@@ -182,9 +185,12 @@ pub fn parse(json: &str) -> Result<(u64, Change), ParseError> {
             .and_then(|id| id.parse::<u64>().ok())
             .ok_or_else(|| bad(format!("{} without a job id", w.kind)))
     };
+    // Rows keep full names (`acme:emails`), as the broker does: unique across tenants.
+    let tenant = w.tenant.as_deref().unwrap_or(crate::tenant::DEFAULT_TENANT);
     let queue = || {
         w.queue
-            .clone()
+            .as_deref()
+            .map(|q| crate::tenant::full_name(tenant, q))
             .ok_or_else(|| bad(format!("{} without a queue", w.kind)))
     };
     let patch = |patch: JobPatch| -> Result<Change, ParseError> {

@@ -5,13 +5,18 @@
 //!      attempts int not null, max_attempts int not null, payload jsonb, payload_text text,
 //!      headers jsonb, headers_text text, result jsonb, result_text text, last_error text,
 //!      run_at timestamptz, enqueued_at timestamptz not null, updated_at timestamptz not null,
-//!      finished_at timestamptz, "group" text)
+//!      finished_at timestamptz, "group" text, tenant text generated from queue)
 //! queues(name text primary key, paused boolean not null, settings jsonb not null,
-//!        updated_at timestamptz not null)
+//!        updated_at timestamptz not null, tenant text generated from name)
 //! outbox(seq bigint primary key, topic text not null, key text, payload jsonb, payload_text text,
-//!        headers jsonb, headers_text text, at timestamptz not null)
+//!        headers jsonb, headers_text text, at timestamptz not null,
+//!        tenant text generated from headers)
 //! mirror_position(mirror text primary key, seq bigint not null, applied_at timestamptz not null)
 //! ```
+//!
+//! Queue names are full names (`emails` for the default tenant, `acme:emails` for tenant
+//! `acme`), unique across tenants as in the broker; `tenant` is generated from them, and for
+//! the outbox from the `wharf-tenant` header.
 //!
 //! JSON a `jsonb` column cannot hold (a string with `\u0000` in it, which Postgres refuses) is
 //! kept losslessly as its JSON text in the `_text` column beside it, the `jsonb` one then null.
@@ -92,6 +97,8 @@ impl PostgresSink {
 
 /// The DDL of the mirror's tables.
 fn schema_sql(s: &str) -> String {
+    let tenant_of_queue = tenant_of_column("queue");
+    let tenant_of_name = tenant_of_column("name");
     format!(
         r#"CREATE SCHEMA IF NOT EXISTS "{s}";
 CREATE TABLE IF NOT EXISTS "{s}".jobs (id bigint PRIMARY KEY, queue text NOT NULL,
@@ -100,14 +107,27 @@ CREATE TABLE IF NOT EXISTS "{s}".jobs (id bigint PRIMARY KEY, queue text NOT NUL
   result_text text, last_error text, run_at timestamptz, enqueued_at timestamptz NOT NULL,
   updated_at timestamptz NOT NULL, finished_at timestamptz);
 ALTER TABLE "{s}".jobs ADD COLUMN IF NOT EXISTS "group" text;
+ALTER TABLE "{s}".jobs ADD COLUMN IF NOT EXISTS tenant text GENERATED ALWAYS AS
+  ({tenant_of_queue}) STORED;
 CREATE INDEX IF NOT EXISTS jobs_queue_state ON "{s}".jobs (queue, state);
 CREATE TABLE IF NOT EXISTS "{s}".queues (name text PRIMARY KEY, paused boolean NOT NULL,
   settings jsonb NOT NULL, updated_at timestamptz NOT NULL);
+ALTER TABLE "{s}".queues ADD COLUMN IF NOT EXISTS tenant text GENERATED ALWAYS AS
+  ({tenant_of_name}) STORED;
 CREATE TABLE IF NOT EXISTS "{s}".outbox (seq bigint PRIMARY KEY, topic text NOT NULL,
   key text, payload jsonb, payload_text text, headers jsonb, headers_text text,
   at timestamptz NOT NULL);
+ALTER TABLE "{s}".outbox ADD COLUMN IF NOT EXISTS tenant text GENERATED ALWAYS AS
+  (coalesce(headers->>'wharf-tenant', 'default')) STORED;
 CREATE TABLE IF NOT EXISTS "{s}".mirror_position (mirror text PRIMARY KEY,
   seq bigint NOT NULL, applied_at timestamptz NOT NULL);"#
+    )
+}
+
+/// The tenant of a full name in `column` (see [`crate::tenant`]), as SQL.
+fn tenant_of_column(column: &str) -> String {
+    format!(
+        "CASE WHEN strpos({column}, ':') > 0 THEN split_part({column}, ':', 1) ELSE 'default' END"
     )
 }
 

@@ -1,10 +1,12 @@
 //! The Redis sink: keys under one prefix.
 //!
-//! - `{prefix}job:{id}`: a hash of `queue`, `state`, `priority`, `attempts`, `max_attempts`,
+//! Queue names are full names (`acme:emails`; see [`crate::tenant`]).
+//!
+//! - `{prefix}job:{id}`: a hash of `queue`, `tenant`, `state`, `priority`, `attempts`, `max_attempts`,
 //!   `payload` (JSON text), `headers` (JSON text), `result` (JSON text), `last_error`,
 //!   `run_at`, `enqueued_at`, `updated_at`, `finished_at` (RFC 3339), `group` (when it has
 //!   one); deleted when the broker deletes the job;
-//! - `{prefix}queue:{name}`: a hash of `paused` (`true`/`false`), `settings` (JSON text, as of
+//! - `{prefix}queue:{name}`: a hash of `tenant`, `paused` (`true`/`false`), `settings` (JSON text, as of
 //!   the last create or update: `paused` is the field to read), `updated_at`;
 //! - `{prefix}outbox`: a stream with entry id `{seq}-0` per `message` event (fields `topic`,
 //!   `key` when it has one, `payload`, `headers`, `at`);
@@ -121,6 +123,7 @@ impl RedisSink {
         let key = self.key(&format!("job:{}", row.id));
         let mut fields: Vec<(&str, String)> = vec![
             ("queue", row.queue.clone()),
+            ("tenant", crate::tenant::tenant_of(&row.queue).to_owned()),
             ("state", row.state.to_owned()),
             ("priority", row.priority.to_string()),
             ("attempts", row.attempts.to_string()),
@@ -221,6 +224,7 @@ impl RedisSink {
             Change::PutQueue(q) => {
                 let key = self.key(&format!("queue:{}", q.name));
                 let fields = [
+                    ("tenant", crate::tenant::tenant_of(&q.name).to_owned()),
                     ("paused", q.paused.to_string()),
                     ("settings", q.settings.clone()),
                     ("updated_at", rfc3339(q.updated_at)),

@@ -2,8 +2,8 @@
 
 use super::super::{Broker, BrokerError, Prepared, blocking};
 use crate::clock::Millis;
-use crate::job::valid_queue_name;
 use crate::storage::{CursorRecord, WriteOp};
+use crate::tenant::valid_full_name;
 
 /// A cursor as shown to clients.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,7 +25,7 @@ impl Broker {
         name: &str,
         seq: u64,
     ) -> Result<(bool, CursorView), BrokerError> {
-        if !valid_queue_name(name) {
+        if !valid_full_name(name) {
             return Err(BrokerError::InvalidCursorName);
         }
         let head = self.events_head();
@@ -63,7 +63,7 @@ impl Broker {
 
     /// One cursor.
     pub async fn cursor(&self, name: &str) -> Result<CursorView, BrokerError> {
-        if !valid_queue_name(name) {
+        if !valid_full_name(name) {
             return Err(BrokerError::InvalidCursorName);
         }
         let record = blocking(|| self.store.cursor(name))?.ok_or(BrokerError::CursorNotFound)?;

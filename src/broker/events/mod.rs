@@ -17,6 +17,7 @@ use super::limits::{self, MAX_WAIT_MS};
 use super::{Broker, BrokerError, blocking};
 use crate::clock::Millis;
 use crate::job::JobId;
+use crate::storage::EventRecord;
 
 /// One event, rendered.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,8 +41,10 @@ pub struct Event {
 pub struct EventFilter {
     /// Type names or prefixes (`job.*`); empty: every type.
     pub types: Vec<String>,
-    /// Only events of this queue.
+    /// Only events of this queue (a full name).
     pub queue: Option<String>,
+    /// Only events of this tenant.
+    pub tenant: Option<String>,
 }
 
 impl EventFilter {
@@ -65,13 +68,21 @@ impl EventFilter {
         Ok(())
     }
 
-    fn matches(&self, kind: &str, queue: Option<&str>) -> bool {
+    fn matches(&self, kind: &str, record: &EventRecord) -> bool {
         let type_ok = self.types.is_empty()
             || self.types.iter().any(|p| match p.strip_suffix('*') {
                 Some(prefix) => kind.starts_with(prefix),
                 None => kind == p,
             });
-        type_ok && self.queue.as_deref().is_none_or(|q| queue == Some(q))
+        type_ok
+            && self
+                .queue
+                .as_deref()
+                .is_none_or(|q| record.queue.as_deref() == Some(q))
+            && self
+                .tenant
+                .as_deref()
+                .is_none_or(|t| render::tenant(record) == t)
     }
 }
 
@@ -161,7 +172,7 @@ impl Broker {
                 }
                 page.next_after = seq;
                 let kind = render::type_name(&record.data);
-                if !query.filter.matches(kind, record.queue.as_deref()) {
+                if !query.filter.matches(kind, &record) {
                     continue;
                 }
                 page.events.push(Event {

@@ -1,5 +1,6 @@
 //! Events as JSON, the one form every reader gets (the HTTP API, the event stream, the
-//! mirrors): `{"seq", "at", "type", "queue", "job_id", "data"}`.
+//! mirrors): `{"seq", "at", "type", "tenant", "queue", "job_id", "data"}`. Queue and schedule
+//! names are shown within their tenant (see [`crate::tenant`]), `tenant` beside them.
 //!
 //! Written by hand rather than through a `serde_json::Value`: payloads and results are stored
 //! as the JSON text the client sent (validated then), so they are copied in as they are instead
@@ -8,6 +9,12 @@
 use std::collections::BTreeMap;
 
 use crate::clock::{Millis, rfc3339};
+use crate::tenant::{self, split};
+
+/// A full name's part within its tenant.
+fn plain(full: &str) -> &str {
+    split(full).1
+}
 use crate::storage::{DeleteReason, EventData, EventRecord, QueueRecord, ScheduleRecord};
 
 /// The type name of an event, as the API spells it.
@@ -62,13 +69,27 @@ pub const TYPES: [&str; 21] = [
     "message",
 ];
 
+/// The tenant of an event: its queue's (a schedule event's: its target queue's), or, for an
+/// outbox message, the one its `wharf-tenant` header names (none: the default tenant).
+pub fn tenant(event: &EventRecord) -> &str {
+    match (&event.queue, &event.data) {
+        (Some(queue), _) => tenant::tenant_of(queue),
+        (None, EventData::Message { headers, .. }) => headers
+            .iter()
+            .find(|(name, _)| name == tenant::MESSAGE_HEADER)
+            .map_or(tenant::DEFAULT_TENANT, |(_, value)| value),
+        (None, _) => tenant::DEFAULT_TENANT,
+    }
+}
+
 /// The JSON text of event `seq`.
 pub fn render(seq: u64, event: &EventRecord) -> String {
     let mut o = Object::new();
     o.u64("seq", seq);
     o.time("at", event.at);
     o.str("type", type_name(&event.data));
-    o.opt_str("queue", event.queue.as_deref());
+    o.str("tenant", tenant(event));
+    o.opt_str("queue", event.queue.as_deref().map(plain));
     match event.job_id {
         Some(id) => o.str("job_id", &id.to_string()),
         None => o.null("job_id"),
@@ -147,14 +168,14 @@ fn data(out: &mut String, data: &EventData) {
         }
         EventData::QueuePurged { jobs } => o.u64("jobs", *jobs),
         EventData::SchedulePut { name, schedule: s } => {
-            o.str("name", name);
+            o.str("name", plain(name));
             schedule(&mut o, s);
         }
         EventData::ScheduleDeleted { name }
         | EventData::SchedulePaused { name }
-        | EventData::ScheduleResumed { name } => o.str("name", name),
+        | EventData::ScheduleResumed { name } => o.str("name", plain(name)),
         EventData::ScheduleFired { name, due_at } => {
-            o.str("name", name);
+            o.str("name", plain(name));
             o.time("due_at", *due_at);
         }
         EventData::Message {
@@ -202,7 +223,7 @@ fn queue_settings(out: &mut String, r: &QueueRecord) {
 fn schedule(o: &mut Object, s: &ScheduleRecord) {
     o.str("cron", &s.cron);
     o.str("timezone", &s.zone);
-    o.str("queue", &s.queue);
+    o.str("queue", plain(&s.queue));
     o.key("job");
     let mut j = Object::new();
     j.raw("payload", &s.template.payload);
@@ -352,6 +373,7 @@ mod tests {
                 "seq": 17,
                 "at": "2026-01-01T00:00:00.000Z",
                 "type": "job.enqueued",
+                "tenant": "default",
                 "queue": "emails",
                 "job_id": "42",
                 "data": {

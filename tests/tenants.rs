@@ -123,6 +123,24 @@ async fn two_tenants_queues_of_one_name_are_two_queues() {
     let (status, queue) = call(&server, Some(&k.op), "GET", "/v1/queues/acme:emails", None).await;
     assert_eq!(status, 200, "{queue}");
     assert_eq!(queue["counts"]["leased"], 1);
+    // The default tenant's names have one spelling: without a prefix.
+    let reply = call(
+        &server,
+        Some(&k.op),
+        "GET",
+        "/v1/queues/default:emails",
+        None,
+    )
+    .await;
+    assert_eq!(reply.0, 400, "{}", reply.1);
+    assert!(
+        reply.1["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("full name is tenant:name"),
+        "{}",
+        reply.1
+    );
     let (_, job) = call(&server, Some(&k.op), "GET", &format!("/v1/jobs/{g}"), None).await;
     assert_eq!(
         (&job["tenant"], &job["queue"]),
@@ -292,6 +310,10 @@ async fn another_tenants_resources_answer_404_and_change_nothing() {
         let reply = call(&server, Some(&k.globex), method, &path, body).await;
         assert_eq!(reply.0, status, "{method} {path}: {}", reply.1);
         assert_eq!(reply.1["error"]["code"], code, "{method} {path}");
+        if status == 400 {
+            let message = reply.1["error"]["message"].as_str().unwrap();
+            assert!(message.contains("operator keys"), "{message}");
+        }
     }
     // A batch ack answers that item 404, like an unknown job.
     let reply = call(&server, Some(&k.globex), "POST", "/v1/ack", Some(&batch)).await;

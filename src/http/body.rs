@@ -209,8 +209,11 @@ impl<S: Send + Sync> FromRequestParts<S> for QueueName {
         // Every route that names a queue in its path goes through here, after the access
         // middleware (which leaves no principal only on open routes).
         let caller = super::names::caller(parts);
-        let full = super::names::full_name(caller.map(|c| &**c), &name)
-            .ok_or(crate::broker::BrokerError::InvalidQueueName)?;
+        let full = super::names::full_name_or(
+            caller.map(|c| &**c),
+            &name,
+            crate::broker::BrokerError::InvalidQueueName,
+        )?;
         if let Some(principal) = caller {
             super::access::check_queue(principal, &full)?;
         }

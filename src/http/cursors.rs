@@ -27,7 +27,7 @@ impl<S: Send + Sync> FromRequestParts<S> for CursorName {
             .await
             .map_err(|e| ApiError::new(ErrorCode::InvalidPath, e.body_text()))?;
         let by = super::names::caller(parts).map(|c| &**c);
-        let full = super::names::full_name(by, &name).ok_or(BrokerError::InvalidCursorName)?;
+        let full = super::names::full_name_or(by, &name, BrokerError::InvalidCursorName)?;
         Ok(CursorName(full))
     }
 }

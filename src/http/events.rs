@@ -72,15 +72,19 @@ fn params(
         .map_err(|e| ApiError::invalid(e.body_text()))?;
     // A name no queue can have would filter out every event: say so instead.
     if let Some(queue) = &params.queue {
-        let full = by
-            .full_name(queue)
-            .ok_or(crate::broker::BrokerError::InvalidQueueName)?;
+        let full = super::names::full_name_or(
+            Some(by),
+            queue,
+            crate::broker::BrokerError::InvalidQueueName,
+        )?;
         params.queue = Some(full);
     }
     if let Some(cursor) = &params.cursor {
-        let full = by
-            .full_name(cursor)
-            .ok_or(crate::broker::BrokerError::InvalidCursorName)?;
+        let full = super::names::full_name_or(
+            Some(by),
+            cursor,
+            crate::broker::BrokerError::InvalidCursorName,
+        )?;
         params.cursor = Some(full);
     }
     // A tenant's key reads its tenant's events only.

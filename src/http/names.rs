@@ -7,7 +7,9 @@
 use axum::http::request::Parts;
 
 use super::access::Caller;
+use super::error::ApiError;
 use crate::auth::Principal;
+use crate::broker::BrokerError;
 use crate::tenant;
 
 /// The caller of a request (a broker without keys has an operator on every route but the
@@ -21,6 +23,37 @@ pub fn full_name(by: Option<&Principal>, name: &str) -> Option<String> {
     match by {
         Some(by) => by.full_name(name),
         None => tenant::valid_full_name(name).then(|| name.to_owned()),
+    }
+}
+
+/// [`full_name`], or `invalid` (a 400 for the kind of name), with a message about prefixes
+/// when the name has one: a tenant's key may not send one, an operator's must be well formed.
+pub fn full_name_or(
+    by: Option<&Principal>,
+    name: &str,
+    invalid: BrokerError,
+) -> Result<String, ApiError> {
+    if let Some(full) = full_name(by, name) {
+        return Ok(full);
+    }
+    let error = ApiError::from(invalid);
+    match by {
+        Some(by) if !by.is_operator() && name.contains(tenant::SEPARATOR) => Err(ApiError::new(
+            error.code,
+            format!(
+                "{name:?}: a key of tenant {:?} names its tenant's resources without a prefix; 'tenant:name' is for operator keys",
+                by.tenant
+            ),
+        )),
+        Some(by) if by.is_operator() && name.contains(tenant::SEPARATOR) => Err(ApiError::new(
+            error.code,
+            format!(
+                "{name:?}: a full name is tenant:name, the tenant 1-{} characters of A-Z, a-z, 0-9, '.', '_' and '-' other than {:?} (whose names have no prefix), the name 1-128 of the same",
+                tenant::MAX_TENANT_LEN,
+                tenant::DEFAULT_TENANT
+            ),
+        )),
+        _ => Err(error),
     }
 }
 

@@ -33,8 +33,8 @@ impl FromRequestParts<AppState> for ScheduleName {
             .await
             .map_err(|e| ApiError::new(ErrorCode::InvalidPath, e.body_text()))?;
         let by = super::names::caller(parts);
-        let name = super::names::full_name(by.map(|c| &**c), &name)
-            .ok_or(BrokerError::InvalidScheduleName)?;
+        let name =
+            super::names::full_name_or(by.map(|c| &**c), &name, BrokerError::InvalidScheduleName)?;
         // A schedule into a queue outside the key's patterns is, to that key, no schedule.
         if let Some(by) = by
             && !by.touches_every_queue()

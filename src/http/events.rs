@@ -70,23 +70,15 @@ fn params(
     let mut params = query
         .map(|Query(p)| p)
         .map_err(|e| ApiError::invalid(e.body_text()))?;
-    // A name no queue can have would filter out every event: say so instead.
-    if let Some(queue) = &params.queue {
-        let full = super::names::full_name_or(
-            Some(by),
-            queue,
-            crate::broker::BrokerError::InvalidQueueName,
-        )?;
-        params.queue = Some(full);
-    }
-    if let Some(cursor) = &params.cursor {
-        let full = super::names::full_name_or(
-            Some(by),
-            cursor,
-            crate::broker::BrokerError::InvalidCursorName,
-        )?;
-        params.cursor = Some(full);
-    }
+    // Names as the caller spells them, to full names. A name no queue can have would filter
+    // out every event: say so instead.
+    use crate::broker::BrokerError::{InvalidCursorName, InvalidQueueName};
+    let full = |name: Option<String>, invalid| {
+        name.map(|n| super::names::full_name_or(Some(by), &n, invalid))
+            .transpose()
+    };
+    params.queue = full(params.queue.take(), InvalidQueueName)?;
+    params.cursor = full(params.cursor.take(), InvalidCursorName)?;
     // A tenant's key reads its tenant's events only.
     if !by.is_operator() {
         params.tenant = Some(by.tenant.clone());

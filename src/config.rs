@@ -278,7 +278,7 @@ impl Config {
                 disk: std::sync::Arc::new(crate::storage::RealDisk),
                 min_free_bytes: self.min_free_mb.map(|mb| mb.saturating_mul(1 << 20)),
             },
-            queue_defaults: self.queue_defaults,
+            queue_defaults: self.queue_defaults.clone(),
             limits: Limits {
                 max_payload_bytes: self.max_payload_bytes,
                 max_batch: self.max_batch,

@@ -221,3 +221,53 @@ async fn bad_groups_and_caps_are_refused_and_change_nothing() {
     );
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_group_of_weight_3_gets_three_turns_to_another_groups_one() {
+    let server = TestServer::start().await;
+    let (status, reply) = server
+        .patch("/v1/queues/q", r#"{"group_weights": {"A": 3}}"#)
+        .await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["group_weights"], json!({"A": 3}));
+    enqueue_many(&server, "q", Some("A"), 0, 12).await;
+    enqueue_many(&server, "q", Some("B"), 100, 12).await;
+    let count = |deliveries: &[(Value, Value)], group: &str| {
+        deliveries.iter().filter(|(g, _)| g == group).count()
+    };
+    let first = deliveries(&server, "q", 12).await;
+    assert_eq!(
+        (count(&first, "A"), count(&first, "B")),
+        (9, 3),
+        "{first:?}"
+    );
+    // Kept across a restart; null makes every group weigh 1 again.
+    let server = server.restart().await;
+    assert_eq!(
+        server.get("/v1/queues/q").await.1["group_weights"],
+        json!({"A": 3})
+    );
+    let (status, reply) = server
+        .patch("/v1/queues/q", r#"{"group_weights": null}"#)
+        .await;
+    assert_eq!((status, &reply["group_weights"]), (200, &json!({})));
+    let next = deliveries(&server, "q", 6).await;
+    assert_eq!((count(&next, "A"), count(&next, "B")), (3, 3), "{next:?}");
+    for bad in [
+        json!({"A": 0}),
+        json!({"A": 1001}),
+        json!({"A": "3"}),
+        json!({"": 2}),
+        json!({"A": -1}),
+        json!([["A", 3]]),
+    ] {
+        let body = json!({ "group_weights": bad }).to_string();
+        let reply = server.patch("/v1/queues/q", &body).await;
+        assert_error(&reply, 422, "invalid_value");
+    }
+    assert_eq!(
+        server.get("/v1/queues/q").await.1["group_weights"],
+        json!({})
+    );
+    server.shutdown().await;
+}

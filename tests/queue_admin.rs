@@ -69,6 +69,7 @@ fn default_config(name: &str, counts: Value) -> Value {
         "idempotency_window_ms": 86400000,
         "max_depth": null,
         "group_max_in_flight": null,
+        "group_weights": {},
         "counts": counts,
     })
 }
@@ -156,6 +157,7 @@ async fn patch_changes_the_defaults_of_new_jobs_and_deliveries() {
         "idempotency_window_ms": 86400000,
         "max_depth": null,
         "group_max_in_flight": null,
+        "group_weights": {},
         "counts": counts(0, 1, 0, 0, 0, 0),
     });
     assert_eq!(body, expected, "fields not in the patch keep their values");

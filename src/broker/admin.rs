@@ -189,7 +189,9 @@ impl Broker {
         }
         let checked = !patch.only_pauses();
         let patched = |state: &super::state::State| {
-            let mut config = state.queue(queue).map_or(self.queue_defaults, |q| q.config);
+            let mut config = state
+                .queue(queue)
+                .map_or_else(|| self.queue_defaults.clone(), |q| q.config.clone());
             patch.apply(&mut config);
             config
         };
@@ -205,20 +207,20 @@ impl Broker {
             if checked {
                 config.check()?;
             }
-            let (id, _) = state.queue_or_create(queue, self.queue_defaults)?;
+            let (id, _) = state.queue_or_create(queue, &self.queue_defaults)?;
             let Some(q) = state.queue_by_id_mut(id) else {
                 return Err(BrokerError::QueueNotFound);
+            };
+            let op = WriteOp::PutQueue {
+                name: queue.to_owned(),
+                record: QueueRecord::from(config.clone()),
+                at: self.now(),
             };
             q.set_config(config);
             let view = QueueView {
                 name: queue.to_owned(),
-                config,
+                config: q.config.clone(),
                 counts: q.counts(),
-            };
-            let op = WriteOp::PutQueue {
-                name: queue.to_owned(),
-                record: QueueRecord::from(config),
-                at: self.now(),
             };
             if patch.paused == Some(false) {
                 state.wake(queue);

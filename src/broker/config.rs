@@ -1,11 +1,13 @@
 //! Per-queue defaults and the retry backoff.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::storage::QueueRecord;
 
 /// A queue's defaults. New queues start from the server's configured defaults.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct QueueConfig {
     /// Lease length when neither the poll nor the job names one. Default: 30000 (30 s).
@@ -29,6 +31,9 @@ pub struct QueueConfig {
     /// Most leases one job group may hold at once (ungrouped jobs are not limited).
     /// Default: none.
     pub group_max_in_flight: Option<u32>,
+    /// Turns per round of the groups named here (1 for every other group): a group of weight
+    /// 3 is served three times as often as one of weight 1. Default: none.
+    pub group_weights: BTreeMap<String, u32>,
 }
 
 impl Default for QueueConfig {
@@ -43,6 +48,7 @@ impl Default for QueueConfig {
             idempotency_window_ms: 24 * 3_600_000,
             max_depth: None,
             group_max_in_flight: None,
+            group_weights: BTreeMap::new(),
         }
     }
 }
@@ -101,6 +107,7 @@ impl From<QueueConfig> for QueueRecord {
             idempotency_window_ms: c.idempotency_window_ms,
             max_depth: c.max_depth,
             group_max_in_flight: c.group_max_in_flight,
+            group_weights: c.group_weights.into_iter().collect(),
         }
     }
 }
@@ -121,6 +128,7 @@ impl From<QueueRecord> for QueueConfig {
             idempotency_window_ms: r.idempotency_window_ms,
             max_depth: r.max_depth,
             group_max_in_flight: r.group_max_in_flight,
+            group_weights: r.group_weights.into_iter().collect(),
         }
     }
 }

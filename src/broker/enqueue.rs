@@ -107,17 +107,19 @@ impl Broker {
                 return Err(BrokerError::QueueFull { max_depth, depth });
             }
         }
-        let (queue_id, created) = state.queue_or_create(queue, self.queue_defaults)?;
+        let (queue_id, created) = state.queue_or_create(queue, &self.queue_defaults)?;
         let config = state
             .queue_by_id(queue_id)
-            .map_or(self.queue_defaults, |q| q.config);
+            .map_or(&self.queue_defaults, |q| &q.config);
+        let (default_attempts, window_ms) = (config.max_attempts, config.idempotency_window_ms);
+        let record = created.then(|| QueueRecord::from(config.clone()));
         if let Some(q) = state.queue_by_id_mut(queue_id) {
             q.pending += jobs.len() as u64;
         }
-        if created {
+        if let Some(record) = record {
             prepared.ops.push(WriteOp::PutQueue {
                 name: queue.to_owned(),
-                record: QueueRecord::from(config),
+                record,
                 at: now,
             });
         }
@@ -126,7 +128,7 @@ impl Broker {
         let mut slots = Vec::with_capacity(jobs.len());
         for ((id, job), group) in (first..).zip(jobs).zip(groups) {
             let run_at = job.run_at.map_or(now, |r| r.resolve(now));
-            let max_attempts = job.max_attempts.unwrap_or(config.max_attempts);
+            let max_attempts = job.max_attempts.unwrap_or(default_attempts);
             let record = JobRecord {
                 queue: queue.to_owned(),
                 priority: job.priority,
@@ -146,7 +148,7 @@ impl Broker {
             };
             let idempotency = job.idempotency_key.map(|key| IdempotencyKey {
                 key: format!("{queue}\0{key}"),
-                expires_at: now.saturating_add(config.idempotency_window_ms),
+                expires_at: now.saturating_add(window_ms),
             });
             prepared.ops.push(WriteOp::Insert {
                 id,

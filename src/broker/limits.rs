@@ -26,6 +26,10 @@ pub const MAX_DEPTH: u64 = 1_000_000_000_000;
 pub const MAX_GROUP_IN_FLIGHT: u32 = 1_000_000;
 /// Longest job group name.
 pub const MAX_GROUP_LEN: usize = 128;
+/// Largest weight of a job group.
+pub const MAX_GROUP_WEIGHT: u32 = 1000;
+/// Most groups a queue's `group_weights` may name.
+pub const MAX_GROUP_WEIGHTS: usize = 1000;
 
 /// Longest header name.
 pub const MAX_HEADER_NAME: usize = 128;
@@ -152,7 +156,7 @@ impl Limits {
             ));
         }
         if let Some(group) = &job.group
-            && (!(1..=MAX_GROUP_LEN).contains(&group.len()) || group.chars().any(char::is_control))
+            && !valid_group(group)
         {
             return Err(Invalid::value(
                 "group",
@@ -463,8 +467,29 @@ impl QueueConfig {
                 format!("must be between 1 and {MAX_GROUP_IN_FLIGHT}, or null for no limit"),
             ));
         }
+        if self.group_weights.len() > MAX_GROUP_WEIGHTS {
+            return Err(Invalid::value(
+                "group_weights",
+                format!("may name at most {MAX_GROUP_WEIGHTS} groups"),
+            ));
+        }
+        for (group, weight) in &self.group_weights {
+            if !valid_group(group) || !(1..=MAX_GROUP_WEIGHT).contains(weight) {
+                return Err(Invalid::value(
+                    "group_weights",
+                    format!(
+                        "maps group names (1-{MAX_GROUP_LEN} bytes, no control characters) to weights of 1-{MAX_GROUP_WEIGHT}; {group:?}: {weight} is not one"
+                    ),
+                ));
+            }
+        }
         Ok(())
     }
+}
+
+/// Whether `group` is a job group's name: 1-128 bytes, no control characters.
+fn valid_group(group: &str) -> bool {
+    (1..=MAX_GROUP_LEN).contains(&group.len()) && !group.chars().any(char::is_control)
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ impl Broker {
         let q = state.queue(queue).ok_or(BrokerError::QueueNotFound)?;
         Ok(QueueView {
             name: q.name.to_string(),
-            config: q.config,
+            config: q.config.clone(),
             counts: q.counts(),
         })
     }
@@ -26,7 +26,7 @@ impl Broker {
             .iter()
             .map(|q| QueueView {
                 name: q.name.to_string(),
-                config: q.config,
+                config: q.config.clone(),
                 counts: q.counts(),
             })
             .collect();

@@ -27,10 +27,10 @@ impl Broker {
         let store = Store::open(&options.store)?;
         let rng = options.seed.map_or_else(Rng::from_entropy, Rng::new);
         let mut state = State::new(rng);
-        let queues = store.queues(&options.queue_defaults.into())?;
+        let queues = store.queues(&options.queue_defaults.clone().into())?;
         let queue_count = queues.len() as u64;
         for (name, record) in queues {
-            state.queue_or_create(&name, QueueConfig::from(record))?;
+            state.queue_or_create(&name, &QueueConfig::from(record))?;
         }
         let now = clock.now();
         // Sized once: growing the table during the scan would briefly hold the old and the new
@@ -44,7 +44,7 @@ impl Broker {
         let mut failed = None;
         store.scan_jobs(|id, record| {
             jobs += 1;
-            let queue = match state.queue_or_create(&record.queue, options.queue_defaults) {
+            let queue = match state.queue_or_create(&record.queue, &options.queue_defaults) {
                 Ok((queue, _)) => queue,
                 Err(error) => {
                     failed.get_or_insert(error);
@@ -108,7 +108,7 @@ impl Broker {
             state: Mutex::new(state),
             store,
             clock,
-            queue_defaults: options.queue_defaults,
+            queue_defaults: options.queue_defaults.clone(),
             limits: options.limits,
             next_id: AtomicU64::new(next_id),
             timer_wake: Notify::new(),

@@ -27,7 +27,7 @@ impl Broker {
         Ok(Snapshot {
             inner,
             now: self.now(),
-            defaults: self.queue_defaults,
+            defaults: self.queue_defaults.clone(),
         })
     }
 }
@@ -45,7 +45,7 @@ impl Snapshot {
 
     /// Every queue and its settings.
     pub fn queues(&self) -> Result<Vec<(String, QueueConfig)>, BrokerError> {
-        let defaults = QueueRecord::from(self.defaults);
+        let defaults = QueueRecord::from(self.defaults.clone());
         let queues = blocking(|| self.inner.queues(&defaults))?;
         Ok(queues
             .into_iter()

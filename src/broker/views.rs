@@ -207,6 +207,8 @@ pub struct QueuePatch {
     pub max_depth: Option<Option<u64>>,
     /// New limit of leases per group (`Some(None)`: none).
     pub group_max_in_flight: Option<Option<u32>>,
+    /// New weights of groups, replacing the old ones (empty: every group weighs 1).
+    pub group_weights: Option<std::collections::BTreeMap<String, u32>>,
 }
 
 impl QueuePatch {
@@ -224,6 +226,7 @@ impl QueuePatch {
             idempotency_window_ms,
             max_depth,
             group_max_in_flight,
+            group_weights,
         } = self;
         lease_ms.is_none()
             && max_attempts.is_none()
@@ -235,6 +238,7 @@ impl QueuePatch {
             && idempotency_window_ms.is_none()
             && max_depth.is_none()
             && group_max_in_flight.is_none()
+            && group_weights.is_none()
     }
 
     /// Applies the patch to `config`.
@@ -272,6 +276,9 @@ impl QueuePatch {
         }
         if let Some(v) = self.group_max_in_flight {
             config.group_max_in_flight = v;
+        }
+        if let Some(v) = &self.group_weights {
+            config.group_weights = v.clone();
         }
     }
 }

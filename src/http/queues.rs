@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use super::access::Caller;
-use super::body::{Obj, QueueName, body_bytes, parse_json_or_default};
+use super::body::{Obj, QueueName, UniqueMap, body_bytes, parse_json_or_default};
 use super::error::ApiError;
 use super::wire::{DeliveryOut, JobOut, PollOut, QueueOut};
 use crate::broker::limits::{MAX_POLL, check_page};
@@ -124,6 +124,9 @@ struct PatchBody {
     /// Absent: unchanged; `null`: no limit.
     #[serde(default, deserialize_with = "present")]
     group_max_in_flight: Option<Option<u32>>,
+    /// Absent: unchanged; `null` or `{}`: every group weighs 1.
+    #[serde(default, deserialize_with = "present")]
+    group_weights: Option<Option<UniqueMap<u32>>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -155,6 +158,9 @@ pub async fn patch(
         idempotency_window_ms: body.idempotency_window_ms,
         max_depth: body.max_depth,
         group_max_in_flight: body.group_max_in_flight,
+        group_weights: body
+            .group_weights
+            .map(|w| w.map(|m| m.0.into_iter().collect()).unwrap_or_default()),
     };
     Ok(Json(broker.update_queue(&queue, patch).await?.into()))
 }

@@ -216,6 +216,12 @@ fn queue_settings(out: &mut String, r: &QueueRecord) {
         Some(n) => o.u64("group_max_in_flight", u64::from(n)),
         None => o.raw("group_max_in_flight", "null"),
     }
+    o.key("group_weights");
+    let mut w = Object::new();
+    for (group, weight) in &r.group_weights {
+        w.u64(group, u64::from(*weight));
+    }
+    o.out.push_str(&w.finish());
     out.push_str(&o.finish());
 }
 
@@ -403,6 +409,7 @@ mod tests {
             idempotency_window_ms: 7,
             max_depth: Some(8),
             group_max_in_flight: None,
+            group_weights: Vec::new(),
         };
         let all = [
             EventData::JobLeased {

@@ -8,8 +8,10 @@
 //!
 //! # The rotation
 //!
-//! Round-robin is start-time fair queueing: every group has a virtual time that advances by one
-//! each time it is served, and the queue remembers the virtual time of the last group served.
+//! Round-robin is start-time fair queueing: every group has a virtual time that advances each
+//! time it is served, by [`TURN`] divided by the group's weight (1 unless the queue's
+//! `group_weights` names it), and the queue remembers the virtual time of the last group
+//! served. A group of weight 3 thus has three turns for every one of a group of weight 1.
 //! The group served next is the first of `rotation`, ordered by
 //!
 //! 1. the priority of the group's first ready job (highest first: priority still comes first),
@@ -28,7 +30,7 @@
 //! reaches zero. Slots carry their group's id in 24 bits ([`SlotGroup`]), so at most 16.7
 //! million groups of one queue can be live at once.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use super::slot::unpack_ready;
@@ -55,6 +57,10 @@ impl SlotGroup {
     }
 }
 
+/// The virtual time one turn of a group of weight 1 takes (divisible by every weight up to
+/// 16, so small weights share turns exactly).
+const TURN: u64 = 720_720;
+
 /// Too many groups of one queue are live at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TooManyGroups;
@@ -71,18 +77,21 @@ struct Group {
     live: u64,
     /// Turns it has had, in virtual time.
     vtime: u64,
+    /// Turns per round (at least 1).
+    weight: u32,
     /// Its entry in the rotation, if it is eligible: (inverted head priority, vtime).
     entry: Option<(u8, u64)>,
 }
 
 impl Group {
-    fn new(name: Arc<str>) -> Group {
+    fn new(name: Arc<str>, weight: u32) -> Group {
         Group {
             name,
             ready: BTreeSet::new(),
             leased: 0,
             live: 0,
             vtime: 0,
+            weight: weight.max(1),
             entry: None,
         }
     }
@@ -106,7 +115,7 @@ impl Groups {
     /// The groups of a queue whose ready jobs so far were all ungrouped: `ready` (their ready
     /// keys) becomes the ungrouped pseudo-group's.
     pub fn new(ready: &BTreeSet<u64>) -> Groups {
-        let mut ungrouped = Group::new(Arc::from(""));
+        let mut ungrouped = Group::new(Arc::from(""), 1);
         ungrouped.ready = ready.clone();
         let mut groups = Groups {
             ids: HashMap::new(),
@@ -119,8 +128,8 @@ impl Groups {
         groups
     }
 
-    /// The group named `name`, created if new, with one more job counted live.
-    pub fn join(&mut self, name: &str) -> Result<SlotGroup, TooManyGroups> {
+    /// The group named `name` (created if new, with `weight`), with one more job counted live.
+    pub fn join(&mut self, name: &str, weight: u32) -> Result<SlotGroup, TooManyGroups> {
         let id = match self.ids.get(name) {
             Some(&id) => id,
             None => {
@@ -136,7 +145,7 @@ impl Groups {
                     }
                 };
                 let name: Arc<str> = Arc::from(name);
-                self.groups[id as usize] = Some(Group::new(name.clone()));
+                self.groups[id as usize] = Some(Group::new(name.clone(), weight));
                 self.ids.insert(name, id);
                 id
             }
@@ -198,9 +207,13 @@ impl Groups {
         }
     }
 
-    /// The queue's `group_max_in_flight` changed: every group's eligibility is looked at again.
-    pub fn recap(&mut self, cap: Option<u32>) {
+    /// The queue's `group_max_in_flight` or `group_weights` changed: every group takes its
+    /// weight, and its eligibility is looked at again.
+    pub fn recap(&mut self, cap: Option<u32>, weights: &BTreeMap<String, u32>) {
         for id in 0..self.groups.len() as u32 {
+            if let Some(g) = self.group_mut(id) {
+                g.weight = weights.get(&*g.name).copied().unwrap_or(1).max(1);
+            }
             self.rekey(id, cap);
         }
     }
@@ -211,7 +224,7 @@ impl Groups {
         let &(_, vtime, id) = self.rotation.first()?;
         let g = self.group_mut(id)?;
         let key = *g.ready.first()?;
-        g.vtime = vtime.saturating_add(1);
+        g.vtime = vtime.saturating_add(TURN / u64::from(g.weight));
         self.clock = vtime;
         self.rekey(id, cap);
         Some(unpack_ready(key).1)
@@ -287,8 +300,8 @@ mod tests {
     #[test]
     fn groups_take_turns_and_a_late_small_group_is_not_starved() {
         let mut groups = Groups::new(&BTreeSet::new());
-        let a = groups.join("a").unwrap();
-        let b = groups.join("b").unwrap();
+        let a = groups.join("a", 1).unwrap();
+        let b = groups.join("b", 1).unwrap();
         let mut jobs = Vec::new();
         jobs.extend((1..=1000).map(|id| (id, a, 0)));
         jobs.extend((1001..=1003).map(|id| (id, b, 0)));
@@ -304,8 +317,8 @@ mod tests {
     #[test]
     fn priority_comes_before_the_turn() {
         let mut groups = Groups::new(&BTreeSet::new());
-        let a = groups.join("a").unwrap();
-        let b = groups.join("b").unwrap();
+        let a = groups.join("a", 1).unwrap();
+        let b = groups.join("b", 1).unwrap();
         let jobs = [(1, a, 0), (2, a, 0), (3, b, 9), (4, b, 9)];
         for &(id, g, p) in &jobs {
             groups.ready(g, pack_ready(p, id), None);
@@ -320,7 +333,7 @@ mod tests {
     fn ungrouped_jobs_take_their_turns_as_one_group() {
         let ready: BTreeSet<u64> = (1..=3).map(|id| pack_ready(0, id)).collect();
         let mut groups = Groups::new(&ready);
-        let a = groups.join("a").unwrap();
+        let a = groups.join("a", 1).unwrap();
         fill(&mut groups, a, 0, 4..=6);
         let mut jobs: Vec<_> = (1..=3).map(|id| (id, SlotGroup::NONE, 0)).collect();
         jobs.extend((4..=6).map(|id| (id, a, 0)));
@@ -331,9 +344,32 @@ mod tests {
     }
 
     #[test]
+    fn weights_give_turns_in_proportion() {
+        let mut groups = Groups::new(&BTreeSet::new());
+        let a = groups.join("a", 3).unwrap();
+        let b = groups.join("b", 1).unwrap();
+        let mut jobs: Vec<_> = (1..=12).map(|id| (id, a, 0)).collect();
+        jobs.extend((101..=112).map(|id| (id, b, 0)));
+        for &(id, g, p) in &jobs {
+            groups.ready(g, pack_ready(p, id), None);
+        }
+        let order: Vec<u64> = (0..8)
+            .map_while(|_| deliver(&mut groups, &jobs, None))
+            .collect();
+        assert_eq!(order, [1, 101, 2, 3, 4, 102, 5, 6]);
+        // A change of weights applies from the next turn.
+        groups.recap(None, &BTreeMap::from([("b".to_owned(), 3)]));
+        let b_turns = (0..8)
+            .map_while(|_| deliver(&mut groups, &jobs, None))
+            .filter(|id| *id > 100)
+            .count();
+        assert!(b_turns >= 5, "b now weighs 3 and a 1: {b_turns} of 8");
+    }
+
+    #[test]
     fn a_group_at_its_limit_waits_until_a_lease_ends() {
         let mut groups = Groups::new(&BTreeSet::new());
-        let a = groups.join("a").unwrap();
+        let a = groups.join("a", 1).unwrap();
         fill(&mut groups, a, 0, 1..=3);
         let jobs: Vec<_> = (1..=3).map(|id| (id, a, 0)).collect();
         let cap = Some(2);
@@ -342,15 +378,15 @@ mod tests {
         assert_eq!(groups.next(cap), None, "two leases held: no third");
         groups.leases(a, false, cap);
         assert_eq!(deliver(&mut groups, &jobs, cap), Some(3));
-        groups.recap(None);
+        groups.recap(None, &BTreeMap::new());
         assert!(drain(&mut groups, None, 5).is_empty(), "nothing left ready");
     }
 
     #[test]
     fn an_idle_group_comes_back_without_banked_turns() {
         let mut groups = Groups::new(&BTreeSet::new());
-        let a = groups.join("a").unwrap();
-        let b = groups.join("b").unwrap();
+        let a = groups.join("a", 1).unwrap();
+        let b = groups.join("b", 1).unwrap();
         let mut jobs: Vec<_> = (1..=10).map(|id| (id, a, 0)).collect();
         fill(&mut groups, a, 0, 1..=10);
         for _ in 0..6 {
@@ -368,17 +404,17 @@ mod tests {
     #[test]
     fn a_group_is_dropped_with_its_last_job_and_its_id_reused() {
         let mut groups = Groups::new(&BTreeSet::new());
-        let a = groups.join("a").unwrap();
-        let again = groups.join("a").unwrap();
+        let a = groups.join("a", 1).unwrap();
+        let again = groups.join("a", 1).unwrap();
         assert_eq!(a, again);
         groups.leave(a);
         assert_eq!(groups.len(), 1, "one job of a is left");
         groups.leave(a);
         assert_eq!(groups.len(), 0);
-        let b = groups.join("b").unwrap();
+        let b = groups.join("b", 1).unwrap();
         assert_eq!(b, a, "the id is reused");
         assert_eq!(
-            groups.join("a").unwrap(),
+            groups.join("a", 1).unwrap(),
             SlotGroup::new(2),
             "a is new again"
         );

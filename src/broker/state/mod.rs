@@ -104,14 +104,15 @@ impl State {
     pub fn queue_or_create(
         &mut self,
         name: &str,
-        defaults: QueueConfig,
+        defaults: &QueueConfig,
     ) -> Result<(QueueId, bool), BrokerError> {
         if let Some(&id) = self.queue_ids.get(name) {
             return Ok((id, false));
         }
         let id = QueueId(u32::try_from(self.queues.len()).map_err(|_| BrokerError::TooManyQueues)?);
         let name: Arc<str> = Arc::from(name);
-        self.queues.push(QueueState::new(name.clone(), defaults));
+        self.queues
+            .push(QueueState::new(name.clone(), defaults.clone()));
         self.queue_ids.insert(name, id);
         Ok((id, true))
     }
@@ -266,7 +267,8 @@ impl State {
 
 /// When a job of `queue` (default config if unknown) that reached `state` at `now` is purged.
 fn retention_end(queue: Option<&QueueState>, state: JobState, now: Millis) -> Millis {
-    let config = queue.map(|q| q.config).unwrap_or_default();
+    let default = QueueConfig::default();
+    let config = queue.map_or(&default, |q| &q.config);
     let keep = if state == JobState::Dead {
         config.dead_retention_ms
     } else {
@@ -296,7 +298,7 @@ mod tests {
 
     fn queue(state: &mut State, name: &str) -> QueueId {
         let (id, created) = state
-            .queue_or_create(name, QueueConfig::default())
+            .queue_or_create(name, &QueueConfig::default())
             .expect("few queues");
         assert!(created);
         id
@@ -353,7 +355,7 @@ mod tests {
         let b = queue(&mut state, "b");
         assert_ne!(a, b);
         let (again, created) = state
-            .queue_or_create("a", QueueConfig::default())
+            .queue_or_create("a", &QueueConfig::default())
             .expect("few queues");
         assert_eq!((again, created), (a, false));
         assert_eq!(state.queue_id("b"), Some(b));

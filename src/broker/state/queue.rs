@@ -99,9 +99,10 @@ impl QueueState {
     /// memory: [`QueueState::leave_group`]). The queue's first group turns on fair dispatch.
     pub fn join_group(&mut self, name: &str) -> Result<SlotGroup, TooManyGroups> {
         let ready = &self.ready;
+        let weight = self.config.group_weights.get(name).copied().unwrap_or(1);
         self.groups
             .get_or_insert_with(|| Box::new(Groups::new(ready)))
-            .join(name)
+            .join(name, weight)
     }
 
     /// A job of `group` left memory for good, or its insert failed.
@@ -113,10 +114,11 @@ impl QueueState {
 
     /// Replaces the queue's settings; a new `group_max_in_flight` applies to every group now.
     pub fn set_config(&mut self, config: QueueConfig) {
-        let recap = config.group_max_in_flight != self.config.group_max_in_flight;
+        let recap = config.group_max_in_flight != self.config.group_max_in_flight
+            || config.group_weights != self.config.group_weights;
         self.config = config;
         if let (true, Some(groups)) = (recap, &mut self.groups) {
-            groups.recap(config.group_max_in_flight);
+            groups.recap(self.config.group_max_in_flight, &self.config.group_weights);
         }
     }
 

@@ -131,6 +131,7 @@ fn queue_record(lease_ms: u64, paused: bool) -> QueueRecord {
         idempotency_window_ms: 7,
         max_depth: None,
         group_max_in_flight: None,
+        group_weights: Vec::new(),
     }
 }
 

@@ -40,7 +40,7 @@ pub use schedule::{JobTemplate, ScheduleRecord};
 ///   `cursors` appeared; the `outbox` table, which nothing read, is dropped when an older file
 ///   is opened. Every other record is encoded as in 2 and 3.
 /// - 5: `QueueRecord` gained `max_depth`, and the `keys` table appeared.
-/// - 6: `JobRecord` gained `group`, `QueueRecord` `group_max_in_flight`
+/// - 6: `JobRecord` gained `group`, `QueueRecord` `group_max_in_flight` and `group_weights`
 ///   ([`decode_job_record`] and [`decode_queue_record`] upgrade older ones). Every other record
 ///   is encoded as in 5.
 ///

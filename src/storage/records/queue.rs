@@ -30,6 +30,9 @@ pub struct QueueRecord {
     pub max_depth: Option<u64>,
     /// Most leases one job group may hold at once; `None`: no limit. Since version 6.
     pub group_max_in_flight: Option<u32>,
+    /// Weights of job groups (turns per round), by group name; others have 1. Since
+    /// version 6.
+    pub group_weights: Vec<(String, u32)>,
 }
 
 /// A queue record as version 5 wrote it (no `group_max_in_flight`). Change-log events of
@@ -81,6 +84,7 @@ impl From<QueueRecordV5> for QueueRecord {
             idempotency_window_ms: v5.idempotency_window_ms,
             max_depth: v5.max_depth,
             group_max_in_flight: None,
+            group_weights: Vec::new(),
         }
     }
 }
@@ -132,6 +136,7 @@ impl From<QueueRecordV2> for QueueRecord {
             idempotency_window_ms: v2.idempotency_window_ms,
             max_depth: None,
             group_max_in_flight: None,
+            group_weights: Vec::new(),
         }
     }
 }
@@ -210,6 +215,7 @@ mod tests {
             idempotency_window_ms: 30,
             max_depth: Some(9),
             group_max_in_flight: Some(2),
+            group_weights: Vec::new(),
         };
         let upgraded = decode_queue_record(&bytes, &defaults).unwrap();
         assert_eq!(

@@ -48,7 +48,9 @@ async fn sigkill_under_load(config: &str) -> bool {
     // Acks sent; the kill may cut one off after it is durable but before its reply arrives.
     let ack_sent: Arc<Mutex<HashSet<String>>> = Arc::default();
     let progress = Arc::new(tokio::sync::Notify::new());
-    let stop_at = Instant::now() + Duration::from_millis(1500);
+    // A bound, not a wait: the kill comes as soon as the load has got going (within a second
+    // on an idle machine). A loaded CI machine checkpointing every 5 ms took longer than 1.5 s.
+    let stop_at = Instant::now() + Duration::from_secs(10);
     let mut tasks = Vec::new();
     for producer in 0..4 {
         let enqueued = enqueued.clone();

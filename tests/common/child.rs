@@ -11,9 +11,34 @@ use parking_lot::Mutex;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
+/// A `wharf serve` child that is killed when dropped, so a test that fails before it kills the
+/// child leaves no server behind. Derefs to the [`Child`] (to kill and wait on it).
+pub struct WharfChild(Child);
+
+impl std::ops::Deref for WharfChild {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for WharfChild {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for WharfChild {
+    fn drop(&mut self) {
+        // Already gone when the test killed it: both calls then fail harmlessly.
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Starts `wharf serve` on an ephemeral port with `dir/wharf.toml`, and returns it with the
 /// address it logged and whether it replayed journal frames at start-up.
-pub async fn spawn_wharf(dir: &Path) -> (Child, SocketAddr, bool) {
+pub async fn spawn_wharf(dir: &Path) -> (WharfChild, SocketAddr, bool) {
     let (child, addr, log) = spawn_wharf_under(dir, &[]).await;
     let replayed = log
         .lock()
@@ -27,7 +52,7 @@ pub async fn spawn_wharf(dir: &Path) -> (Child, SocketAddr, bool) {
 pub async fn spawn_wharf_under(
     dir: &Path,
     wrapper: &[&str],
-) -> (Child, SocketAddr, Arc<Mutex<Vec<String>>>) {
+) -> (WharfChild, SocketAddr, Arc<Mutex<Vec<String>>>) {
     let exe = env!("CARGO_BIN_EXE_wharf");
     let mut command = match wrapper.split_first() {
         Some((program, args)) => {
@@ -37,16 +62,18 @@ pub async fn spawn_wharf_under(
         }
         None => Command::new(exe),
     };
-    let mut child = command
-        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
-        .arg(dir.join("wharf.toml"))
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .env("WHARF_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn wharf");
+    let mut child = WharfChild(
+        command
+            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+            .arg(dir.join("wharf.toml"))
+            .arg("--data-dir")
+            .arg(dir.join("data"))
+            .env("WHARF_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn wharf"),
+    );
     let stderr = tokio::process::ChildStderr::from_std(child.stderr.take().unwrap()).unwrap();
     let mut lines = BufReader::new(stderr).lines();
     let log: Arc<Mutex<Vec<String>>> = Arc::default();

@@ -68,6 +68,9 @@ pub struct Config {
     pub events_max_entries: u64,
     /// Longest a change-log event is kept, in ms. Default: 604800000 (7 days).
     pub events_max_age_ms: u64,
+    /// How long audit records are kept, in days (older ones are dropped as new ones are
+    /// written). Default: 90.
+    pub audit_retention_days: u64,
     /// On SIGINT/SIGTERM, how long in-flight requests may take to finish. Default: 10000.
     pub shutdown_grace_ms: u64,
     /// Most HTTP connections open at once; more wait in the listen backlog. At start the soft
@@ -118,6 +121,7 @@ impl Default for Config {
             max_pending_writes: 8192,
             events_max_entries: 1_000_000,
             events_max_age_ms: 7 * 24 * 3_600_000,
+            audit_retention_days: 90,
             shutdown_grace_ms: 10_000,
             max_connections: 10_000,
             header_read_timeout_ms: 30_000,
@@ -213,6 +217,9 @@ impl Config {
         if self.events_max_entries == 0 || self.events_max_age_ms == 0 {
             return invalid("events_max_entries and events_max_age_ms must be at least 1");
         }
+        if !(1..=36_500).contains(&self.audit_retention_days) {
+            return invalid("audit_retention_days must be between 1 and 36500");
+        }
         for (tenant, limits) in &self.tenant_limits {
             if tenant != crate::auth::ANY_TENANT && !crate::tenant::valid_tenant(tenant) {
                 return invalid(&format!(
@@ -284,6 +291,7 @@ impl Config {
                 max_batch: self.max_batch,
             },
             seed: None,
+            audit_retention_ms: self.audit_retention_days.saturating_mul(24 * 3_600_000),
         }
     }
 }

@@ -8,9 +8,9 @@
 use crate::cron::{CronError, CronSchedule};
 use crate::storage::journal::frame;
 use crate::storage::{
-    CursorRecord, DecodeError, EventRecord, IdempotencyRecord, JobBody, JobRecord, KeyRecord,
-    QueueRecord, ScheduleRecord, StoreError, WriteOp, decode, decode_events, decode_job_record,
-    decode_ops, decode_queue_record, encode,
+    AuditRecord, CursorRecord, DecodeError, EventRecord, IdempotencyRecord, JobBody, JobRecord,
+    KeyRecord, QueueRecord, ScheduleRecord, StoreError, WriteOp, decode, decode_events,
+    decode_job_record, decode_ops, decode_queue_record, encode,
 };
 
 /// What replaying a journal read: every frame applied, with its decoded ops, and the sequence
@@ -66,11 +66,13 @@ pub enum RecordKind {
     Idempotency,
     /// Table `keys`.
     Key,
+    /// Table `audit`.
+    Audit,
 }
 
 impl RecordKind {
     /// Every kind.
-    pub const ALL: [RecordKind; 8] = [
+    pub const ALL: [RecordKind; 9] = [
         RecordKind::Job,
         RecordKind::Body,
         RecordKind::Queue,
@@ -79,6 +81,7 @@ impl RecordKind {
         RecordKind::Cursor,
         RecordKind::Idempotency,
         RecordKind::Key,
+        RecordKind::Audit,
     ];
 }
 
@@ -101,6 +104,8 @@ pub enum Record {
     Idempotency(IdempotencyRecord),
     /// An API key.
     Key(KeyRecord),
+    /// An audit record.
+    Audit(AuditRecord),
 }
 
 /// The defaults a version-1 queue record is upgraded with (the server's queue defaults).
@@ -119,6 +124,7 @@ pub fn decode_record(kind: RecordKind, bytes: &[u8]) -> Result<Record, DecodeErr
         RecordKind::Cursor => Record::Cursor(decode(bytes)?),
         RecordKind::Idempotency => Record::Idempotency(decode(bytes)?),
         RecordKind::Key => Record::Key(decode(bytes)?),
+        RecordKind::Audit => Record::Audit(decode(bytes)?),
     })
 }
 
@@ -133,6 +139,7 @@ pub fn encode_record(record: &Record) -> Vec<u8> {
         Record::Cursor(r) => encode(r),
         Record::Idempotency(r) => encode(r),
         Record::Key(r) => encode(r),
+        Record::Audit(r) => encode(r),
     }
 }
 

@@ -11,7 +11,8 @@ use serde_json::{Value, json};
 use wharf::http::access::{Needs, ROUTES};
 
 /// What the broker holds, as an operator sees it: queues with their counts, the jobs, the
-/// schedules, cursors and keys, and the head of the change log.
+/// schedules, cursors and keys. (The change log is compared apart: refusals by a known key of
+/// an admin route append an audit record, and its event.)
 async fn snapshot(server: &TestServer, op: &str, jobs: &[&str]) -> Value {
     let mut parts = Vec::new();
     let mut paths: Vec<String> = ["/v1/queues", "/v1/schedules", "/v1/cursors"]
@@ -19,8 +20,12 @@ async fn snapshot(server: &TestServer, op: &str, jobs: &[&str]) -> Value {
         .into();
     paths.extend(jobs.iter().map(|id| format!("/v1/jobs/{id}")));
     for path in paths {
-        let (status, body) = call(server, Some(op), "GET", &path, None).await;
+        let (status, mut body) = call(server, Some(op), "GET", &path, None).await;
         assert_eq!(status, 200, "{path}: {body}");
+        // A cursor's lag follows the log's head, which `log` checks.
+        for cursor in body["cursors"].as_array_mut().into_iter().flatten() {
+            cursor.as_object_mut().unwrap().remove("lag");
+        }
         parts.push(body);
     }
     let (_, keys) = call(server, Some(op), "GET", "/v1/keys", None).await;
@@ -32,9 +37,16 @@ async fn snapshot(server: &TestServer, op: &str, jobs: &[&str]) -> Value {
         .map(|k| json!([k["id"], k["revoked_at"], k["scopes"], k["queues"]]))
         .collect();
     parts.push(Value::Array(keys));
-    let (_, events) = call(server, Some(op), "GET", "/v1/events?limit=1", None).await;
-    parts.push(events["head"].clone());
     Value::Array(parts)
+}
+
+/// The head of the change log and the audit records, as an operator sees them.
+async fn log(server: &TestServer, op: &str) -> (u64, Vec<Value>) {
+    let (_, events) = call(server, Some(op), "GET", "/v1/events?limit=1", None).await;
+    let (status, audit) = call(server, Some(op), "GET", "/v1/audit?limit=1000", None).await;
+    assert_eq!(status, 200, "{audit}");
+    let records = audit["entries"].as_array().unwrap().clone();
+    (events["head"].as_u64().unwrap(), records)
 }
 
 /// The state the matrix runs against, and the keys it uses.
@@ -271,6 +283,7 @@ fn requests(w: &World) -> Vec<(&'static str, &'static str, String, Option<String
             format!("/v1/keys/{}", w.revoked_id),
             None,
         ),
+        ("GET", "/v1/audit", "/v1/audit".into(), None),
         ("GET", "/metrics", "/metrics".into(), None),
     ]
 }
@@ -332,6 +345,9 @@ async fn every_route_refuses_every_missing_right_and_changes_nothing() {
     let before_keys = snapshot(&server, &w.op, &jobs).await;
     for (method, route, path, body) in &requests {
         let body = body.as_deref();
+        let (head, records) = log(&server, &w.op).await;
+        // The statuses of the refusals below that the audit trail records.
+        let mut audited = Vec::new();
         for (case, header) in &bad_headers {
             let headers: Vec<(&str, &str)> = header
                 .iter()
@@ -358,6 +374,7 @@ async fn every_route_refuses_every_missing_right_and_changes_nothing() {
             reply.1
         );
         assert_eq!(reply.1["error"]["code"], "forbidden");
+        audited.push(403);
         if let Some((status, code)) = outside_patterns(route, method) {
             let reply = call(&server, Some(&w.emails_only), method, path, body).await;
             assert_eq!(
@@ -366,12 +383,36 @@ async fn every_route_refuses_every_missing_right_and_changes_nothing() {
                 reply.1
             );
             assert_eq!(reply.1["error"]["code"], code, "{method} {path}");
+            audited.push(status);
         }
         assert_eq!(
             snapshot(&server, &w.op, &jobs).await,
             before_keys,
             "{method} {path} changed something"
         );
+        // The change log moved by the audit records of the refusals only (401s leave none).
+        let action = wharf::http::audit::action(&method.parse().unwrap(), route);
+        if action.is_none() {
+            audited.clear();
+        }
+        let (head_after, records_after) = log(&server, &w.op).await;
+        let added = &records_after[records.len()..];
+        assert_eq!(
+            records_after[..records.len()],
+            records[..],
+            "{method} {path}"
+        );
+        let statuses: Vec<u16> = added
+            .iter()
+            .map(|r| u16::try_from(r["status"].as_u64().unwrap()).unwrap())
+            .collect();
+        assert_eq!(statuses, audited, "{method} {path}: {added:?}");
+        assert!(
+            added
+                .iter()
+                .all(|r| r["action"] == json!(action) && r["outcome"] == "refused")
+        );
+        assert_eq!(head_after - head, audited.len() as u64, "{method} {path}");
     }
     // Only the keys the test made were added.
     assert_ne!(before, before_keys);

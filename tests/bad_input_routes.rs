@@ -49,13 +49,16 @@ async fn snapshot(server: &TestServer, fx: &Fixture) -> Value {
         "/v1/schedules".to_owned(),
         "/v1/cursors".to_owned(),
     ] {
-        let (status, body) = server.get(&path).await;
+        let (status, mut body) = server.get(&path).await;
         assert_eq!(status, 200, "{path}: {body}");
+        // A cursor's lag follows the log's head, audit records included.
+        for cursor in body["cursors"].as_array_mut().into_iter().flatten() {
+            cursor.as_object_mut().unwrap().remove("lag");
+        }
         parts.push(body);
     }
-    let (status, events) = server.get("/v1/events?limit=1").await;
-    assert_eq!(status, 200, "{events}");
-    parts.push(events["head"].clone());
+    // Refusals of admin routes leave audit records: the change log is compared without them.
+    parts.push(common::last_change(server, None).await.into());
     Value::Array(parts)
 }
 

@@ -234,6 +234,7 @@ fn record_seeds(dir: &Path, payloads: &[Vec<u8>]) {
             Record::Cursor(_) => "cursor",
             Record::Idempotency(_) => "idempotency",
             Record::Key(_) => "key",
+            Record::Audit(_) => "audit",
         };
         write(&format!("{kind}-{n:02}"), &encode_record(&record));
     };
@@ -248,6 +249,7 @@ fn record_seeds(dir: &Path, payloads: &[Vec<u8>]) {
                 WriteOp::PutQueue { record, .. } => vec![Record::Queue(record)],
                 WriteOp::PutSchedule { record, .. } => vec![Record::Schedule(record)],
                 WriteOp::PutKey { record, .. } => vec![Record::Key(record)],
+                WriteOp::Audit { record, .. } => vec![Record::Audit(record)],
                 _ => Vec::new(),
             };
             for record in records {

@@ -36,6 +36,7 @@
 //! changes were decided, so disk never disagrees with memory. Replies wait for the commit.
 
 mod admin;
+mod audit;
 mod background;
 mod config;
 mod enqueue;
@@ -62,10 +63,11 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use tokio::sync::{Notify, watch};
 
+pub use audit::{AuditPage, MAX_AUDIT_PAGE};
 pub use background::Parked;
 pub use config::{Backoff, QueueConfig};
 pub use error::BrokerError;
-pub use events::{CursorView, Event, EventFilter, EventPage, EventQuery, Start, TYPES};
+pub use events::{CursorView, Event, EventFilter, EventPage, EventQuery, Start, TYPES, audit_json};
 pub use limits::{Invalid, Limit, Limits};
 pub use snapshot::Snapshot;
 pub use state::Counters;
@@ -92,6 +94,8 @@ pub struct BrokerOptions {
     pub limits: Limits,
     /// Seed for jitter and lease nonces; `None` seeds from entropy (tests fix it).
     pub seed: Option<u64>,
+    /// How long audit records are kept (ms).
+    pub audit_retention_ms: Millis,
 }
 
 /// What recovery found at start-up.
@@ -114,6 +118,7 @@ pub struct Broker {
     clock: Clock,
     queue_defaults: QueueConfig,
     limits: Limits,
+    audit_retention_ms: Millis,
     next_id: AtomicU64,
     /// Woken when a deadline earlier than the timer's current one appears.
     timer_wake: Notify,

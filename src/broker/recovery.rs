@@ -110,6 +110,7 @@ impl Broker {
             clock,
             queue_defaults: options.queue_defaults.clone(),
             limits: options.limits,
+            audit_retention_ms: options.audit_retention_ms,
             next_id: AtomicU64::new(next_id),
             timer_wake: Notify::new(),
             // Until the timer's first look, everything may be due.

@@ -1,4 +1,4 @@
-//! Consistent snapshots of every job and queue, for mirrors that start or fall behind the log.
+//! Consistent snapshots of every job, queue and audit record, for mirrors that start or fall behind the log.
 
 use super::views::JobView;
 use super::{Broker, BrokerError, QueueConfig, blocking};
@@ -61,5 +61,14 @@ impl Snapshot {
             .into_iter()
             .map(|(id, stored)| JobView::new(id, stored, now))
             .collect())
+    }
+
+    /// Up to `limit` audit records after sequence `after`, in order.
+    pub fn audit(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, crate::storage::AuditRecord)>, BrokerError> {
+        Ok(blocking(|| self.inner.audit(after, limit))?)
     }
 }

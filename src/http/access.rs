@@ -15,6 +15,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
+use super::audit::Audit;
 use super::error::{ApiError, ErrorCode};
 use crate::auth::{Class, DEFAULT_TENANT, Principal, RateLimited, Scope, Taken, Unauthorized};
 use crate::broker::{AckItem, FollowUp, NewMessage};
@@ -149,6 +150,7 @@ pub const ROUTES: &[(Method, &str, Needs, Takes)] = &[
     (Method::POST, "/v1/keys", S(KeysAdmin), NoQuery),
     (Method::GET, "/v1/keys", S(KeysAdmin), NoQuery),
     (Method::DELETE, "/v1/keys/{id}", S(KeysAdmin), NoQuery),
+    (Method::GET, "/v1/audit", S(KeysAdmin), Query),
     (Method::GET, "/metrics", S(MetricsRead), NoQuery),
     (Method::GET, "/healthz", Open, NoQuery),
     (Method::GET, "/readyz", Open, NoQuery),
@@ -179,20 +181,37 @@ pub fn takes_query(method: &Method, path: &str) -> bool {
 }
 
 /// The middleware (a `route_layer`, so the matched route is known): authenticates the key,
-/// checks the route's scope, and hands the [`Principal`] to the handler.
-pub async fn authorize(State(app): State<AppState>, mut request: Request, next: Next) -> Response {
-    match principal(&app, &request) {
+/// checks the route's scope, hands the [`Principal`] to the handler, and records an audited
+/// request's outcome (see [`super::audit`]) before its reply goes out.
+pub async fn authorize(State(app): State<AppState>, request: Request, next: Next) -> Response {
+    // An `Arc<str>` inside: cloned without copying the path.
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    let route = route.as_ref().map(MatchedPath::as_str);
+    let (mut request, audit) = match route {
+        Some(route) => Audit::of(request, route).await,
+        None => (request, None),
+    };
+    match principal(&app, &request, route) {
         Ok(None) => next.run(request).await,
         Ok(Some((principal, taken))) => {
-            request.extensions_mut().insert(principal);
+            request.extensions_mut().insert(principal.clone());
             let mut response = next.run(request).await;
             if let Some(taken) = taken {
                 let reset = u64::from(taken.remaining < taken.limit);
                 rate_headers(&mut response, taken.limit, taken.remaining, reset);
             }
+            if let Some(audit) = audit {
+                audit.record(&app, &principal, &response).await;
+            }
             response
         }
-        Err(refusal) => refusal.into_response(),
+        Err((refusal, key)) => {
+            let response = refusal.into_response();
+            if let (Some(audit), Some(key)) = (audit, key) {
+                audit.record(&app, &key, &response).await;
+            }
+            response
+        }
     }
 }
 
@@ -250,13 +269,17 @@ impl IntoResponse for Refusal {
     }
 }
 
-/// The caller, and what its request took from its rate limit (`None`: an open route).
+/// A refusal, with the caller when its key is known (a refusal the audit records).
+type Refused = (Refusal, Option<Caller>);
+
+/// The caller, and what its request took from its rate limit (`None`: an open route); or why
+/// it is refused.
 fn principal(
     app: &AppState,
     request: &Request,
-) -> Result<Option<(Caller, Option<Taken>)>, Refusal> {
-    let route = request.extensions().get::<MatchedPath>();
-    let needed = route.and_then(|r| needs(request.method(), r.as_str()));
+    route: Option<&str>,
+) -> Result<Option<(Caller, Option<Taken>)>, Refused> {
+    let needed = route.and_then(|r| needs(request.method(), r));
     let scope = match needed {
         Some(Open) => return Ok(None),
         Some(S(scope)) => scope,
@@ -264,10 +287,10 @@ fn principal(
         // table complete).
         None => {
             let error = ApiError::new(ErrorCode::Forbidden, "this route has no scope");
-            return Err(Refusal::Error(error));
+            return Err((Refusal::Error(error), None));
         }
     };
-    let keys = app.keys().map_err(Refusal::Error)?;
+    let keys = app.keys().map_err(|e| (Refusal::Error(e), None))?;
     if !keys.enabled() {
         return Ok(Some((keys.unauthenticated(), None)));
     }
@@ -275,16 +298,18 @@ fn principal(
         .headers()
         .get(AUTHORIZATION)
         .map(HeaderValue::as_bytes);
-    let key = keys.authenticate(header).map_err(Refusal::Unauthorized)?;
+    let key = keys
+        .authenticate(header)
+        .map_err(|why| (Refusal::Unauthorized(why), None))?;
     if !key.principal.may(scope) {
         key.stats.forbidden.fetch_add(1, Ordering::Relaxed);
-        return Err(Refusal::Error(forbidden_scope(scope)));
+        return Err((Refusal::Error(forbidden_scope(scope)), Some(key.principal)));
     }
     // Counted once the key and scope are checked: those refusals do not use up its limit.
     let class = Class::of(scope);
     let limited = |limited| {
         key.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
-        Refusal::RateLimited(limited)
+        (Refusal::RateLimited(limited), None)
     };
     let mut taken = key.buckets.take(class).map_err(limited)?;
     if let Some(tenant) = &key.tenant_buckets {
@@ -477,8 +502,9 @@ mod tests {
         assert!(takes_query(&Method::GET, "/v1/events"));
         assert!(takes_query(&Method::GET, "/v1/queues/{queue}/jobs"));
         assert!(!takes_query(&Method::POST, "/v1/queues/{queue}/jobs"));
+        assert!(takes_query(&Method::GET, "/v1/audit"));
         assert!(!takes_query(&Method::GET, "/v1/schedules"));
         let listing = ROUTES.iter().filter(|(.., takes)| *takes == Query).count();
-        assert_eq!(listing, 4);
+        assert_eq!(listing, 5);
     }
 }

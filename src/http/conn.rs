@@ -7,6 +7,7 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -15,7 +16,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes, HttpBody};
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::header::CONNECTION;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -113,8 +114,8 @@ pub async fn serve(
             accepted = listener.accept() => accepted,
             () = &mut stop => break,
         };
-        let tcp = match accepted {
-            Ok((tcp, _)) => tcp,
+        let (tcp, peer) = match accepted {
+            Ok(accepted) => accepted,
             Err(error) => {
                 // Out of file descriptors (or another resource): let connections close, then
                 // try again, rather than spin.
@@ -133,6 +134,7 @@ pub async fn serve(
         let connection = Connection {
             http: http.clone(),
             router: router.clone(),
+            peer,
             graceful: graceful.watcher(),
             stopped: stopped.clone(),
         };
@@ -168,6 +170,8 @@ pub async fn serve(
 struct Connection {
     http: http1::Builder,
     router: Router,
+    /// The client's address (requests carry it as `ConnectInfo`, for the audit trail).
+    peer: SocketAddr,
     graceful: Watcher,
     stopped: watch::Receiver<bool>,
 }
@@ -179,7 +183,11 @@ impl Connection {
         IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
         let answering = Arc::new(AtomicUsize::new(0));
-        let service = counted(TowerToHyperService::new(self.router), answering.clone());
+        let service = counted(
+            TowerToHyperService::new(self.router),
+            answering.clone(),
+            self.peer,
+        );
         let io = TokioIo::new(ParseErrorBodies::new(io));
         let connection = self.graceful.watch(self.http.serve_connection(io, service));
         let mut stopped = self.stopped;
@@ -207,6 +215,7 @@ impl Connection {
 fn counted(
     inner: TowerToHyperService<Router>,
     answering: Arc<AtomicUsize>,
+    peer: SocketAddr,
 ) -> impl Service<
     hyper::Request<Incoming>,
     Response = Response,
@@ -214,7 +223,8 @@ fn counted(
     Future = impl Future<Output = Result<Response, Infallible>> + Send,
 > + Clone {
     let inner = Arc::new(inner);
-    service_fn(move |request| {
+    service_fn(move |mut request: hyper::Request<Incoming>| {
+        request.extensions_mut().insert(ConnectInfo(peer));
         let guard = Answering::start(&answering);
         let reply = inner.call(request);
         async move {

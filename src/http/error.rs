@@ -181,6 +181,8 @@ impl IntoResponse for ApiError {
             object.insert(key.to_owned(), value);
         }
         let mut response = (self.code.status(), Json(json!({ "error": error }))).into_response();
+        // For the audit trail, which records a refusal's code.
+        response.extensions_mut().insert(self.code);
         if matches!(self.code, ErrorCode::QueueFull | ErrorCode::TooManyGroups) {
             // Nothing says when consumers will have drained it: a second is a polite first wait.
             response.headers_mut().insert(

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::AppState;
 use super::access::Caller;
+use super::audit::AuditNote;
 use super::body::{PathText, body_bytes, parse_json};
 use super::error::{ApiError, ErrorCode};
 use crate::auth::{KeyError, KeySpec, KeyView, RateLimits};
@@ -84,7 +85,7 @@ pub async fn create(
     State(app): State<AppState>,
     Extension(by): Extension<Caller>,
     body: Result<Bytes, BytesRejection>,
-) -> Result<(StatusCode, Json<KeyOut>), ApiError> {
+) -> Result<(StatusCode, Extension<AuditNote>, Json<KeyOut>), ApiError> {
     let body: CreateBody = parse_json(&body_bytes(body)?)?;
     let spec = KeySpec {
         tenant: body.tenant,
@@ -95,7 +96,20 @@ pub async fn create(
     };
     let (view, token) = app.keys()?.create(&by, spec).await?;
     tracing::info!(key = %view.id, by = ?by.key_id, "API key created");
-    Ok((StatusCode::CREATED, Json(KeyOut::new(view, Some(token)))))
+    let note = note(&view);
+    Ok((
+        StatusCode::CREATED,
+        Extension(note),
+        Json(KeyOut::new(view, Some(token))),
+    ))
+}
+
+/// The audit trail's target of a key: its id, in its tenant.
+fn note(view: &KeyView) -> AuditNote {
+    AuditNote {
+        target: view.id.clone(),
+        tenant: view.tenant.clone(),
+    }
 }
 
 #[derive(Serialize)]
@@ -119,8 +133,8 @@ pub async fn revoke(
     State(app): State<AppState>,
     Extension(by): Extension<Caller>,
     PathText(id): PathText,
-) -> Result<Json<KeyOut>, ApiError> {
+) -> Result<(Extension<AuditNote>, Json<KeyOut>), ApiError> {
     let view = app.keys()?.revoke(&by, &id).await?;
     tracing::info!(key = %view.id, by = ?by.key_id, "API key revoked");
-    Ok(Json(KeyOut::new(view, None)))
+    Ok((Extension(note(&view)), Json(KeyOut::new(view, None))))
 }

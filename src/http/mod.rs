@@ -6,9 +6,10 @@
 //!   broker errors.
 //! - [`access`]: the scope of every route, and the middleware that checks keys against it.
 //! - [`jobs`], [`queues`], [`schedules`], [`events`], [`cursors`], [`outbox`], [`mirrors`],
-//!   [`keys`], [`health`]: the handlers, one file per resource.
+//!   [`keys`], [`audit`], [`health`]: the handlers, one file per resource.
 
 pub mod access;
+pub mod audit;
 mod body;
 pub mod conn;
 mod cursors;
@@ -135,6 +136,7 @@ pub fn router_with(state: AppState, body: conn::BodyLimits) -> Router {
         )
         .route("/v1/keys", post(keys::create).get(keys::list))
         .route("/v1/keys/{id}", axum::routing::delete(keys::revoke))
+        .route("/v1/audit", get(audit::list))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))

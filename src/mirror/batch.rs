@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use super::change::{Change, JobPatch, JobRow, MessageRow};
+use super::change::{AuditRow, Change, JobPatch, JobRow, MessageRow};
 
 /// What a batch does, each job in at most one of `inserts`, `patches` and `deletes`; the
 /// groups commute, so a sink may apply them in any order.
@@ -21,6 +21,8 @@ pub struct Folded {
     pub queues: Vec<Change>,
     /// Messages, in seq order.
     pub messages: Vec<MessageRow>,
+    /// Audit records, in order.
+    pub audit: Vec<AuditRow>,
 }
 
 /// Where a job stands within the batch.
@@ -60,6 +62,7 @@ pub fn fold(changes: &[Change]) -> Folded {
             }
             Change::PutQueue(_) | Change::PauseQueue { .. } => folded.queues.push(change.clone()),
             Change::Message(message) => folded.messages.push(message.clone()),
+            Change::Audit(row) => folded.audit.push(row.clone()),
             Change::Nothing => {}
         }
     }

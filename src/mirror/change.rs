@@ -71,6 +71,37 @@ pub struct MessageRow {
     pub at: Millis,
 }
 
+/// An `audit` event: one record of the audit trail, in the shape of `GET /v1/audit`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct AuditRow {
+    pub seq: u64,
+    #[serde(skip)]
+    pub at: Millis,
+    pub tenant: String,
+    pub by: AuditBy,
+    pub action: String,
+    pub target: Option<String>,
+    pub status: u16,
+    pub outcome: String,
+    pub error: Option<String>,
+}
+
+/// Who made an audited request.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct AuditBy {
+    pub key_id: Option<String>,
+    pub tenant: String,
+    pub peer: Option<String>,
+}
+
+/// An audit record as a row (for a snapshot: through its JSON, as its event carries it).
+pub fn audit_row(seq: u64, record: &crate::storage::AuditRecord) -> Result<AuditRow, ParseError> {
+    let mut row: AuditRow =
+        serde_json::from_str(&crate::broker::audit_json(seq, record)).map_err(bad)?;
+    row.at = record.at;
+    Ok(row)
+}
+
 /// One row change, from one event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
@@ -90,6 +121,8 @@ pub enum Change {
     },
     /// A client's message.
     Message(MessageRow),
+    /// An audit record (appended, never changed).
+    Audit(AuditRow),
     /// Nothing a mirror keeps (schedules, a purge's summary, a lease extension).
     Nothing,
 }
@@ -302,6 +335,11 @@ pub fn parse(json: &str) -> Result<(u64, Change), ParseError> {
                 headers: m.headers.get().to_owned(),
                 at,
             })
+        }
+        "audit" => {
+            let mut row: AuditRow = serde_json::from_str(data).map_err(bad)?;
+            row.at = at;
+            Change::Audit(row)
         }
         _ => Change::Nothing,
     };

@@ -11,8 +11,15 @@
 //! outbox(seq bigint primary key, topic text not null, key text, payload jsonb, payload_text text,
 //!        headers jsonb, headers_text text, at timestamptz not null,
 //!        tenant text generated from headers)
+//! audit(seq bigint primary key, at timestamptz not null, tenant text not null, key_id text,
+//!       key_tenant text not null, peer text, action text not null, target text,
+//!       status int not null, outcome text not null, error text)
 //! mirror_position(mirror text primary key, seq bigint not null, applied_at timestamptz not null)
 //! ```
+//!
+//! `audit` is append-only: a trigger refuses every UPDATE, DELETE and TRUNCATE of it (its
+//! owner may drop the trigger to prune it), and the mirror only inserts, skipping records it
+//! already holds; a snapshot adds the broker's records without clearing any.
 //!
 //! Queue names are full names (`emails` for the default tenant, `acme:emails` for tenant
 //! `acme`), unique across tenants as in the broker; `tenant` is generated from them, and for
@@ -32,7 +39,9 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, NoTls, Statement};
 
 use super::batch::{self, Folded};
-use super::change::{Change, JobPatch, JobRow, MessageRow, job_row, queue_row};
+use super::change::{
+    AuditRow, Change, JobPatch, JobRow, MessageRow, audit_row, job_row, queue_row,
+};
 use super::{MirrorConfig, Sink, SinkError};
 use crate::broker::Snapshot;
 use crate::clock::Millis;
@@ -51,6 +60,7 @@ struct Statements {
     put_queue: Statement,
     pause_queue: Statement,
     messages: Statement,
+    audit: Statement,
     position: Statement,
 }
 
@@ -119,6 +129,15 @@ CREATE TABLE IF NOT EXISTS "{s}".outbox (seq bigint PRIMARY KEY, topic text NOT 
   at timestamptz NOT NULL);
 ALTER TABLE "{s}".outbox ADD COLUMN IF NOT EXISTS tenant text GENERATED ALWAYS AS
   (coalesce(headers->>'wharf-tenant', 'default')) STORED;
+CREATE TABLE IF NOT EXISTS "{s}".audit (seq bigint PRIMARY KEY, at timestamptz NOT NULL,
+  tenant text NOT NULL, key_id text, key_tenant text NOT NULL, peer text, action text NOT NULL,
+  target text, status int NOT NULL, outcome text NOT NULL, error text);
+CREATE OR REPLACE FUNCTION "{s}".audit_is_append_only() RETURNS trigger LANGUAGE plpgsql AS
+  $$BEGIN RAISE EXCEPTION 'the wharf audit table is append-only'; END$$;
+CREATE OR REPLACE TRIGGER audit_rows_append_only BEFORE UPDATE OR DELETE ON "{s}".audit
+  FOR EACH ROW EXECUTE FUNCTION "{s}".audit_is_append_only();
+CREATE OR REPLACE TRIGGER audit_table_append_only BEFORE TRUNCATE ON "{s}".audit
+  FOR EACH STATEMENT EXECUTE FUNCTION "{s}".audit_is_append_only();
 CREATE TABLE IF NOT EXISTS "{s}".mirror_position (mirror text PRIMARY KEY,
   seq bigint NOT NULL, applied_at timestamptz NOT NULL);"#
     )
@@ -201,6 +220,16 @@ FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::te
 ON CONFLICT (seq) DO NOTHING"#,
         ts("u.at")
     );
+    let audit = format!(
+        r#"INSERT INTO "{s}".audit (seq, at, tenant, key_id, key_tenant, peer, action, target,
+  status, outcome, error)
+SELECT seq, {}, tenant, key_id, key_tenant, peer, action, target, status, outcome, error
+FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[],
+  $7::text[], $8::text[], $9::int[], $10::text[], $11::text[])
+  AS u(seq, at, tenant, key_id, key_tenant, peer, action, target, status, outcome, error)
+ON CONFLICT (seq) DO NOTHING"#,
+        ts("u.at")
+    );
     let position = format!(
         r#"INSERT INTO "{s}".mirror_position (mirror, seq, applied_at) VALUES ($1, $2, now())
 ON CONFLICT (mirror) DO UPDATE SET seq = EXCLUDED.seq, applied_at = EXCLUDED.applied_at"#
@@ -216,6 +245,7 @@ ON CONFLICT (mirror) DO UPDATE SET seq = EXCLUDED.seq, applied_at = EXCLUDED.app
         put_queue: client.prepare(&put_queue).await?,
         pause_queue: client.prepare(&pause_queue).await?,
         messages: client.prepare(&messages).await?,
+        audit: client.prepare(&audit).await?,
         position: client.prepare(&position).await?,
     })
 }
@@ -358,6 +388,24 @@ fn message_params(messages: &[MessageRow]) -> Vec<Param> {
     ]
 }
 
+/// The parameters of a bulk insert of audit `rows`.
+fn audit_params(rows: &[AuditRow]) -> Vec<Param> {
+    let text = |f: fn(&AuditRow) -> Option<String>| rows.iter().map(f).collect::<Vec<_>>();
+    vec![
+        Box::new(rows.iter().map(|r| id(r.seq)).collect::<Vec<_>>()),
+        Box::new(rows.iter().map(|r| ms(r.at)).collect::<Vec<_>>()),
+        Box::new(text(|r| Some(r.tenant.clone()))),
+        Box::new(text(|r| r.by.key_id.clone())),
+        Box::new(text(|r| Some(r.by.tenant.clone()))),
+        Box::new(text(|r| r.by.peer.clone())),
+        Box::new(text(|r| Some(r.action.clone()))),
+        Box::new(text(|r| r.target.clone())),
+        Box::new(rows.iter().map(|r| i32::from(r.status)).collect::<Vec<_>>()),
+        Box::new(text(|r| Some(r.outcome.clone()))),
+        Box::new(text(|r| r.error.clone())),
+    ]
+}
+
 type JsonColumns = (Vec<Option<String>>, Vec<Option<String>>);
 
 fn push(columns: &mut JsonColumns, (json, text): (Option<String>, Option<String>)) {
@@ -407,6 +455,9 @@ fn statements<'a>(s: &'a Statements, folded: &Folded) -> Vec<(&'a Statement, Vec
     }
     if !folded.messages.is_empty() {
         out.push((&s.messages, message_params(&folded.messages)));
+    }
+    if !folded.audit.is_empty() {
+        out.push((&s.audit, audit_params(&folded.audit)));
     }
     out
 }
@@ -539,6 +590,27 @@ DELETE FROM "{schema}".outbox WHERE seq > {seq};"#
                 }
                 let rows: Vec<JobRow> = jobs.into_iter().map(job_row).collect();
                 let insert = [(&s.insert_jobs, insert_params(&rows))];
+                pipelined(&client, &insert)
+                    .await
+                    .map_err(|e| self.fail(e))?;
+            }
+            // The audit trail is added to, never replaced: records the broker no longer keeps
+            // stay in the mirror.
+            let mut after = 0;
+            loop {
+                let records = snapshot
+                    .audit(after, SNAPSHOT_CHUNK)
+                    .map_err(|e| SinkError::Down(format!("reading the snapshot: {e}")))?;
+                let Some((last, _)) = records.last() else {
+                    break;
+                };
+                after = *last;
+                let rows = records
+                    .iter()
+                    .map(|(seq, record)| audit_row(*seq, record))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| SinkError::Rejected(e.to_string()))?;
+                let insert = [(&s.audit, audit_params(&rows))];
                 pipelined(&client, &insert)
                     .await
                     .map_err(|e| self.fail(e))?;

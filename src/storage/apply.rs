@@ -9,11 +9,11 @@ use redb::ReadableTable;
 use super::error::StoreError;
 use super::ops::{IdempotencyKey, JobChange, JobEvent, ScheduleEvent, WriteOp};
 use super::records::{
-    CursorRecord, EventData, EventRecord, IdempotencyRecord, JobBody, JobRecord, KeyRecord,
-    QueueRecord, ScheduleRecord, StoredState, decode, decode_job_record, decode_queue_record_v2_on,
-    encode,
+    AuditRecord, CursorRecord, EventData, EventRecord, IdempotencyRecord, JobBody, JobRecord,
+    KeyRecord, QueueRecord, ScheduleRecord, StoredState, decode, decode_job_record,
+    decode_queue_record_v2_on, encode,
 };
-use super::tables::Tables;
+use super::tables::{META_AUDIT_NEXT, Tables};
 
 /// The job an idempotency key already maps to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -196,8 +196,50 @@ pub fn apply(
             }
             t.keys.insert(id.as_str(), encode(&key).as_slice())?;
         }
+        WriteOp::Audit {
+            record,
+            trim_before,
+        } => audit(t, record, *trim_before, events)?,
     }
     Ok(Applied::Done)
+}
+
+/// Most audit records past their retention one append drops: more than the one it adds, so
+/// the trail catches up after its retention is shortened, in steps that stay small.
+const AUDIT_TRIM_PER_APPEND: usize = 16;
+
+/// Appends `record` to the audit trail under the next audit sequence number, with its event,
+/// and drops the oldest records from before `trim_before`.
+fn audit(
+    t: &mut Tables<'_>,
+    record: &AuditRecord,
+    trim_before: u64,
+    events: &mut Vec<EventRecord>,
+) -> Result<(), StoreError> {
+    let seq = t.meta.get(META_AUDIT_NEXT)?.map_or(1, |v| v.value());
+    t.audit.insert(seq, encode(record).as_slice())?;
+    t.meta.insert(META_AUDIT_NEXT, seq + 1)?;
+    let mut expired = Vec::new();
+    for row in t.audit.range(..seq)?.take(AUDIT_TRIM_PER_APPEND) {
+        let (key, value) = row?;
+        if decode::<AuditRecord>(value.value())?.at >= trim_before {
+            break;
+        }
+        expired.push(key.value());
+    }
+    for key in expired {
+        t.audit.remove(key)?;
+    }
+    events.push(EventRecord {
+        at: record.at,
+        queue: None,
+        job_id: None,
+        data: EventData::Audit {
+            seq,
+            record: record.clone(),
+        },
+    });
+    Ok(())
 }
 
 /// A queue put's events: created, or updated and/or paused/resumed by what changed.

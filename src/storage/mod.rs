@@ -53,9 +53,10 @@ pub use ops::{
 };
 pub use reads::{EventsRead, Snapshot};
 pub use records::{
-    CursorRecord, DeleteReason, EventData, EventRecord, FORMAT_VERSION, IdempotencyRecord, JobBody,
-    JobRecord, JobTemplate, KeyLimits, KeyRecord, QueueRecord, ScheduleRecord, StoredState, decode,
-    decode_events, decode_job_record, decode_queue_record, encode,
+    AuditRecord, CursorRecord, DeleteReason, EventData, EventRecord, FORMAT_VERSION,
+    IdempotencyRecord, JobBody, JobRecord, JobTemplate, KeyLimits, KeyRecord, QueueRecord,
+    ScheduleRecord, StoredState, decode, decode_events, decode_job_record, decode_queue_record,
+    encode,
 };
 pub use request::Written;
 pub use space::{DEFAULT_FLOOR_BYTES, SpaceReading};
@@ -362,7 +363,8 @@ fn init(db: &Database) -> Result<Sequences, StoreError> {
         });
     }
     {
-        // Version 2 added tables, 4 the events and cursors, 5 the keys: created here when missing.
+        // Version 2 added tables, 4 the events and cursors, 5 the keys, 7 the audit trail:
+        // created here when missing.
         Tables::open(&txn)?;
     }
     if found.is_none_or(|v| v < u64::from(FORMAT_VERSION)) {

@@ -5,11 +5,11 @@ use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
 use super::error::StoreError;
 use super::records::{
-    CursorRecord, EventRecord, JobBody, JobRecord, KeyRecord, QueueRecord, ScheduleRecord, decode,
-    decode_events, decode_job_record, decode_queue_record,
+    AuditRecord, CursorRecord, EventRecord, JobBody, JobRecord, KeyRecord, QueueRecord,
+    ScheduleRecord, decode, decode_events, decode_job_record, decode_queue_record,
 };
 use super::tables::{
-    BODIES, CURSORS, EVENTS, EXPIRY, IDEMPOTENCY_EXPIRY, JOBS, KEYS, META, META_EVENTS_NEXT,
+    AUDIT, BODIES, CURSORS, EVENTS, EXPIRY, IDEMPOTENCY_EXPIRY, JOBS, KEYS, META, META_EVENTS_NEXT,
     META_NEXT_JOB_ID, QUEUES, RESULTS, SCHEDULES,
 };
 use super::{Store, StoredJob};
@@ -240,6 +240,13 @@ impl Store {
         })
     }
 
+    /// Up to `limit` audit records after sequence `after`, in order.
+    pub fn audit(&self, after: u64, limit: usize) -> Result<Vec<(u64, AuditRecord)>, StoreError> {
+        let db = self.db()?;
+        let txn = db.begin_read()?;
+        audit_rows(&txn, after, limit)
+    }
+
     /// A consistent view of every job and queue, for a mirror's snapshot: one read
     /// transaction, with the last event its state reflects.
     pub fn snapshot(&self) -> Result<Snapshot, StoreError> {
@@ -266,7 +273,27 @@ pub struct Snapshot {
     after: u64,
 }
 
+/// Up to `limit` audit records after `after`, read in `txn`.
+fn audit_rows(
+    txn: &redb::ReadTransaction,
+    after: u64,
+    limit: usize,
+) -> Result<Vec<(u64, AuditRecord)>, StoreError> {
+    let table = txn.open_table(AUDIT)?;
+    let mut out = Vec::new();
+    for row in table.range(after.saturating_add(1)..)?.take(limit) {
+        let (seq, value) = row?;
+        out.push((seq.value(), decode(value.value())?));
+    }
+    Ok(out)
+}
+
 impl Snapshot {
+    /// Up to `limit` audit records after sequence `after`, as of the snapshot.
+    pub fn audit(&self, after: u64, limit: usize) -> Result<Vec<(u64, AuditRecord)>, StoreError> {
+        audit_rows(&self.txn, after, limit)
+    }
+
     /// Every queue with its settings.
     pub fn queues(&self, defaults: &QueueRecord) -> Result<Vec<(String, QueueRecord)>, StoreError> {
         let table = self.txn.open_table(QUEUES)?;

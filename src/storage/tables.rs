@@ -32,6 +32,8 @@ pub const IDEMPOTENCY_EXPIRY: TableDefinition<(u64, &str), ()> =
 pub const SCHEDULES: TableDefinition<&str, &[u8]> = TableDefinition::new("schedules");
 /// key id → [`KeyRecord`](super::KeyRecord).
 pub const KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("keys");
+/// audit sequence → [`AuditRecord`](super::AuditRecord).
+pub const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
 /// name → u64 (see the `META_*` keys).
 pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
@@ -44,6 +46,8 @@ pub const META_NEXT_JOB_ID: &str = "next_job_id";
 pub const META_OUTBOX_NEXT: &str = "outbox_next";
 /// The sequence number the next event gets.
 pub const META_EVENTS_NEXT: &str = "events_next";
+/// The sequence number the next audit record gets.
+pub const META_AUDIT_NEXT: &str = "audit_next";
 /// The checksum salt of the current run's journal frames (see `docs/design.md`, "The journal").
 pub const META_JOURNAL_SALT: &str = "journal_salt";
 /// The last journal frame the latest checkpoint contains (see `docs/design.md`, "The journal").
@@ -63,6 +67,7 @@ pub struct Tables<'txn> {
     pub idempotency_expiry: Table<'txn, (u64, &'static str), ()>,
     pub schedules: Table<'txn, &'static str, &'static [u8]>,
     pub keys: Table<'txn, &'static str, &'static [u8]>,
+    pub audit: Table<'txn, u64, &'static [u8]>,
 }
 
 impl<'txn> Tables<'txn> {
@@ -81,6 +86,7 @@ impl<'txn> Tables<'txn> {
             idempotency_expiry: txn.open_table(IDEMPOTENCY_EXPIRY)?,
             schedules: txn.open_table(SCHEDULES)?,
             keys: txn.open_table(KEYS)?,
+            audit: txn.open_table(AUDIT)?,
         })
     }
 }

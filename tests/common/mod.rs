@@ -271,3 +271,26 @@ impl TestServer {
             .unwrap();
     }
 }
+
+/// The event types that tell of a change to the broker's state: every type but `audit` (a
+/// refused request leaves an audit record, and its event, while changing nothing).
+pub const CHANGES: &str = "job.*,queue.*,schedule.*,message";
+
+/// The seq of the last event of the change log that is not an audit record, as `key` reads it.
+pub async fn last_change(server: &TestServer, key: Option<&str>) -> u64 {
+    let mut after = 0;
+    let mut last = 0;
+    loop {
+        let path = format!("/v1/events?after={after}&limit=1000&types={CHANGES}");
+        let (status, page) = keys::call(server, key, "GET", &path, None).await;
+        assert_eq!(status, 200, "{page}");
+        if let Some(seq) = page["events"].as_array().unwrap().last() {
+            last = seq["seq"].as_u64().unwrap();
+        }
+        let next = page["next_after"].as_u64().unwrap();
+        if next >= page["head"].as_u64().unwrap() || next == after {
+            return last;
+        }
+        after = next;
+    }
+}

@@ -11,7 +11,7 @@ mod render;
 use std::pin::pin;
 
 pub use cursors::CursorView;
-pub use render::TYPES;
+pub use render::{TYPES, audit as audit_json};
 
 use super::limits::{self, MAX_WAIT_MS};
 use super::{Broker, BrokerError, blocking};

@@ -15,7 +15,9 @@ use crate::tenant::{self, split};
 fn plain(full: &str) -> &str {
     split(full).1
 }
-use crate::storage::{DeleteReason, EventData, EventRecord, QueueRecord, ScheduleRecord};
+use crate::storage::{
+    AuditRecord, DeleteReason, EventData, EventRecord, QueueRecord, ScheduleRecord,
+};
 
 /// The type name of an event, as the API spells it.
 pub fn type_name(data: &EventData) -> &'static str {
@@ -41,11 +43,12 @@ pub fn type_name(data: &EventData) -> &'static str {
         EventData::ScheduleResumed { .. } => "schedule.resumed",
         EventData::ScheduleFired { .. } => "schedule.fired",
         EventData::Message { .. } => "message",
+        EventData::Audit { .. } => "audit",
     }
 }
 
 /// Every type an event can have (for filters, and the docs' table).
-pub const TYPES: [&str; 21] = [
+pub const TYPES: [&str; 22] = [
     "job.enqueued",
     "job.leased",
     "job.extended",
@@ -67,13 +70,16 @@ pub const TYPES: [&str; 21] = [
     "schedule.resumed",
     "schedule.fired",
     "message",
+    "audit",
 ];
 
 /// The tenant of an event: its queue's (a schedule event's: its target queue's), or, for an
-/// outbox message, the one its `wharf-tenant` header names (none: the default tenant).
+/// outbox message, the one its `wharf-tenant` header names (none: the default tenant); for an
+/// audit record, the tenant it concerns.
 pub fn tenant(event: &EventRecord) -> &str {
     match (&event.queue, &event.data) {
         (Some(queue), _) => tenant::tenant_of(queue),
+        (None, EventData::Audit { record, .. }) => &record.tenant,
         (None, EventData::Message { headers, .. }) => headers
             .iter()
             .find(|(name, _)| name == tenant::MESSAGE_HEADER)
@@ -189,8 +195,39 @@ fn data(out: &mut String, data: &EventData) {
             o.raw("payload", payload);
             o.headers("headers", headers);
         }
+        EventData::Audit { seq, record } => audit_fields(&mut o, *seq, record),
     }
     out.push_str(&o.finish());
+}
+
+/// The JSON text of audit record `seq`: the shape of `GET /v1/audit`'s entries and of the
+/// `audit` event's data.
+pub fn audit(seq: u64, record: &AuditRecord) -> String {
+    let mut o = Object::new();
+    audit_fields(&mut o, seq, record);
+    o.finish()
+}
+
+fn audit_fields(o: &mut Object, seq: u64, r: &AuditRecord) {
+    o.u64("seq", seq);
+    o.time("at", r.at);
+    o.str("tenant", &r.tenant);
+    o.key("by");
+    let mut by = Object::new();
+    by.opt_str("key_id", r.key_id.as_deref());
+    by.str("tenant", &r.key_tenant);
+    by.opt_str("peer", r.peer.as_deref());
+    o.out.push_str(&by.finish());
+    o.str("action", &r.action);
+    o.opt_str("target", r.target.as_deref().map(plain));
+    o.u64("status", u64::from(r.status));
+    let outcome = match r.status {
+        ..400 => "ok",
+        400..500 => "refused",
+        _ => "failed",
+    };
+    o.str("outcome", outcome);
+    o.opt_str("error", r.error.as_deref());
 }
 
 /// A queue's settings in the shape of the queue API.

@@ -22,6 +22,7 @@
 //!  13 PutKey          id: str | record: bytes (KeyRecord)
 //!  14 KeyUsed         id: str | at: varint
 //!  15 RevokeKey       id: str | at: varint
+//!  16 Audit           record: bytes (AuditRecord) | trim_before: varint
 //! state    = kind: u8 | varint fields, by kind:
 //!   0 Queued run_at · 1 Leased nonce, deadline · 2 Succeeded finished_at · 3 Dead died_at
 //!   4 Cancelled finished_at
@@ -64,6 +65,7 @@ const DELETE_CURSOR: u8 = 12;
 const PUT_KEY: u8 = 13;
 const KEY_USED: u8 = 14;
 const REVOKE_KEY: u8 = 15;
+const AUDIT: u8 = 16;
 
 const QUEUED: u8 = 0;
 const LEASED: u8 = 1;
@@ -228,6 +230,14 @@ pub(super) fn encode<'a>(ops: impl Iterator<Item = &'a WriteOp> + Clone, out: &m
                 });
                 put_bytes(out, id.as_bytes());
                 put_varint(out, *at);
+            }
+            WriteOp::Audit {
+                record: r,
+                trim_before,
+            } => {
+                out.push(AUDIT);
+                put_record(out, scratch, r);
+                put_varint(out, *trim_before);
             }
         }
     }
@@ -549,6 +559,10 @@ impl<'a> Reader<'a> {
                 id: self.string()?,
                 at: self.varint()?,
             },
+            AUDIT => WriteOp::Audit {
+                record: self.record()?,
+                trim_before: self.varint()?,
+            },
             tag => return Err(OpsError::UnknownTag { what: "op", tag }),
         })
     }
@@ -559,7 +573,8 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::super::golden::{
-        V4_HEX, V4_RECORDS_V4_HEX, V4_RECORDS_V4_OPS, V4_RECORDS_V5_HEX, golden_ops, hex, unhex,
+        V4_HEX, V4_RECORDS_V4_HEX, V4_RECORDS_V4_OPS, V4_RECORDS_V5_HEX, V4_RECORDS_V6_HEX,
+        V4_RECORDS_V6_OPS, golden_ops, hex, unhex,
     };
     use super::super::{decode_ops, encode_ops};
     use super::*;
@@ -577,8 +592,11 @@ mod tests {
     }
 
     #[test]
-    fn a_journal_written_with_records_of_format_5_still_replays() {
-        assert_eq!(decode_ops(&unhex(V4_RECORDS_V5_HEX)).unwrap(), golden_ops());
+    fn a_journal_written_with_records_of_format_5_or_6_still_replays() {
+        let ops = golden_ops();
+        for hex in [V4_RECORDS_V5_HEX, V4_RECORDS_V6_HEX] {
+            assert_eq!(decode_ops(&unhex(hex)).unwrap(), ops[..V4_RECORDS_V6_OPS]);
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 use super::super::records::{
-    DeleteReason, JobBody, JobRecord, JobTemplate, KeyLimits, KeyRecord, QueueRecord,
+    AuditRecord, DeleteReason, JobBody, JobRecord, JobTemplate, KeyLimits, KeyRecord, QueueRecord,
     ScheduleRecord, StoredState,
 };
 use super::{IdempotencyKey, JobChange, JobEvent, Message, ScheduleEvent, WriteOp};
@@ -57,8 +57,11 @@ pub const V4_RECORDS_V4_HEX: &str = concat!(
 /// How many of [`golden_ops`] [`V4_RECORDS_V4_HEX`] holds.
 pub const V4_RECORDS_V4_OPS: usize = 27;
 
-/// Op format 4 as wharf wrote it with records of format 5 (before job groups): all of
-/// [`golden_ops`].
+/// How many of [`golden_ops`] the journals of record formats 5 and 6 hold.
+pub const V4_RECORDS_V6_OPS: usize = 31;
+
+/// Op format 4 as wharf wrote it with records of format 5 (before job groups): the first
+/// [`V4_RECORDS_V6_OPS`] of [`golden_ops`].
 pub const V4_RECORDS_V5_HEX: &str = concat!(
     "041f0106656d61696c731a05b0ea0105e807c0cf24010080dddb018088b2a00280b8992900b8e7eab6b73302",
     "07240506656d61696c73c000f4d3eab6b733000501e0d40380d0eab6b73380d0eab6b733000119050c7b2274",
@@ -286,6 +289,34 @@ pub fn golden_ops() -> Vec<WriteOp> {
             },
             at: T + 7_200_900,
         },
+        WriteOp::Audit {
+            record: AuditRecord {
+                at: T + 7_201_000,
+                key_id: Some("0123456789abcdef".into()),
+                key_tenant: "*".into(),
+                tenant: "acme".into(),
+                peer: Some("127.0.0.1:50000".into()),
+                action: "queue.pause".into(),
+                target: Some("acme:emails".into()),
+                status: 403,
+                error: Some("forbidden".into()),
+            },
+            trim_before: T - 90 * 86_400_000,
+        },
+        WriteOp::Audit {
+            record: AuditRecord {
+                at: T + 7_201_100,
+                key_id: None,
+                key_tenant: "*".into(),
+                tenant: "default".into(),
+                peer: None,
+                action: "key.create".into(),
+                target: None,
+                status: 201,
+                error: None,
+            },
+            trim_before: 0,
+        },
     ]);
     ops
 }
@@ -469,8 +500,9 @@ pub fn v3_ops() -> Vec<WriteOp> {
     ]
 }
 
-/// Op format 4 of [`golden_ops`], version byte included.
-pub const V4_HEX: &str = concat!(
+/// Op format 4 as wharf wrote it with records of format 6 (before the audit trail): the first
+/// [`V4_RECORDS_V6_OPS`] of [`golden_ops`].
+pub const V4_RECORDS_V6_HEX: &str = concat!(
     "041f0106656d61696c731c06b0ea0105e807c0cf24010080dddb018088b2a00280b89929000000b8e7eab6b7",
     "330207250606656d61696c73c000f4d3eab6b733000501e0d40380d0eab6b73380d0eab6b73300010019060c",
     "7b22746f223a22616461227d0105747261636503742d31010a656d61696c73006b2d31808884e0b733020822",
@@ -500,4 +532,40 @@ pub const V4_HEX: &str = concat!(
     "3233343536373839616263646566bc8fa2bab7330f1030313233343536373839616263646566a090a2bab733",
     "0107626f756e6465641d06b0ea0105e807c0cf24010080dddb018088b2a00280b89929016400008491a2bab7",
     "33",
+);
+
+/// Op format 4 of [`golden_ops`], version byte included.
+pub const V4_HEX: &str = concat!(
+    "04210106656d61696c731c07b0ea0105e807c0cf24010080dddb018088b2a00280b89929000000b8e7eab6b7",
+    "330207250706656d61696c73c000f4d3eab6b733000501e0d40380d0eab6b73380d0eab6b73300010019070c",
+    "7b22746f223a22616461227d0105747261636503742d31010a656d61696c73006b2d31808884e0b733020822",
+    "0706656d61696c738000f4d3eab6b73300050080d0eab6b73380d0eab6b7330001000707046e756c6c000002",
+    "09220706656d61696c738000f4d3eab6b73300050080d0eab6b73380d0eab6b7330001000807055b312c325d",
+    "000003070001effdb6f50da4beecb6b73301000000f4d3eab6b73303070200d0dfeab6b733010104626f6f6d",
+    "0000e8d7eab6b73303080203dcdbeab6b733050107676176652075700001dce39cd7b933dcdbeab6b7330309",
+    "0504c0dceab6b73300000001c0b9c6b8b733c0dceab6b73303070402b8e7eab6b7330200010b7b226f6b223a",
+    "747275657d01b8c4c6b8b733b8e7eab6b7330509c0b9c6b8b73301c096a2bab7330508dce39cd7b933000409",
+    "01c096a2bab73301b8e7eab6b733040a0000b8e7eab6b73306076e696768746c794e0709302033202a202a20",
+    "2a0c4575726f70652f506172697306656d61696c730f7b227265706f7274223a747275657d80010300010161",
+    "016200010001808aa2bab73380d0eab6b73380d0eab6b7330080d0eab6b73307036f6c64b8e7eab6b733080a",
+    "656d61696c73006b2d30ffcfeab6b733030b010107908ff0b6b73301000000a0efeab6b733030b0303908ff0",
+    "b6b73305010d6c6561736520657870697265640001809ecf84ba33908ff0b6b733030b0600f896f0b6b73300",
+    "000000f896f0b6b73306076e696768746c794e0709302033202a202a202a0c4575726f70652f506172697306",
+    "656d61696c730f7b227265706f7274223a747275657d80010300010161016201010001808aa2bab73380d0ea",
+    "b6b73380d0eab6b73301e09ef0b6b73306076e696768746c794e0709302033202a202a202a0c4575726f7065",
+    "2f506172697306656d61696c730f7b227265706f7274223a747275657d80010300010161016200010001808a",
+    "a2bab73380d0eab6b73380d0eab6b73302c8a6f0b6b73306076e696768746c79540709302033202a202a202a",
+    "0c4575726f70652f506172697306656d61696c730f7b227265706f7274223a747275657d8001030001016101",
+    "62000101808aa2bab73301808aa2bab73380d0eab6b73380d0eab6b733030ce48aa2bab73309010709066f72",
+    "6465727301036f2d310c7b22746f74616c223a31327d0105747261636503742d32c88ba2bab7330900066f72",
+    "6465727300046e756c6c00ac8ca2bab7330a06656d61696c7302908da2bab7330b086d6972726f722d6111f4",
+    "8da2bab7330c086d6972726f722d620d10303132333435363738396162636465665e07070707070707070707",
+    "07070707070707070707070707070707070707070707070461636d65020c6a6f62733a656e71756575650c6a",
+    "6f62733a636f6e73756d650107656d61696c732a066d61696c65720164000101d88ea2bab73300000e103031",
+    "3233343536373839616263646566bc8fa2bab7330f1030313233343536373839616263646566a090a2bab733",
+    "0107626f756e6465641d07b0ea0105e807c0cf24010080dddb018088b2a00280b89929016400008491a2bab7",
+    "33105707e891a2bab733011030313233343536373839616263646566012a0461636d65010f3132372e302e30",
+    "2e313a35303030300b71756575652e7061757365010b61636d653a656d61696c7393030109666f7262696464",
+    "656e80a0f9ba9a33102207cc92a2bab73300012a0764656661756c74000a6b65792e63726561746500c90100",
+    "00",
 );

@@ -17,7 +17,8 @@ mod legacy;
 
 use super::error::OpsError;
 use super::records::{
-    DeleteReason, JobBody, JobRecord, KeyRecord, QueueRecord, ScheduleRecord, StoredState,
+    AuditRecord, DeleteReason, JobBody, JobRecord, KeyRecord, QueueRecord, ScheduleRecord,
+    StoredState,
 };
 
 pub use codec::OPS_VERSION;
@@ -145,6 +146,14 @@ pub enum WriteOp {
         id: String,
         /// When (epoch ms).
         at: u64,
+    },
+    /// Append a record to the audit trail (and its event to the change log), and drop the
+    /// oldest records from before `trim_before` (retention; a few per append).
+    Audit {
+        /// The record.
+        record: AuditRecord,
+        /// Records older than this (epoch ms) are past their retention.
+        trim_before: u64,
     },
 }
 

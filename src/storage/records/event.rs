@@ -7,7 +7,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{DecodeError, QueueRecord, QueueRecordV2, QueueRecordV5, ScheduleRecord, decode};
+use super::{
+    AuditRecord, DecodeError, QueueRecord, QueueRecordV2, QueueRecordV5, ScheduleRecord, decode,
+};
 
 /// One event of the change log. Its sequence number is its place in its batch. `S` is the
 /// layout of the queue settings its queue events carry: [`QueueRecord`], or [`QueueRecordV2`]
@@ -165,6 +167,13 @@ pub enum EventData<S = QueueRecord, G = Option<String>> {
         /// Its headers.
         headers: Vec<(String, String)>,
     },
+    /// An admin action or key change was recorded in the audit trail (since version 7).
+    Audit {
+        /// Its sequence number in the audit trail.
+        seq: u64,
+        /// The record.
+        record: AuditRecord,
+    },
 }
 
 /// A reader's durable position in the change log (table `cursors`).
@@ -267,6 +276,7 @@ impl<S: Into<QueueRecord>> EventRecord<S, ()> {
                 payload,
                 headers,
             },
+            E::Audit { seq, record } => E::Audit { seq, record },
         };
         EventRecord {
             at: self.at,

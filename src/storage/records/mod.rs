@@ -8,8 +8,10 @@
 //! - `queue`: table `queues`;
 //! - `schedule`: table `schedules`;
 //! - `event`: tables `events` (the change log) and `cursors`;
-//! - `key`: table `keys`.
+//! - `key`: table `keys`;
+//! - `audit`: table `audit`.
 
+mod audit;
 mod event;
 mod job;
 mod key;
@@ -20,6 +22,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use super::error::DecodeError;
+pub use audit::AuditRecord;
 pub use event::{CursorRecord, DeleteReason, EventData, EventRecord, decode_events};
 pub use job::{IdempotencyRecord, JobBody, JobRecord, JobRecordV5, StoredState, decode_job_record};
 pub use key::{KeyLimits, KeyRecord};
@@ -43,9 +46,11 @@ pub use schedule::{JobTemplate, ScheduleRecord};
 /// - 6: `JobRecord` gained `group`, `QueueRecord` `group_max_in_flight` and `group_weights`
 ///   ([`decode_job_record`] and [`decode_queue_record`] upgrade older ones). Every other record
 ///   is encoded as in 5.
+/// - 7: the `audit` table appeared ([`AuditRecord`]), and an events batch may hold an
+///   `Audit` event. Every other record is encoded as in 6.
 ///
 /// The journal's op format has its own version (see [`super::ops`]).
-pub const FORMAT_VERSION: u8 = 6;
+pub const FORMAT_VERSION: u8 = 7;
 
 /// Encodes a record behind the format-version byte.
 pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
@@ -71,8 +76,8 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
     match bytes.split_first() {
         None => Err(DecodeError::Empty),
         // Versions 2 and 5 changed only QueueRecord (see decode_queue_record), 3 only the
-        // outbox (now gone), 4 added tables, 6 changed JobRecord and QueueRecord; every other
-        // record is encoded alike in all six. A job or queue record, or an events batch
+        // outbox (now gone), 4 and 7 added tables, 6 changed JobRecord and QueueRecord; every
+        // other record is encoded alike in all seven. A job or queue record, or an events batch
         // holding one, must be read by its own decoder.
         Some((1..=FORMAT_VERSION, rest)) => Ok(postcard::from_bytes(rest)?),
         Some((&found, _)) => Err(DecodeError::UnknownVersion {

@@ -4,6 +4,7 @@
 //! retention; it flows through the change log to Postgres, into an append-only table.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may unwrap
 mod common;
+use common::child::spawn_wharf;
 use common::keys::{call, create_key};
 use common::mirroring::{config_with, converged, pg_mirror};
 use common::services::{PgSchema, postgres_url};
@@ -157,6 +158,29 @@ async fn admin_actions_and_refusals_are_recorded_durably() {
     let denied = call(&server, Some(&acme), "GET", "/v1/audit", None).await;
     assert_error(&denied, 403, "forbidden");
     server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_record_whose_reply_was_sent_survives_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("wharf.toml"), "").unwrap();
+    let (mut child, addr, _) = spawn_wharf(dir.path()).await;
+    let patch = request(addr, "PATCH", "/v1/queues/q", Some(r#"{"lease_ms":"x"}"#)).await;
+    assert_eq!(patch.0, 422, "{}", patch.1);
+    let pause = request(addr, "POST", "/v1/queues/q/pause", None).await;
+    assert_eq!(pause.0, 200, "{}", pause.1);
+    child.kill().unwrap(); // SIGKILL, right after the last reply
+    child.wait().unwrap();
+    let (_child, addr, _) = spawn_wharf(dir.path()).await;
+    let (status, page) = request(addr, "GET", "/v1/audit", None).await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(
+        summary(page["entries"].as_array().unwrap()),
+        vec![
+            row("queue.update", json!("q"), 422, json!("invalid_value")),
+            row("queue.pause", json!("q"), 200, Value::Null),
+        ]
+    );
 }
 
 #[tokio::test]

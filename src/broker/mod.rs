@@ -176,6 +176,7 @@ impl Broker {
             available_bytes: reading.available,
             floor_bytes: reading.floor,
             low: reading.low,
+            pending_checkpoint_bytes: reading.pending,
         }
     }
 

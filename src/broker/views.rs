@@ -444,4 +444,7 @@ pub struct DiskSpace {
     pub floor_bytes: u64,
     /// Whether the volume is below the floor now.
     pub low: bool,
+    /// Journal bytes the next checkpoint writes into the data file; `low` counts them three
+    /// times against the free space, so while this is 0 the reading is exact.
+    pub pending_checkpoint_bytes: u64,
 }

@@ -45,6 +45,7 @@ pub async fn readyz(State(app): State<AppState>) -> Result<Json<Value>, ApiError
             "available_bytes": disk.available_bytes,
             "floor_bytes": disk.floor_bytes,
             "low": disk.low,
+            "pending_checkpoint_bytes": disk.pending_checkpoint_bytes,
         },
     })))
 }

@@ -11,7 +11,7 @@
 //!
 //! Not used by the server: a test puts it in [`super::StoreOptions::disk`].
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -72,9 +72,47 @@ struct MemFile {
     durable: Vec<u8>,
     /// The changes since the last sync, in order.
     unsynced: Vec<Unsynced>,
-    /// Bytes the file takes on the volume: up to the end of its last written byte. Growing
-    /// the length alone takes nothing (a sparse file), shrinking it gives back.
-    allocated: u64,
+    /// The blocks the file takes on the volume.
+    blocks: Blocks,
+}
+
+/// A file system's allocation unit.
+const BLOCK: u64 = 4096;
+
+/// The blocks a file takes on the volume, as a file system allocates them: a write takes the
+/// blocks it touches, growing the length alone takes none (a sparse file: redb grows its file
+/// by doubling it and fills it page by page), and shrinking it gives back the blocks past the
+/// new end.
+#[derive(Debug, Default, Clone)]
+struct Blocks(BTreeSet<u64>);
+
+impl Blocks {
+    fn bytes(&self) -> u64 {
+        self.0.len() as u64 * BLOCK
+    }
+
+    fn range(offset: u64, len: u64) -> std::ops::Range<u64> {
+        if len == 0 {
+            return 0..0;
+        }
+        offset / BLOCK..offset.saturating_add(len).div_ceil(BLOCK)
+    }
+
+    /// Bytes a write of `len` bytes at `offset` would add.
+    fn added_by(&self, offset: u64, len: u64) -> u64 {
+        let new = Blocks::range(offset, len)
+            .filter(|block| !self.0.contains(block))
+            .count();
+        new as u64 * BLOCK
+    }
+
+    fn write(&mut self, offset: u64, len: u64) {
+        self.0.extend(Blocks::range(offset, len));
+    }
+
+    fn truncate(&mut self, len: u64) {
+        self.0.split_off(&len.div_ceil(BLOCK));
+    }
 }
 
 fn apply(image: &mut Vec<u8>, change: &Unsynced) {
@@ -148,17 +186,16 @@ impl State {
 
 impl State {
     fn allocated(&self) -> u64 {
-        self.files.values().map(|f| f.allocated).sum()
+        self.files.values().map(|f| f.blocks.bytes()).sum()
     }
 
-    /// Fails with ENOSPC if `path` taking `allocated` bytes would fill the volume beyond its
+    /// Fails with ENOSPC if taking `added` more bytes would fill the volume beyond its
     /// capacity.
-    fn make_room(&self, path: &Path, allocated: u64) -> io::Result<()> {
+    fn make_room(&self, added: u64) -> io::Result<()> {
         let Some(capacity) = self.capacity else {
             return Ok(());
         };
-        let own = self.files.get(path).map_or(0, |f| f.allocated);
-        if allocated > own && self.allocated() - own + allocated > capacity {
+        if added > 0 && self.allocated() + added > capacity {
             return Err(io::Error::from_raw_os_error(ENOSPC));
         }
         Ok(())
@@ -228,9 +265,11 @@ impl FaultyDisk {
                     };
                     apply(&mut durable, &torn);
                 }
+                let mut blocks = file.blocks.clone();
+                blocks.truncate(durable.len() as u64);
                 let image = MemFile {
                     data: durable.clone(),
-                    allocated: durable.len() as u64,
+                    blocks,
                     durable,
                     unsynced: Vec::new(),
                 };
@@ -274,7 +313,7 @@ impl Disk for FaultyDisk {
 
     fn allocated_bytes(&self, path: &Path) -> io::Result<u64> {
         let state = self.state.lock();
-        Ok(state.files.get(path).ok_or_else(missing)?.allocated)
+        Ok(state.files.get(path).ok_or_else(missing)?.blocks.bytes())
     }
 
     fn space(&self, _dir: &Path) -> io::Result<Space> {
@@ -330,11 +369,16 @@ impl DiskFile for FaultyFile {
     fn write_at(&self, offset: u64, data: &[u8]) -> io::Result<()> {
         self.with(|state, path| {
             state.check(false)?;
-            let own = state.files.get(path).ok_or_else(missing)?.allocated;
-            let end = offset.saturating_add(data.len() as u64);
-            state.make_room(path, own.max(end))?;
+            let len = data.len() as u64;
+            let added = state
+                .files
+                .get(path)
+                .ok_or_else(missing)?
+                .blocks
+                .added_by(offset, len);
+            state.make_room(added)?;
             let file = state.files.get_mut(path).ok_or_else(missing)?;
-            file.allocated = own.max(end);
+            file.blocks.write(offset, len);
             let change = Unsynced::Write {
                 offset,
                 data: data.to_vec(),
@@ -349,7 +393,7 @@ impl DiskFile for FaultyFile {
         self.with(|state, path| {
             state.check(false)?;
             let file = state.files.get_mut(path).ok_or_else(missing)?;
-            file.allocated = file.allocated.min(len);
+            file.blocks.truncate(len);
             let change = Unsynced::SetLen(len);
             apply(&mut file.data, &change);
             file.unsynced.push(change);
@@ -424,5 +468,28 @@ mod tests {
                 .unwrap(),
             1
         );
+    }
+
+    #[test]
+    fn a_full_volume_counts_written_blocks_not_file_lengths() {
+        let disk = FaultyDisk::new();
+        disk.set_capacity(Some(4 * BLOCK));
+        let file = disk.open(Path::new("/f")).unwrap();
+        // Growing the length takes nothing: the file is sparse.
+        file.set_len(100 * BLOCK).unwrap();
+        assert_eq!(disk.allocated_bytes(Path::new("/f")).unwrap(), 0);
+        // A write far into it takes only the blocks it touches (two here).
+        file.write_at(50 * BLOCK - 1, b"ab").unwrap();
+        file.write_at(90 * BLOCK, &[1; BLOCK as usize]).unwrap();
+        assert_eq!(disk.allocated_bytes(Path::new("/f")).unwrap(), 3 * BLOCK);
+        // Overwriting takes nothing more; a fifth block does not fit.
+        file.write_at(90 * BLOCK, b"again").unwrap();
+        file.write_at(0, &[1; BLOCK as usize]).unwrap();
+        let error = file.write_at(10 * BLOCK, b"x").unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::StorageFull);
+        // Shrinking gives back the blocks past the new end.
+        file.set_len(60 * BLOCK).unwrap();
+        assert_eq!(disk.allocated_bytes(Path::new("/f")).unwrap(), 3 * BLOCK);
+        file.write_at(10 * BLOCK, b"x").unwrap();
     }
 }

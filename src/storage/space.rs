@@ -234,19 +234,22 @@ mod tests {
     use super::*;
     use crate::storage::faulty::FaultyDisk;
 
+    /// A file system block: the faulty disk allocates whole blocks, as a real one does.
+    const B: u64 = 4096;
+
     #[test]
     fn growth_is_refused_below_the_floor_and_admitted_again_once_space_is_freed() {
         let disk = FaultyDisk::new();
-        disk.set_capacity(Some(1000));
+        disk.set_capacity(Some(1000 * B));
         let file = disk.open(Path::new("/d/f")).unwrap();
         let guard = SpaceGuard::new(
             Arc::new(disk.clone()),
             "/d".into(),
             "/d/f".into(),
-            Some(300),
+            Some(300 * B),
         );
         assert!(guard.admit_growth().is_ok());
-        file.write_at(0, &[1; 800]).unwrap();
+        file.write_at(0, &vec![1; 800 * B as usize]).unwrap();
         // Nothing told the guard to look again, and admission's reading is fresh.
         assert!(guard.admit_growth().is_ok(), "no new reading yet");
         guard.checkpointed(|| None);
@@ -254,18 +257,16 @@ mod tests {
         assert!(
             matches!(
                 refused,
-                StoreError::InsufficientStorage {
-                    available: 200,
-                    floor: 300
-                }
+                StoreError::InsufficientStorage { available, floor }
+                    if available == 200 * B && floor == 300 * B
             ),
             "{refused:?}"
         );
         assert!(guard.reading().low);
         // Freed: the very next admission looks again.
-        file.set_len(100).unwrap();
+        file.set_len(100 * B).unwrap();
         assert!(guard.admit_growth().is_ok());
-        assert_eq!(guard.reading().available, 900);
+        assert_eq!(guard.reading().available, 900 * B);
     }
 
     #[test]
@@ -290,24 +291,24 @@ mod tests {
     #[test]
     fn pages_freed_inside_the_data_file_count_as_free_once_the_volume_is_low() {
         let disk = FaultyDisk::new();
-        disk.set_capacity(Some(1000));
+        disk.set_capacity(Some(1000 * B));
         let file = disk.open(Path::new("/d/f")).unwrap();
-        file.write_at(0, &[1; 900]).unwrap();
+        file.write_at(0, &vec![1; 900 * B as usize]).unwrap();
         let guard = SpaceGuard::new(
             Arc::new(disk.clone()),
             "/d".into(),
             "/d/f".into(),
-            Some(300),
+            Some(300 * B),
         );
-        assert!(guard.admit_growth().is_err(), "100 bytes free");
-        // The file's pages were freed inside it: 500 of its 900 bytes are still in use.
-        guard.checkpointed(|| Some(500));
-        assert_eq!(guard.reading().available, 500);
+        assert!(guard.admit_growth().is_err(), "100 blocks free");
+        // The file's pages were freed inside it: 500 of its 900 blocks are still in use.
+        guard.checkpointed(|| Some(500 * B));
+        assert_eq!(guard.reading().available, 500 * B);
         assert!(guard.admit_growth().is_ok());
         // Not walked while the volume alone is above the floor.
-        file.set_len(100).unwrap();
+        file.set_len(100 * B).unwrap();
         guard.checkpointed(|| panic!("walked the database with room to spare"));
-        assert_eq!(guard.reading().available, 900);
+        assert_eq!(guard.reading().available, 900 * B);
     }
 
     #[test]

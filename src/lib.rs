@@ -38,5 +38,6 @@ pub mod metrics;
 pub mod mirror;
 pub mod random;
 pub mod server;
+pub mod sqs;
 pub mod storage;
 pub mod tenant;

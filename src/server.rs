@@ -106,6 +106,7 @@ impl Server {
         tracing::info!(%addr, data_dir = %config.data_dir.display(), durability = ?config.durability, "wharf listening on {scheme}://{addr}");
 
         let app = AppState::new();
+        app.set_tls(tls.is_some());
         let router = http::router_with(
             app.clone(),
             BodyLimits {

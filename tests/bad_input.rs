@@ -658,7 +658,6 @@ async fn unknown_routes_are_404_and_wrong_methods_405() {
     let before = snapshot(&server, &[&id]).await;
     let job_path = format!("/v1/jobs/{id}");
     for (method, path) in [
-        ("GET", "/"),
         ("GET", "/v2/queues"),
         ("GET", "/v1/queue"),
         ("POST", "/v1/jobs"),
@@ -675,6 +674,8 @@ async fn unknown_routes_are_404_and_wrong_methods_405() {
         assert_error(&reply, 404, "not_found");
     }
     for (method, path) in [
+        // `POST /` is the SQS endpoint.
+        ("GET", "/"),
         ("PUT", "/v1/queues/q/jobs"),
         ("GET", "/v1/queues/q/poll"),
         ("DELETE", "/v1/queues/q"),

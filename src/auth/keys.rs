@@ -242,7 +242,19 @@ impl Keys {
         &self,
         authorization: Option<&[u8]>,
     ) -> Result<Authenticated, Unauthorized> {
-        let checked = self.check_token(authorization);
+        self.counted(bearer(authorization).and_then(|token| self.check_token(token)))
+    }
+
+    /// The caller of a request whose key is `token` (the SQS endpoint's access key id).
+    pub fn authenticate_token(&self, token: &str) -> Result<Authenticated, Unauthorized> {
+        self.counted(self.check_token(token))
+    }
+
+    /// Counts a refusal in `/metrics`.
+    fn counted(
+        &self,
+        checked: Result<Authenticated, Unauthorized>,
+    ) -> Result<Authenticated, Unauthorized> {
         if checked.is_err() {
             self.unauthorized.fetch_add(1, Ordering::Relaxed);
         }
@@ -266,16 +278,7 @@ impl Keys {
         tenants
     }
 
-    fn check_token(&self, authorization: Option<&[u8]>) -> Result<Authenticated, Unauthorized> {
-        let Some(value) = authorization else {
-            return Err(Unauthorized::Missing);
-        };
-        let text = std::str::from_utf8(value).map_err(|_| Unauthorized::Malformed)?;
-        let (scheme, token) = text.trim().split_once(' ').ok_or(Unauthorized::Malformed)?;
-        if !scheme.eq_ignore_ascii_case("bearer") {
-            return Err(Unauthorized::Malformed);
-        }
-        let token = token.trim();
+    fn check_token(&self, token: &str) -> Result<Authenticated, Unauthorized> {
         let id = token::id_of(token).ok_or(Unauthorized::Malformed)?;
         let now = self.broker.now();
         let (principal, write_use) = {
@@ -493,4 +496,15 @@ fn check_limits(by: &Principal, asked: KeyLimits) -> Result<KeyLimits, KeyError>
         }
     }
     Ok(limits)
+}
+
+/// The token of an `Authorization: Bearer <token>` header.
+fn bearer(authorization: Option<&[u8]>) -> Result<&str, Unauthorized> {
+    let value = authorization.ok_or(Unauthorized::Missing)?;
+    let text = std::str::from_utf8(value).map_err(|_| Unauthorized::Malformed)?;
+    let (scheme, token) = text.trim().split_once(' ').ok_or(Unauthorized::Malformed)?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(Unauthorized::Malformed);
+    }
+    Ok(token.trim())
 }

@@ -17,7 +17,9 @@ use axum::response::{IntoResponse, Response};
 use super::AppState;
 use super::audit::Audit;
 use super::error::{ApiError, ErrorCode};
-use crate::auth::{Class, DEFAULT_TENANT, Principal, RateLimited, Scope, Taken, Unauthorized};
+use crate::auth::{
+    Authenticated, Class, DEFAULT_TENANT, Principal, RateLimited, Scope, Taken, Unauthorized,
+};
 use crate::broker::{AckItem, FollowUp, NewMessage};
 use crate::job::JobId;
 
@@ -32,6 +34,9 @@ pub enum Needs {
     Open,
     /// A key with this scope.
     Scope(Scope),
+    /// A key named by an AWS signature, with the scope of the SQS action the request names:
+    /// the SQS endpoint checks both itself, so that its refusals come in SQS's shape.
+    Signed,
 }
 
 /// Whether a route reads a query string (every other one refuses one: `request_checks`).
@@ -43,7 +48,7 @@ pub enum Takes {
     NoQuery,
 }
 
-use Needs::{Open, Scope as S};
+use Needs::{Open, Scope as S, Signed};
 use Scope::*;
 use Takes::{NoQuery, Query};
 
@@ -152,6 +157,7 @@ pub const ROUTES: &[(Method, &str, Needs, Takes)] = &[
     (Method::DELETE, "/v1/keys/{id}", S(KeysAdmin), NoQuery),
     (Method::GET, "/v1/audit", S(KeysAdmin), Query),
     (Method::GET, "/metrics", S(MetricsRead), NoQuery),
+    (Method::POST, "/", Signed, NoQuery),
     (Method::GET, "/healthz", Open, NoQuery),
     (Method::GET, "/readyz", Open, NoQuery),
 ];
@@ -225,7 +231,7 @@ fn rate_headers(response: &mut Response, limit: u32, remaining: u32, reset: u64)
 }
 
 /// Why the middleware refused a request.
-enum Refusal {
+pub(super) enum Refusal {
     /// 401, with `WWW-Authenticate`.
     Unauthorized(Unauthorized),
     /// 429, with `Retry-After` and the `RateLimit-*` headers.
@@ -270,7 +276,7 @@ impl IntoResponse for Refusal {
 }
 
 /// A refusal, with the caller when its key is known (a refusal the audit records).
-type Refused = (Refusal, Option<Caller>);
+pub(super) type Refused = (Refusal, Option<Caller>);
 
 /// The caller, and what its request took from its rate limit (`None`: an open route); or why
 /// it is refused.
@@ -281,7 +287,7 @@ fn principal(
 ) -> Result<Option<(Caller, Option<Taken>)>, Refused> {
     let needed = route.and_then(|r| needs(request.method(), r));
     let scope = match needed {
-        Some(Open) => return Ok(None),
+        Some(Open | Signed) => return Ok(None),
         Some(S(scope)) => scope,
         // A route missing from the table is refused, never left open (a test keeps the
         // table complete).
@@ -301,6 +307,12 @@ fn principal(
     let key = keys
         .authenticate(header)
         .map_err(|why| (Refusal::Unauthorized(why), None))?;
+    admit(key, scope).map(Some)
+}
+
+/// Checks an authenticated key's scope and takes the request from its rate limits (and its
+/// tenant's): the caller, and what is left of the nearer limit; or why it is refused.
+pub(super) fn admit(key: Authenticated, scope: Scope) -> Result<(Caller, Option<Taken>), Refused> {
     if !key.principal.may(scope) {
         key.stats.forbidden.fetch_add(1, Ordering::Relaxed);
         return Err((Refusal::Error(forbidden_scope(scope)), Some(key.principal)));
@@ -322,7 +334,7 @@ fn principal(
         };
     }
     key.stats.requests.fetch_add(1, Ordering::Relaxed);
-    Ok(Some((key.principal, taken)))
+    Ok((key.principal, taken))
 }
 
 /// 403 for a key without `scope`.
@@ -434,6 +446,7 @@ mod tests {
         let scope = match needs {
             Open => "none".to_owned(),
             S(scope) => format!("`{}`", scope.as_str()),
+            Signed => "the SQS action's ([sqs.md](sqs.md))".to_owned(),
         };
         format!("| {method} | `{path}` | {scope} |")
     }

@@ -106,6 +106,16 @@ impl Audit {
         (Request::from_parts(parts, body), Some(audit))
     }
 
+    /// The audit of an action of the SQS endpoint (whose one route serves every action) on
+    /// queue `target`, as the caller named it.
+    pub fn of_sqs(action: &'static str, target: Option<String>, peer: Option<SocketAddr>) -> Audit {
+        Audit {
+            action,
+            param: target,
+            peer,
+        }
+    }
+
     /// Appends the record of the request `by` made, answered with `response`. A record that
     /// cannot be written is logged: the action it tells of has already happened. The record
     /// is built before the write, which holds no reference to the reply (its body is not

@@ -7,6 +7,7 @@
 //! - [`access`]: the scope of every route, and the middleware that checks keys against it.
 //! - [`jobs`], [`queues`], [`schedules`], [`events`], [`cursors`], [`outbox`], [`mirrors`],
 //!   [`keys`], [`audit`], [`health`]: the handlers, one file per resource.
+//! - [`sqs`]: `POST /`, the SQS-compatible endpoint (the protocol is in [`crate::sqs`]).
 
 pub mod access;
 pub mod audit;
@@ -25,6 +26,7 @@ mod parse_errors;
 mod queues;
 mod request_checks;
 mod schedules;
+mod sqs;
 pub mod tls;
 mod wire;
 
@@ -51,6 +53,9 @@ pub struct AppState {
     keys: Arc<OnceLock<Arc<Keys>>>,
     /// The mirrors' statuses, once their relays run.
     mirrors: Arc<OnceLock<Vec<watch::Receiver<MirrorStatus>>>>,
+    /// `https` when serving TLS (set once at start; unset: `http`), for the URLs wharf hands
+    /// out (SQS queue URLs).
+    scheme: Arc<OnceLock<&'static str>>,
 }
 
 impl AppState {
@@ -68,6 +73,16 @@ impl AppState {
 
     fn keys(&self) -> Result<&Arc<Keys>, ApiError> {
         self.keys.get().ok_or_else(recovering)
+    }
+
+    /// Records that the API is served over TLS (`https`) or not.
+    pub fn set_tls(&self, tls: bool) {
+        let _ = self.scheme.set(if tls { "https" } else { "http" });
+    }
+
+    /// `http` or `https`.
+    fn scheme(&self) -> &'static str {
+        self.scheme.get().copied().unwrap_or("http")
     }
 
     /// Makes the relays' statuses available to handlers.
@@ -137,6 +152,7 @@ pub fn router_with(state: AppState, body: conn::BodyLimits) -> Router {
         .route("/v1/keys", post(keys::create).get(keys::list))
         .route("/v1/keys/{id}", axum::routing::delete(keys::revoke))
         .route("/v1/audit", get(audit::list))
+        .route("/", post(sqs::serve))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))

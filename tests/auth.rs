@@ -148,6 +148,12 @@ fn requests(w: &World) -> Vec<(&'static str, &'static str, String, Option<String
             some(r#"{"max_attempts":2}"#),
         ),
         (
+            "DELETE",
+            "/v1/queues/{queue}",
+            "/v1/queues/billing".into(),
+            None,
+        ),
+        (
             "POST",
             "/v1/queues/{queue}/jobs",
             "/v1/queues/billing/jobs".into(),

@@ -678,7 +678,6 @@ async fn unknown_routes_are_404_and_wrong_methods_405() {
         ("GET", "/"),
         ("PUT", "/v1/queues/q/jobs"),
         ("GET", "/v1/queues/q/poll"),
-        ("DELETE", "/v1/queues/q"),
         ("POST", "/v1/queues"),
         ("POST", "/v1/jobs/1"),
         ("PATCH", job_path.as_str()),

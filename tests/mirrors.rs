@@ -172,7 +172,13 @@ async fn workload(server: &TestServer, queue: &str, round: u64) -> u64 {
         server.delete(&format!("/v1/queues/{other}/jobs")).await.0,
         200
     );
-    last + 1
+    // A queue deleted with a leased and a ready job in it.
+    let deleted = format!("{queue}-deleted");
+    server.enqueue(&deleted, r#"{"payload":1}"#).await;
+    let gone = server.enqueue(&deleted, r#"{"payload":2}"#).await;
+    assert_eq!(server.poll(&deleted, 1).await.len(), 1);
+    assert_eq!(server.delete(&format!("/v1/queues/{deleted}")).await.0, 200);
+    last.max(gone.parse().unwrap()) + 1
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -207,6 +213,25 @@ async fn both_mirrors_converge_to_the_broker_state() {
         (queues[0].get::<_, bool>(0), queues[0].get::<_, String>(1)),
         (false, "false".into())
     );
+    // A deleted queue leaves no row and no key.
+    let names: Vec<String> = pg
+        .rows("SELECT name FROM {s}.queues ORDER BY name")
+        .await
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(
+        names.contains(&"q".to_owned()) && !names.contains(&"q-deleted".to_owned()),
+        "{names:?}"
+    );
+    for (name, exists) in [("q", true), ("q-deleted", false)] {
+        let found: bool = redis::cmd("EXISTS")
+            .arg(format!("{}queue:{name}", redis.prefix))
+            .query_async(&mut redis.connection)
+            .await
+            .unwrap();
+        assert_eq!(found, exists, "redis key of queue {name}");
+    }
     let outbox = pg
         .rows("SELECT seq, topic, payload::text FROM {s}.outbox")
         .await;

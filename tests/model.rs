@@ -1,7 +1,8 @@
 //! Model-based property test: random operation sequences run against the broker core and a
 //! tiny reference model with the same manual clock; after every step each job's state and
 //! attempts, and every queue's counts, must agree. Restarts are among the operations, so the
-//! recovery path is checked against the model too.
+//! recovery path is checked against the model too, and so are queue deletions (a queue then
+//! exists again once something is enqueued into it).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may unwrap
 
 use std::collections::BTreeMap;
@@ -52,6 +53,9 @@ enum Op {
     Replay {
         queue: usize,
     },
+    DeleteQueue {
+        queue: usize,
+    },
     Advance {
         ms: u64,
     },
@@ -68,6 +72,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (any::<usize>(), 50..500u64).prop_map(|(pick, lease_ms)| Op::Extend { pick, lease_ms }),
         1 => any::<usize>().prop_map(|pick| Op::Cancel { pick }),
         1 => (0..2usize).prop_map(|queue| Op::Replay { queue }),
+        1 => (0..2usize).prop_map(|queue| Op::DeleteQueue { queue }),
         3 => (0..700u64).prop_map(|ms| Op::Advance { ms }),
         1 => Just(Op::Restart),
     ]
@@ -96,6 +101,8 @@ struct Model {
     jobs: BTreeMap<u64, MJob>,
     /// (queue, idempotency key) → the job it created. Windows (24 h) never end in a test run.
     keys: BTreeMap<(usize, u8), u64>,
+    /// Jobs deleted with their queue: gone for good.
+    deleted: Vec<u64>,
     now: u64,
 }
 
@@ -440,6 +447,30 @@ fn run(ops: Vec<Op>, durability: Durability) -> Result<(), TestCaseError> {
                     job.attempts = 0;
                 }
             }
+            Op::DeleteQueue { queue } => {
+                let got = h.runtime.block_on(h.broker().delete_queue(QUEUES[queue]));
+                let ids: Vec<u64> = model
+                    .jobs
+                    .iter()
+                    .filter(|(_, j)| j.queue == queue)
+                    .map(|(&id, _)| id)
+                    .collect();
+                if ids.is_empty() {
+                    prop_assert!(
+                        matches!(got, Err(BrokerError::QueueNotFound)),
+                        "delete of queue {} that holds nothing: {:?}",
+                        QUEUES[queue],
+                        got
+                    );
+                    continue;
+                }
+                prop_assert_eq!(got.unwrap(), ids.len() as u64, "jobs deleted");
+                for id in ids {
+                    model.jobs.remove(&id);
+                    model.deleted.push(id);
+                }
+                model.keys.retain(|(q, _), _| *q != queue);
+            }
             Op::Advance { ms } => {
                 h.clock.advance(ms);
                 h.runtime.block_on(h.broker().run_due()).unwrap();
@@ -461,6 +492,15 @@ fn run(ops: Vec<Op>, durability: Durability) -> Result<(), TestCaseError> {
 /// Every job's public state and attempts (read from disk), and every queue's counts (from
 /// memory), must match the model.
 fn compare(h: &Harness, model: &Model) -> Result<(), TestCaseError> {
+    for &id in &model.deleted {
+        let got = h.runtime.block_on(h.broker().job(JobId(id)));
+        prop_assert!(
+            matches!(got, Err(BrokerError::JobNotFound)),
+            "job {} of a deleted queue: {:?}",
+            id,
+            got.map(|v| v.state)
+        );
+    }
     for (&id, job) in &model.jobs {
         let view = h.runtime.block_on(h.broker().job(JobId(id))).unwrap();
         prop_assert_eq!(view.state, model.public(job), "state of job {}", id);

@@ -81,6 +81,10 @@ async fn boto3_drives_queues_and_messages_through_their_life_cycle() {
     assert_eq!(job["state"], "succeeded");
     assert_eq!(job["headers"]["customer"], "acme", "{job}");
     assert_eq!(job["headers"]["weight"], "12.5", "{job}");
+    // DeleteQueue deleted the other queue with its messages.
+    assert_eq!(server.get("/v1/queues/other").await.0, 404);
+    let id = out["deleted_message"].as_str().unwrap();
+    assert_eq!(server.get(&format!("/v1/jobs/{id}")).await.0, 404);
 }
 
 #[tokio::test]

@@ -74,6 +74,16 @@ pub enum BrokerError {
         /// Its jobs now.
         depth: u64,
     },
+    /// A queue that schedules enqueue into cannot be deleted: their next fire would create it
+    /// again.
+    #[error(
+        "schedules enqueue into this queue ({}); delete them first, or their next fire creates the queue again",
+        schedules.join(", ")
+    )]
+    QueueInUse {
+        /// The schedules' names.
+        schedules: Vec<String>,
+    },
     /// No cursor with that name exists.
     #[error("no cursor with that name")]
     CursorNotFound,

@@ -39,6 +39,7 @@ mod admin;
 mod audit;
 mod background;
 mod config;
+mod delete;
 mod enqueue;
 mod error;
 mod events;

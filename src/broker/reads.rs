@@ -23,7 +23,6 @@ impl Broker {
         let state = self.state.lock();
         let mut views: Vec<QueueView> = state
             .all_queues()
-            .iter()
             .map(|q| QueueView {
                 name: q.name.to_string(),
                 config: q.config.clone(),
@@ -39,7 +38,6 @@ impl Broker {
         let state = self.state.lock();
         let mut all: Vec<_> = state
             .all_queues()
-            .iter()
             .map(|q| (q.name.to_string(), q.counts(), q.counters))
             .collect();
         all.sort_by(|a, b| a.0.cmp(&b.0));

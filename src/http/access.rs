@@ -60,6 +60,12 @@ pub const ROUTES: &[(Method, &str, Needs, Takes)] = &[
     (Method::GET, "/v1/queues/{queue}", S(JobsRead), NoQuery),
     (Method::PATCH, "/v1/queues/{queue}", S(QueuesAdmin), NoQuery),
     (
+        Method::DELETE,
+        "/v1/queues/{queue}",
+        S(QueuesAdmin),
+        NoQuery,
+    ),
+    (
         Method::POST,
         "/v1/queues/{queue}/jobs",
         S(JobsEnqueue),

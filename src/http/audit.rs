@@ -29,6 +29,7 @@ use crate::storage::AuditRecord;
 /// shows the same table; a test checks both against the router.
 pub const AUDITED: &[(Method, &str, &str)] = &[
     (Method::PATCH, "/v1/queues/{queue}", "queue.update"),
+    (Method::DELETE, "/v1/queues/{queue}", "queue.delete"),
     (Method::DELETE, "/v1/queues/{queue}/jobs", "queue.purge"),
     (Method::POST, "/v1/queues/{queue}/pause", "queue.pause"),
     (Method::POST, "/v1/queues/{queue}/resume", "queue.resume"),

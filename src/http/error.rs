@@ -93,6 +93,8 @@ error_codes! {
     JobFinished = (CONFLICT, "job_finished"),
     /// Another request is changing the job; retry.
     JobBusy = (CONFLICT, "job_busy"),
+    /// Deleting a queue that schedules enqueue into.
+    QueueInUse = (CONFLICT, "queue_in_use"),
     /// The events asked for were trimmed from the change log.
     EventsTrimmed = (GONE, "events_trimmed"),
     /// The body is over `max_body_bytes`.
@@ -211,6 +213,11 @@ impl From<BrokerError> for ApiError {
         let code = match &error {
             E::JobNotFound => C::JobNotFound,
             E::QueueNotFound => C::QueueNotFound,
+            E::QueueInUse { schedules } => {
+                let mut api = ApiError::new(C::QueueInUse, error.to_string());
+                api.extra = Some(("schedules", json!(schedules)));
+                return api;
+            }
             E::ScheduleNotFound => C::ScheduleNotFound,
             E::InvalidScheduleName => C::InvalidScheduleName,
             E::InvalidQueueName => C::InvalidQueueName,
@@ -321,6 +328,13 @@ mod tests {
                 "job_finished",
             ),
             (BrokerError::JobBusy, 409, "job_busy"),
+            (
+                BrokerError::QueueInUse {
+                    schedules: vec!["nightly".into()],
+                },
+                409,
+                "queue_in_use",
+            ),
             (BrokerError::CursorNotFound, 404, "cursor_not_found"),
             (BrokerError::InvalidCursorName, 400, "invalid_cursor_name"),
             (

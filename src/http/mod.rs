@@ -114,7 +114,10 @@ fn recovering() -> ApiError {
 pub fn router_with(state: AppState, body: conn::BodyLimits) -> Router {
     Router::new()
         .route("/v1/queues", get(queues::list))
-        .route("/v1/queues/{queue}", get(queues::get).patch(queues::patch))
+        .route(
+            "/v1/queues/{queue}",
+            get(queues::get).patch(queues::patch).delete(queues::delete),
+        )
         .route(
             "/v1/queues/{queue}/jobs",
             post(jobs::enqueue)

@@ -1,4 +1,5 @@
-//! Queue routes: poll, list, read and update defaults, pause/resume, list jobs, replay, purge.
+//! Queue routes: poll, list, read and update defaults, pause/resume, list jobs, replay, purge,
+//! delete.
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
@@ -288,6 +289,32 @@ pub async fn replay(
     let replayed = broker.replay(&queue, ids).await?;
     Ok(Json(
         json!({"replayed": replayed.iter().map(ToString::to_string).collect::<Vec<_>>()}),
+    ))
+}
+
+/// `DELETE /v1/queues/{queue}`: delete the queue, its jobs in every state and its
+/// idempotency keys.
+pub async fn delete(
+    State(app): State<AppState>,
+    QueueName(queue): QueueName,
+) -> Result<Json<Value>, ApiError> {
+    let deleted = app
+        .broker()?
+        .delete_queue(&queue)
+        .await
+        .map_err(|error| match error {
+            // The schedules are the queue's tenant's: shown by their plain names.
+            BrokerError::QueueInUse { schedules } => BrokerError::QueueInUse {
+                schedules: schedules
+                    .iter()
+                    .map(|s| super::names::plain(s).to_owned())
+                    .collect(),
+            },
+            other => other,
+        })?;
+    let (tenant, name) = super::names::shown(&queue);
+    Ok(Json(
+        json!({"name": name, "tenant": tenant, "deleted_jobs": deleted}),
     ))
 }
 

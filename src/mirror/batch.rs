@@ -60,7 +60,9 @@ pub fn fold(changes: &[Change]) -> Folded {
                     order.push(*id);
                 }
             }
-            Change::PutQueue(_) | Change::PauseQueue { .. } => folded.queues.push(change.clone()),
+            Change::PutQueue(_) | Change::PauseQueue { .. } | Change::DeleteQueue { .. } => {
+                folded.queues.push(change.clone())
+            }
             Change::Message(message) => folded.messages.push(message.clone()),
             Change::Audit(row) => folded.audit.push(row.clone()),
             Change::Nothing => {}

@@ -119,6 +119,8 @@ pub enum Change {
         paused: bool,
         at: Millis,
     },
+    /// A queue was deleted (its jobs each had their own `DeleteJob` before).
+    DeleteQueue { name: String },
     /// A client's message.
     Message(MessageRow),
     /// An audit record (appended, never changed).
@@ -320,6 +322,7 @@ pub fn parse(json: &str) -> Result<(u64, Change), ParseError> {
                 updated_at: at,
             })
         }
+        "queue.deleted" => Change::DeleteQueue { name: queue()? },
         "queue.paused" | "queue.resumed" => Change::PauseQueue {
             name: queue()?,
             paused: w.kind == "queue.paused",

@@ -59,6 +59,7 @@ struct Statements {
     delete_jobs: Statement,
     put_queue: Statement,
     pause_queue: Statement,
+    delete_queue: Statement,
     messages: Statement,
     audit: Statement,
     position: Statement,
@@ -244,6 +245,9 @@ ON CONFLICT (mirror) DO UPDATE SET seq = EXCLUDED.seq, applied_at = EXCLUDED.app
             .await?,
         put_queue: client.prepare(&put_queue).await?,
         pause_queue: client.prepare(&pause_queue).await?,
+        delete_queue: client
+            .prepare(&format!(r#"DELETE FROM "{s}".queues WHERE name = $1"#))
+            .await?,
         messages: client.prepare(&messages).await?,
         audit: client.prepare(&audit).await?,
         position: client.prepare(&position).await?,
@@ -450,6 +454,9 @@ fn statements<'a>(s: &'a Statements, folded: &Folded) -> Vec<(&'a Statement, Vec
                     Box::new(ms(*at)),
                 ],
             )),
+            Change::DeleteQueue { name } => {
+                out.push((&s.delete_queue, vec![Box::new(name.clone()) as Param]));
+            }
             _ => {}
         }
     }

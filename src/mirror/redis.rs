@@ -236,6 +236,9 @@ impl RedisSink {
                 let fields = [("paused", paused.to_string()), ("updated_at", rfc3339(*at))];
                 Self::patch_hash(pipe, self.key(&format!("queue:{name}")), false, &fields);
             }
+            Change::DeleteQueue { name } => {
+                pipe.del(self.key(&format!("queue:{name}"))).ignore();
+            }
             _ => {}
         }
     }

@@ -303,7 +303,9 @@ impl From<BrokerError> for SqsError {
             | E::StaleLease
             | E::LeaseExpired
             | E::JobFinished { .. } => SqsCode::ReceiptHandleIsInvalid,
-            E::Invalid(_) | E::InvalidItem { .. } => SqsCode::InvalidParameterValue,
+            E::Invalid(_) | E::InvalidItem { .. } | E::QueueInUse { .. } => {
+                SqsCode::InvalidParameterValue
+            }
             E::QueueFull { .. } | E::TooManyGroups | E::JobBusy => SqsCode::RequestThrottled,
             E::StorageFailed | E::ShuttingDown | E::InsufficientStorage { .. } => {
                 SqsCode::ServiceUnavailable

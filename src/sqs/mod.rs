@@ -146,7 +146,7 @@ pub async fn call(cx: &Context<'_>, action: Action, body: &[u8]) -> Result<Value
         A::CreateQueue => queues::create(cx, input(body)?).await,
         A::GetQueueUrl => queues::get_url(cx, input(body)?),
         A::ListQueues => queues::list(cx, input(body)?),
-        A::DeleteQueue => queues::delete(cx, input(body)?),
+        A::DeleteQueue => queues::delete(cx, input(body)?).await,
         A::GetQueueAttributes => queues::attributes(cx, input(body)?),
         A::PurgeQueue => queues::purge(cx, input(body)?).await,
         A::SendMessage => messages::send(cx, input(body)?).await,

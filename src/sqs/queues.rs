@@ -225,14 +225,12 @@ pub struct QueueUrlInput {
     queue_url: Option<String>,
 }
 
-/// DeleteQueue: refused for now; docs/sqs.md says why.
-pub fn delete(cx: &Context<'_>, input: QueueUrlInput) -> Result<Value, SqsError> {
+/// DeleteQueue: the queue goes at once with every message in it, in flight or not (SQS takes
+/// up to 60 seconds); refused while a wharf schedule enqueues into it.
+pub async fn delete(cx: &Context<'_>, input: QueueUrlInput) -> Result<Value, SqsError> {
     let full = queue_of_url(cx.by, input.queue_url.as_deref())?;
-    cx.broker.queue(&full)?;
-    Err(SqsError::new(
-        SqsCode::UnsupportedOperation,
-        "wharf cannot delete a queue yet; PurgeQueue empties it (see docs/sqs.md)",
-    ))
+    cx.broker.delete_queue(&full).await?;
+    Ok(json!({}))
 }
 
 /// PurgeQueue: deletes every message that is not in flight (wharf's purge: ready, delayed and

@@ -166,6 +166,15 @@ pub fn apply(
             job_id: None,
             data: EventData::QueuePurged { jobs: *jobs },
         }),
+        WriteOp::QueueDeleted { queue, jobs, at } => {
+            t.queues.remove(queue.as_str())?;
+            events.push(EventRecord {
+                at: *at,
+                queue: Some(queue.clone()),
+                job_id: None,
+                data: EventData::QueueDeleted { jobs: *jobs },
+            });
+        }
         WriteOp::PutCursor { name, seq, at } => {
             let cursor = CursorRecord {
                 seq: *seq,

@@ -5,12 +5,13 @@ use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
 use super::error::StoreError;
 use super::records::{
-    AuditRecord, CursorRecord, EventRecord, JobBody, JobRecord, KeyRecord, QueueRecord,
-    ScheduleRecord, decode, decode_events, decode_job_record, decode_queue_record,
+    AuditRecord, CursorRecord, EventRecord, IdempotencyRecord, JobBody, JobRecord, KeyRecord,
+    QueueRecord, ScheduleRecord, StoredState, decode, decode_events, decode_job_record,
+    decode_queue_record,
 };
 use super::tables::{
-    AUDIT, BODIES, CURSORS, EVENTS, EXPIRY, IDEMPOTENCY_EXPIRY, JOBS, KEYS, META, META_EVENTS_NEXT,
-    META_NEXT_JOB_ID, QUEUES, RESULTS, SCHEDULES,
+    AUDIT, BODIES, CURSORS, EVENTS, EXPIRY, IDEMPOTENCY, IDEMPOTENCY_EXPIRY, JOBS, KEYS, META,
+    META_EVENTS_NEXT, META_NEXT_JOB_ID, QUEUES, RESULTS, SCHEDULES,
 };
 use super::{Store, StoredJob};
 
@@ -22,6 +23,9 @@ pub struct EventsRead {
     /// The events read, with their sequence numbers, in order.
     pub events: Vec<(u64, EventRecord)>,
 }
+
+/// An entry of the expiry index: (when the job's retention ends, its id).
+pub type ExpiryEntry = (u64, u64);
 
 impl Store {
     /// Reads one job with its body and result (blocking I/O: call off the async runtime).
@@ -99,6 +103,63 @@ impl Store {
                 None => None,
             };
             out.push((at, id, record));
+        }
+        Ok(out)
+    }
+
+    /// The finished jobs (succeeded, cancelled) of `queue`, looking at up to `scan` entries of
+    /// the expiry index after `after` (which holds every finished and dead job, by when its
+    /// retention ends): their entries `(expires at, id)`, and the entry to go on after
+    /// (`None`: the index is done). Bounded per call, as the index holds every queue's jobs.
+    pub fn finished_jobs_of(
+        &self,
+        queue: &str,
+        after: Option<ExpiryEntry>,
+        scan: usize,
+    ) -> Result<(Vec<ExpiryEntry>, Option<ExpiryEntry>), StoreError> {
+        let db = self.db()?;
+        let txn = db.begin_read()?;
+        let expiry = txn.open_table(EXPIRY)?;
+        let jobs = txn.open_table(JOBS)?;
+        let (mut found, mut last, mut scanned) = (Vec::new(), None, 0);
+        let start = after.map_or((0, 0), |(at, id)| match id.checked_add(1) {
+            Some(next) => (at, next),
+            None => (at.saturating_add(1), 0),
+        });
+        for row in expiry.range(start..)? {
+            if scanned == scan {
+                return Ok((found, last));
+            }
+            scanned += 1;
+            let (key, _) = row?;
+            let (at, id) = key.value();
+            last = Some((at, id));
+            let Some(bytes) = jobs.get(id)? else { continue };
+            let record = decode_job_record(bytes.value())?;
+            let finished = matches!(
+                record.state,
+                StoredState::Succeeded { .. } | StoredState::Cancelled { .. }
+            );
+            if finished && record.queue == queue {
+                found.push((at, id));
+            }
+        }
+        Ok((found, None))
+    }
+
+    /// Up to `limit` idempotency keys of `queue`: each key ("queue\0key") and when its window
+    /// ends.
+    pub fn keys_of(&self, queue: &str, limit: usize) -> Result<Vec<(String, u64)>, StoreError> {
+        let db = self.db()?;
+        let txn = db.begin_read()?;
+        let table = txn.open_table(IDEMPOTENCY)?;
+        // Keys are "queue\0key": the queue's run of them sorts between "queue\0" and "queue\x01".
+        let (from, to) = (format!("{queue}\0"), format!("{queue}\u{1}"));
+        let mut out = Vec::new();
+        for row in table.range(from.as_str()..to.as_str())?.take(limit) {
+            let (key, value) = row?;
+            let record: IdempotencyRecord = decode(value.value())?;
+            out.push((key.value().to_owned(), record.expires_at));
         }
         Ok(out)
     }

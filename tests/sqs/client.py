@@ -174,7 +174,16 @@ def lifecycle(endpoint, _args):
     sqs.purge_queue(QueueUrl=url)
     left = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
     assert left["ApproximateNumberOfMessages"] == left["ApproximateNumberOfMessagesDelayed"] == "0", left
-    return {"queue_url": url, "sent": sent["MessageId"]}
+
+    # DeleteQueue takes a queue with its messages, in flight or not; its URL then names nothing.
+    sqs.send_message(QueueUrl=other, MessageBody="in flight")
+    sqs.send_message(QueueUrl=other, MessageBody="waiting")
+    in_flight = sqs.receive_message(QueueUrl=other)["Messages"][0]
+    sqs.delete_queue(QueueUrl=other)
+    assert error_of(sqs.get_queue_url, QueueName="other") == "AWS.SimpleQueueService.NonExistentQueue"
+    assert error_of(sqs.delete_message, QueueUrl=other, ReceiptHandle=in_flight["ReceiptHandle"]) == "AWS.SimpleQueueService.NonExistentQueue"
+    assert sqs.list_queues()["QueueUrls"] == [url]
+    return {"queue_url": url, "sent": sent["MessageId"], "deleted_message": in_flight["MessageId"]}
 
 
 def send(endpoint, args):

@@ -37,6 +37,7 @@ pub fn type_name(data: &EventData) -> &'static str {
         EventData::QueuePaused => "queue.paused",
         EventData::QueueResumed => "queue.resumed",
         EventData::QueuePurged { .. } => "queue.purged",
+        EventData::QueueDeleted { .. } => "queue.deleted",
         EventData::SchedulePut { .. } => "schedule.put",
         EventData::ScheduleDeleted { .. } => "schedule.deleted",
         EventData::SchedulePaused { .. } => "schedule.paused",
@@ -48,7 +49,7 @@ pub fn type_name(data: &EventData) -> &'static str {
 }
 
 /// Every type an event can have (for filters, and the docs' table).
-pub const TYPES: [&str; 22] = [
+pub const TYPES: [&str; 23] = [
     "job.enqueued",
     "job.leased",
     "job.extended",
@@ -64,6 +65,7 @@ pub const TYPES: [&str; 22] = [
     "queue.paused",
     "queue.resumed",
     "queue.purged",
+    "queue.deleted",
     "schedule.put",
     "schedule.deleted",
     "schedule.paused",
@@ -166,13 +168,14 @@ fn data(out: &mut String, data: &EventData) {
             match reason {
                 DeleteReason::Purge => "purge",
                 DeleteReason::Retention => "retention",
+                DeleteReason::QueueDeleted => "queue_deleted",
             },
         ),
         EventData::QueueCreated { settings } | EventData::QueueUpdated { settings } => {
             o.key("settings");
             queue_settings(&mut o.out, settings);
         }
-        EventData::QueuePurged { jobs } => o.u64("jobs", *jobs),
+        EventData::QueuePurged { jobs } | EventData::QueueDeleted { jobs } => o.u64("jobs", *jobs),
         EventData::SchedulePut { name, schedule: s } => {
             o.str("name", plain(name));
             schedule(&mut o, s);
@@ -483,6 +486,7 @@ mod tests {
             EventData::QueuePaused,
             EventData::QueueResumed,
             EventData::QueuePurged { jobs: 3 },
+            EventData::QueueDeleted { jobs: 3 },
             EventData::ScheduleDeleted { name: "s".into() },
             EventData::SchedulePaused { name: "s".into() },
             EventData::ScheduleResumed { name: "s".into() },

@@ -13,8 +13,8 @@
 //! their values allow:
 //!
 //! - `queue` is a [`QueueId`] (4 bytes), an index into the interned queues, instead of an
-//!   `Arc<str>` (16 bytes). Queues are never deleted, so ids are stable for the life of the
-//!   process; they are not persisted.
+//!   `Arc<str>` (16 bytes). Ids are not persisted. A deleted queue's id is reused by the next
+//!   queue created, which is safe because a queue is deleted only once no slot names it.
 //! - [`Phase`] is 16 bytes: the lease nonce is 32 bits, which packs next to the tag, so the
 //!   largest variant is the nonce plus one `Millis`. The token format is unchanged (the nonce is
 //!   still written as 16 hex digits); a token whose nonce does not fit in 32 bits matches no
@@ -52,10 +52,13 @@ use crate::random::Rng;
 /// Everything the broker keeps in memory, behind one mutex that is never held across I/O.
 #[derive(Debug)]
 pub struct State {
-    /// Every queue, indexed by [`QueueId`]; queues are never removed.
+    /// Every queue, indexed by [`QueueId`]; a deleted one stays as an empty entry until a new
+    /// queue takes its id.
     queues: Vec<QueueState>,
-    /// Queue ids by name.
+    /// Queue ids by name (deleted queues have none).
     queue_ids: HashMap<Arc<str>, QueueId>,
+    /// Ids of deleted queues, for the next queues created.
+    free_queue_ids: Vec<QueueId>,
     pub jobs: HashMap<u64, Slot>,
     /// Scheduled jobs by due time.
     pub delayed: BTreeSet<(Millis, u64)>,
@@ -89,6 +92,7 @@ impl State {
         State {
             queues: Vec::new(),
             queue_ids: HashMap::new(),
+            free_queue_ids: Vec::new(),
             jobs: HashMap::new(),
             delayed: BTreeSet::new(),
             leases: BTreeSet::new(),
@@ -109,12 +113,38 @@ impl State {
         if let Some(&id) = self.queue_ids.get(name) {
             return Ok((id, false));
         }
-        let id = QueueId(u32::try_from(self.queues.len()).map_err(|_| BrokerError::TooManyQueues)?);
         let name: Arc<str> = Arc::from(name);
-        self.queues
-            .push(QueueState::new(name.clone(), defaults.clone()));
+        let queue = QueueState::new(name.clone(), defaults.clone());
+        let id = match self.free_queue_ids.pop() {
+            Some(id) => {
+                self.queues[id.index()] = queue;
+                id
+            }
+            None => {
+                let id = QueueId(
+                    u32::try_from(self.queues.len()).map_err(|_| BrokerError::TooManyQueues)?,
+                );
+                self.queues.push(queue);
+                id
+            }
+        };
         self.queue_ids.insert(name, id);
         Ok((id, true))
+    }
+
+    /// Forgets the queue named `name`, which must hold no job (live or pending): its name
+    /// is free, its id goes to the next queue created. Finished jobs are only counted, so
+    /// their counts go with it. Returns whether it existed.
+    pub fn delete_queue(&mut self, name: &str) -> bool {
+        let Some(id) = self.queue_ids.remove(name) else {
+            return false;
+        };
+        if let Some(queue) = self.queues.get_mut(id.index()) {
+            debug_assert!(queue.is_empty(), "deleted a queue that still holds jobs");
+            *queue = QueueState::deleted();
+        }
+        self.free_queue_ids.push(id);
+        true
     }
 
     /// The id of the queue named `name`, if it exists.
@@ -147,9 +177,10 @@ impl State {
         self.queue_by_id(id).map(|q| &q.name)
     }
 
-    /// Every queue, in creation order.
-    pub fn all_queues(&self) -> &[QueueState] {
-        &self.queues
+    /// Every queue, in creation order (a queue created after a deletion may take the deleted
+    /// one's place).
+    pub fn all_queues(&self) -> impl Iterator<Item = &QueueState> {
+        self.queues.iter().filter(|q| !q.is_deleted())
     }
 
     /// Adds a live job to the indexes of its phase. A scheduled job already due goes straight
@@ -361,7 +392,7 @@ mod tests {
         assert_eq!(state.queue_id("b"), Some(b));
         assert_eq!(state.queue_name(b).map(|n| &**n), Some("b"));
         assert!(state.queue("c").is_none());
-        assert_eq!(state.all_queues().len(), 2);
+        assert_eq!(state.all_queues().count(), 2);
     }
 
     #[test]

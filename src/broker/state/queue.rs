@@ -55,6 +55,21 @@ impl QueueState {
         }
     }
 
+    /// The empty entry a deleted queue leaves behind (see `State::delete_queue`).
+    pub fn deleted() -> QueueState {
+        QueueState::new(Arc::from(""), QueueConfig::default())
+    }
+
+    /// Whether this is a deleted queue's entry (no queue has an empty name).
+    pub fn is_deleted(&self) -> bool {
+        self.name.is_empty()
+    }
+
+    /// Whether the queue holds no live job and none is about to be placed: it may be deleted.
+    pub fn is_empty(&self) -> bool {
+        self.ready.is_empty() && self.pending == 0 && self.members.iter().all(BTreeSet::is_empty)
+    }
+
     /// Adds a job to the index of its phase (a `Ready` slot is really ready).
     pub(super) fn index(&mut self, id: u64, slot: &Slot) {
         let cap = self.config.group_max_in_flight;

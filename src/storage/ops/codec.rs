@@ -23,11 +23,12 @@
 //!  14 KeyUsed         id: str | at: varint
 //!  15 RevokeKey       id: str | at: varint
 //!  16 Audit           record: bytes (AuditRecord) | trim_before: varint
+//!  17 QueueDeleted    queue: str | jobs: varint | at: varint
 //! state    = kind: u8 | varint fields, by kind:
 //!   0 Queued run_at · 1 Leased nonce, deadline · 2 Succeeded finished_at · 3 Dead died_at
 //!   4 Cancelled finished_at
 //! event    = 0 Leased · 1 Extended · 2 Nacked · 3 Expired · 4 Acked · 5 Cancelled · 6 Replayed
-//! reason   = 0 Purge · 1 Retention
+//! reason   = 0 Purge · 1 Retention · 2 QueueDeleted
 //! schedule event = 0 Put · 1 Paused · 2 Resumed · 3 Fired job_id: varint
 //! headers  = count: varint | (name: str | value: str) × count
 //! varint   = unsigned LEB128, at most 10 bytes (u64)
@@ -66,6 +67,7 @@ const PUT_KEY: u8 = 13;
 const KEY_USED: u8 = 14;
 const REVOKE_KEY: u8 = 15;
 const AUDIT: u8 = 16;
+const QUEUE_DELETED: u8 = 17;
 
 const QUEUED: u8 = 0;
 const LEASED: u8 = 1;
@@ -84,7 +86,11 @@ const JOB_EVENTS: [JobEvent; 7] = [
     JobEvent::Replayed,
 ];
 /// Delete reasons, by their byte.
-const REASONS: [DeleteReason; 2] = [DeleteReason::Purge, DeleteReason::Retention];
+const REASONS: [DeleteReason; 3] = [
+    DeleteReason::Purge,
+    DeleteReason::Retention,
+    DeleteReason::QueueDeleted,
+];
 
 /// Appends the version byte and `ops` to `out`.
 pub(super) fn encode<'a>(ops: impl Iterator<Item = &'a WriteOp> + Clone, out: &mut Vec<u8>) {
@@ -146,6 +152,7 @@ pub(super) fn encode<'a>(ops: impl Iterator<Item = &'a WriteOp> + Clone, out: &m
                 out.push(match reason {
                     DeleteReason::Purge => 0,
                     DeleteReason::Retention => 1,
+                    DeleteReason::QueueDeleted => 2,
                 });
                 put_varint(out, *at);
             }
@@ -201,8 +208,13 @@ pub(super) fn encode<'a>(ops: impl Iterator<Item = &'a WriteOp> + Clone, out: &m
                 }
                 put_varint(out, m.at);
             }
-            WriteOp::QueuePurged { queue, jobs, at } => {
-                out.push(QUEUE_PURGED);
+            WriteOp::QueuePurged { queue, jobs, at }
+            | WriteOp::QueueDeleted { queue, jobs, at } => {
+                out.push(if matches!(op, WriteOp::QueuePurged { .. }) {
+                    QUEUE_PURGED
+                } else {
+                    QUEUE_DELETED
+                });
                 put_bytes(out, queue.as_bytes());
                 put_varint(out, *jobs);
                 put_varint(out, *at);
@@ -563,6 +575,11 @@ impl<'a> Reader<'a> {
                 record: self.record()?,
                 trim_before: self.varint()?,
             },
+            QUEUE_DELETED => WriteOp::QueueDeleted {
+                queue: self.string()?,
+                jobs: self.varint()?,
+                at: self.varint()?,
+            },
             tag => return Err(OpsError::UnknownTag { what: "op", tag }),
         })
     }
@@ -574,7 +591,7 @@ mod tests {
 
     use super::super::golden::{
         V4_HEX, V4_RECORDS_V4_HEX, V4_RECORDS_V4_OPS, V4_RECORDS_V5_HEX, V4_RECORDS_V6_HEX,
-        V4_RECORDS_V6_OPS, golden_ops, hex, unhex,
+        V4_RECORDS_V6_OPS, V4_RECORDS_V7_HEX, V4_RECORDS_V7_OPS, golden_ops, hex, unhex,
     };
     use super::super::{decode_ops, encode_ops};
     use super::*;
@@ -597,6 +614,14 @@ mod tests {
         for hex in [V4_RECORDS_V5_HEX, V4_RECORDS_V6_HEX] {
             assert_eq!(decode_ops(&unhex(hex)).unwrap(), ops[..V4_RECORDS_V6_OPS]);
         }
+    }
+
+    #[test]
+    fn a_journal_written_with_records_of_format_7_still_replays() {
+        assert_eq!(
+            decode_ops(&unhex(V4_RECORDS_V7_HEX)).unwrap(),
+            golden_ops()[..V4_RECORDS_V7_OPS]
+        );
     }
 
     #[test]

@@ -155,6 +155,16 @@ pub enum WriteOp {
         /// Records older than this (epoch ms) are past their retention.
         trim_before: u64,
     },
+    /// Delete a queue: its settings and its idempotency keys. Its jobs were deleted by ops of
+    /// their own (in this request and earlier ones); `jobs` says how many in all.
+    QueueDeleted {
+        /// The queue.
+        queue: String,
+        /// How many jobs the deletion deleted.
+        jobs: u64,
+        /// When (epoch ms).
+        at: u64,
+    },
 }
 
 /// What a job update is, which decides the events it appends.

@@ -35,6 +35,8 @@ pub enum DeleteReason {
     Purge,
     /// Its retention ended.
     Retention,
+    /// Its queue was deleted.
+    QueueDeleted,
 }
 
 /// What an event says happened. The variant order is the format (postcard writes the index).
@@ -174,6 +176,12 @@ pub enum EventData<S = QueueRecord, G = Option<String>> {
         /// The record.
         record: AuditRecord,
     },
+    /// A queue was deleted, with its jobs (each has its own `JobDeleted` before this one) and
+    /// its idempotency keys. Last, so that older records keep their variant indexes.
+    QueueDeleted {
+        /// How many jobs the deletion deleted.
+        jobs: u64,
+    },
 }
 
 /// A reader's durable position in the change log (table `cursors`).
@@ -277,6 +285,7 @@ impl<S: Into<QueueRecord>> EventRecord<S, ()> {
                 headers,
             },
             E::Audit { seq, record } => E::Audit { seq, record },
+            E::QueueDeleted { jobs } => E::QueueDeleted { jobs },
         };
         EventRecord {
             at: self.at,

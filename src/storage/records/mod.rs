@@ -48,9 +48,11 @@ pub use schedule::{JobTemplate, ScheduleRecord};
 ///   is encoded as in 5.
 /// - 7: the `audit` table appeared ([`AuditRecord`]), and an events batch may hold an
 ///   `Audit` event. Every other record is encoded as in 6.
+/// - 8: queues can be deleted: an events batch may hold a `QueueDeleted` event, and a
+///   `JobDeleted` event the reason `QueueDeleted`. Every other record is encoded as in 7.
 ///
 /// The journal's op format has its own version (see [`super::ops`]).
-pub const FORMAT_VERSION: u8 = 7;
+pub const FORMAT_VERSION: u8 = 8;
 
 /// Encodes a record behind the format-version byte.
 pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {

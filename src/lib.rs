@@ -14,6 +14,8 @@
 //!   the timer, recovery of in-memory indexes.
 //! - [`mirror`]: relays that copy the broker's state to Postgres and Redis from the change log.
 //! - [`http`]: the v1 JSON API: parse, call one broker operation, render.
+//! - [`ui`]: the web dashboard at `/ui`, its files embedded at build time; it uses the API
+//!   with the key typed into it.
 //! - [`server`]: binds, recovers, serves, shuts down gracefully.
 //! - [`metrics`]: counters and histograms for `/metrics`.
 //! - [`bench`]: the load generator behind `wharf bench`.
@@ -41,3 +43,4 @@ pub mod server;
 pub mod sqs;
 pub mod storage;
 pub mod tenant;
+pub mod ui;

@@ -674,8 +674,9 @@ async fn unknown_routes_are_404_and_wrong_methods_405() {
         assert_error(&reply, 404, "not_found");
     }
     for (method, path) in [
-        // `POST /` is the SQS endpoint.
-        ("GET", "/"),
+        // `POST /` is the SQS endpoint, `GET /` opens the dashboard.
+        ("PUT", "/"),
+        ("POST", "/ui"),
         ("PUT", "/v1/queues/q/jobs"),
         ("GET", "/v1/queues/q/poll"),
         ("POST", "/v1/queues"),

@@ -30,7 +30,7 @@ pub type Caller = Arc<Principal>;
 /// What a route needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Needs {
-    /// Nothing: answered without a key (health probes).
+    /// Nothing: answered without a key (health probes, the dashboard's files).
     Open,
     /// A key with this scope.
     Scope(Scope),
@@ -166,6 +166,12 @@ pub const ROUTES: &[(Method, &str, Needs, Takes)] = &[
     (Method::POST, "/", Signed, NoQuery),
     (Method::GET, "/healthz", Open, NoQuery),
     (Method::GET, "/readyz", Open, NoQuery),
+    // The dashboard's page and files hold no data: every request the page makes for data
+    // goes to a route above, with the key typed into it.
+    (Method::GET, "/", Open, NoQuery),
+    (Method::GET, "/ui", Open, NoQuery),
+    (Method::GET, "/ui/", Open, NoQuery),
+    (Method::GET, "/ui/{asset}", Open, NoQuery),
 ];
 
 /// The table's row of route `path` (as the router matched it) and `method`. `HEAD` is `GET`'s

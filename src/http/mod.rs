@@ -8,6 +8,7 @@
 //! - [`jobs`], [`queues`], [`schedules`], [`events`], [`cursors`], [`outbox`], [`mirrors`],
 //!   [`keys`], [`audit`], [`health`]: the handlers, one file per resource.
 //! - [`sqs`]: `POST /`, the SQS-compatible endpoint (the protocol is in [`crate::sqs`]).
+//! - `GET /ui` and its files: the web dashboard, served from [`crate::ui`].
 
 pub mod access;
 pub mod audit;
@@ -155,7 +156,10 @@ pub fn router_with(state: AppState, body: conn::BodyLimits) -> Router {
         .route("/v1/keys", post(keys::create).get(keys::list))
         .route("/v1/keys/{id}", axum::routing::delete(keys::revoke))
         .route("/v1/audit", get(audit::list))
-        .route("/", post(sqs::serve))
+        .route("/", post(sqs::serve).get(crate::ui::home))
+        .route("/ui", get(crate::ui::index))
+        .route("/ui/", get(crate::ui::index))
+        .route("/ui/{asset}", get(crate::ui::asset))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))

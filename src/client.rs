@@ -71,10 +71,14 @@ impl Connection {
             *self = Connection::open(self.addr).await?;
             self.authorization = authorization;
         }
-        let mut builder = Request::builder()
-            .method(method)
-            .uri(path)
-            .header("host", self.host.as_str());
+        let mut builder = Request::builder().method(method).uri(path);
+        // A `Host` among `headers` replaces the address's.
+        if !headers
+            .iter()
+            .any(|(name, _)| name.eq_ignore_ascii_case("host"))
+        {
+            builder = builder.header("host", self.host.as_str());
+        }
         if let Some(authorization) = &self.authorization {
             builder = builder.header("authorization", authorization.as_str());
         }

@@ -107,6 +107,7 @@ impl Server {
 
         let app = AppState::new();
         app.set_tls(tls.is_some());
+        app.set_loopback(addr.ip().is_loopback());
         let router = http::router_with(
             app.clone(),
             BodyLimits {

@@ -61,6 +61,9 @@ error_codes! {
     Unauthorized = (UNAUTHORIZED, "unauthorized"),
     /// The key lacks the route's scope, or the queue is outside its patterns.
     Forbidden = (FORBIDDEN, "forbidden"),
+    /// A web page of another origin tried to change the broker, or (without keys, on
+    /// loopback) a request named a host other than an IP address or `localhost`.
+    CrossOrigin = (FORBIDDEN, "cross_origin"),
     /// No API key with that id (in the caller's tenant).
     KeyNotFound = (NOT_FOUND, "key_not_found"),
     /// A request hyper could not parse: a malformed request line, header or Content-Length.

@@ -22,6 +22,7 @@ mod jobs;
 mod keys;
 mod mirrors;
 mod names;
+mod origin;
 mod outbox;
 mod parse_errors;
 mod queues;
@@ -57,6 +58,9 @@ pub struct AppState {
     /// `https` when serving TLS (set once at start; unset: `http`), for the URLs wharf hands
     /// out (SQS queue URLs).
     scheme: Arc<OnceLock<&'static str>>,
+    /// Whether the server listens on a loopback address (set once at start; unset: yes, as a
+    /// router without a listener is only reached in process).
+    loopback: Arc<OnceLock<bool>>,
 }
 
 impl AppState {
@@ -79,6 +83,16 @@ impl AppState {
     /// Records that the API is served over TLS (`https`) or not.
     pub fn set_tls(&self, tls: bool) {
         let _ = self.scheme.set(if tls { "https" } else { "http" });
+    }
+
+    /// Records whether the server listens on a loopback address.
+    pub fn set_loopback(&self, loopback: bool) {
+        let _ = self.loopback.set(loopback);
+    }
+
+    /// Whether the server listens on a loopback address.
+    fn serves_loopback(&self) -> bool {
+        self.loopback.get().copied().unwrap_or(true)
     }
 
     /// `http` or `https`.
@@ -164,10 +178,15 @@ pub fn router_with(state: AppState, body: conn::BodyLimits) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .route_layer(axum::middleware::from_fn(request_checks::check_request))
-        // Outermost, so a caller without a key learns nothing of the request's other faults.
+        // Outer, so a caller without a key learns nothing of the request's other faults.
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             access::authorize,
+        ))
+        // Outermost: a web page's request that may not reach the broker at all.
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            origin::check,
         ))
         .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such route; see docs/api.md") })
         .method_not_allowed_fallback(|| async {

@@ -505,7 +505,7 @@ async fn the_content_types_tools_send_by_default_are_read_as_json() {
     for (n, content_type) in types.into_iter().enumerate() {
         let body = json!({"payload": n}).to_string();
         let raw = format!(
-            "POST /v1/queues/ct/jobs HTTP/1.1\r\nhost: x\r\nconnection: close\r\n{content_type}content-length: {}\r\n\r\n{body}",
+            "POST /v1/queues/ct/jobs HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n{content_type}content-length: {}\r\n\r\n{body}",
             body.len()
         );
         let (status, reply) = exchange(&server, raw.as_bytes()).await;
@@ -514,7 +514,7 @@ async fn the_content_types_tools_send_by_default_are_read_as_json() {
     let (_, queue) = server.get("/v1/queues/ct").await;
     assert_eq!(queue["counts"]["ready"], types.len());
     // Two Content-Type headers, the second not JSON: refused.
-    let raw = "POST /v1/queues/ct/jobs HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\
+    let raw = "POST /v1/queues/ct/jobs HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\
                content-type: application/json\r\n\
                content-type: application/xml\r\ncontent-length: 2\r\n\r\n{}";
     let (status, reply) = exchange(&server, raw.as_bytes()).await;
@@ -555,7 +555,7 @@ async fn a_body_that_stops_halfway_is_400_bad_body_and_stores_nothing() {
     let server = TestServer::start().await;
     let fx = setup(&server).await;
     let before = snapshot(&server, &fx).await;
-    let head = "HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n";
+    let head = "HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n";
     let lease = json!({"lease": fx.lease}).to_string();
     let routes = [
         (

@@ -103,7 +103,7 @@ async fn a_long_poll_whose_client_leaves_stops_counting_as_waiting() {
     let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
     let body = json!({"wait_ms": 20_000}).to_string();
     let request = format!(
-        "POST /v1/queues/q/poll HTTP/1.1\r\nhost: wharf\r\ncontent-length: {}\r\n\r\n{body}",
+        "POST /v1/queues/q/poll HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: {}\r\n\r\n{body}",
         body.len()
     );
     tokio::io::AsyncWriteExt::write_all(&mut stream, request.as_bytes())

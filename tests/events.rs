@@ -359,7 +359,7 @@ impl Sse {
         let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
         let resume =
             last_event_id.map_or_else(String::new, |id| format!("last-event-id: {id}\r\n"));
-        let request = format!("GET {path} HTTP/1.1\r\nhost: wharf\r\n{resume}\r\n");
+        let request = format!("GET {path} HTTP/1.1\r\nhost: 127.0.0.1\r\n{resume}\r\n");
         stream.write_all(request.as_bytes()).await.unwrap();
         let mut sse = Sse {
             lines: BufReader::new(stream).lines(),

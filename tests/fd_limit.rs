@@ -45,7 +45,9 @@ async fn a_low_fd_limit_caps_connections_and_the_server_keeps_serving() {
     let mut stalled = Vec::with_capacity(STALLED);
     for _ in 0..STALLED {
         let mut tcp = TcpStream::connect(addr).await.unwrap();
-        let _ = tcp.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n").await;
+        let _ = tcp
+            .write_all(b"GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\n")
+            .await;
         stalled.push(tcp);
     }
     let fds = std::fs::read_dir(format!("/proc/{}/fd", child.id()))

@@ -87,7 +87,7 @@ async fn connections_stalled_mid_head_are_closed_and_others_are_served() {
     let connections = stalled(
         server.addr,
         STALLED,
-        b"POST /v1/queues/q/jobs HTTP/1.1\r\nHost: x\r\n",
+        b"POST /v1/queues/q/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\n",
     )
     .await;
     fresh_client_is_served(&server).await;
@@ -112,7 +112,7 @@ async fn connections_stalled_mid_head_are_closed_and_others_are_served() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_keep_alive_connections_are_closed_after_the_timeout() {
     let server = server_with(|c| c.header_read_timeout_ms = 1_000).await;
-    let request = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    let request = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
     let mut connections = stalled(server.addr, STALLED, request).await;
     // Each got its reply and is kept alive.
     for tcp in &mut connections {
@@ -131,9 +131,9 @@ async fn a_body_that_stops_coming_is_408_and_changes_nothing() {
     let server = server_with(|c| c.body_read_timeout_ms = 300).await;
     let bodies: [&[u8]; 2] = [
         // Content-Length never reached.
-        b"POST /v1/queues/q/jobs HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"payload\":",
+        b"POST /v1/queues/q/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\n{\"payload\":",
         // A chunked body that stops halfway.
-        b"POST /v1/queues/q/jobs HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nb\r\n{\"payload\":\r\n",
+        b"POST /v1/queues/q/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\nb\r\n{\"payload\":\r\n",
     ];
     for body in bodies {
         let connection = stalled(server.addr, 1, body).await;

@@ -33,25 +33,25 @@ async fn unparseable_requests_get_json_errors_with_stable_codes() {
     let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
         (
             "a raw space in the path",
-            b"GET /v1/qu eues HTTP/1.1\r\nhost: x\r\n\r\n".to_vec(),
+            b"GET /v1/qu eues HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n".to_vec(),
             400,
             "bad_request",
         ),
         (
             "a control character in the path",
-            b"GET /v1/\x01queues HTTP/1.1\r\nhost: x\r\n\r\n".to_vec(),
+            b"GET /v1/\x01queues HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n".to_vec(),
             400,
             "bad_request",
         ),
         (
             "a bad Content-Length",
-            b"POST /v1/queues/q/jobs HTTP/1.1\r\nhost: x\r\ncontent-length: abc\r\n\r\n".to_vec(),
+            b"POST /v1/queues/q/jobs HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: abc\r\n\r\n".to_vec(),
             400,
             "bad_request",
         ),
         (
             "two different Content-Lengths",
-            b"POST /v1/queues/q/jobs HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\ncontent-length: 3\r\n\r\n{}"
+            b"POST /v1/queues/q/jobs HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: 2\r\ncontent-length: 3\r\n\r\n{}"
                 .to_vec(),
             400,
             "bad_request",
@@ -64,20 +64,20 @@ async fn unparseable_requests_get_json_errors_with_stable_codes() {
         ),
         (
             "a 200 KB path",
-            format!("GET /{} HTTP/1.1\r\nhost: x\r\n\r\n", "a".repeat(200 << 10)).into_bytes(),
+            format!("GET /{} HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n", "a".repeat(200 << 10)).into_bytes(),
             414,
             "uri_too_long",
         ),
         (
             // Beyond hyper's read buffer before the line even ends: the head is too large.
             "a 10 MB path",
-            format!("GET /{} HTTP/1.1\r\nhost: x\r\n\r\n", "a".repeat(10 << 20)).into_bytes(),
+            format!("GET /{} HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n", "a".repeat(10 << 20)).into_bytes(),
             431,
             "headers_too_large",
         ),
         (
             "too many headers",
-            format!("GET /healthz HTTP/1.1\r\nhost: x\r\n{many_headers}\r\n").into_bytes(),
+            format!("GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\n{many_headers}\r\n").into_bytes(),
             431,
             "headers_too_large",
         ),

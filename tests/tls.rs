@@ -95,7 +95,7 @@ async fn the_api_is_served_over_https_with_the_configured_certificate() {
     // Plain HTTP to the TLS port gets no HTTP reply: the handshake fails and it is closed.
     let mut plain = tokio::net::TcpStream::connect(addr).await.unwrap();
     plain
-        .write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+        .write_all(b"GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n")
         .await
         .unwrap();
     let mut reply = Vec::new();

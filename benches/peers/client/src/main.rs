@@ -1,15 +1,21 @@
-//! `peer-bench`: drives Redis, beanstalkd or PostgreSQL with the wharf peer-comparison workload
-//! and prints one JSON line.
+//! `peer-bench`: drives Redis, beanstalkd, PostgreSQL, NATS JetStream or RabbitMQ with the wharf
+//! peer-comparison workload and prints one JSON line.
 //!
 //! Workload: `--jobs N` jobs of `--payload-bytes` bytes, produced by `--producers P` tasks and
 //! consumed + acknowledged by `--consumers C` tasks, all running concurrently. `--batch B` is how
 //! many jobs each round trip carries (pipelined commands for Redis and beanstalkd, multi-row
-//! statements for PostgreSQL); `--batch 1` means one job per request/command.
+//! statements for PostgreSQL, fetches and windows of outstanding publish acks or confirms for
+//! NATS and RabbitMQ); `--batch 1` means one job per request/command.
+//!
+//! NATS and RabbitMQ get a stream or queue of their own per run, named after the process id
+//! and the time, which is deleted afterwards whether the run succeeded or not.
 //!
 //! jobs/s = jobs acknowledged / wall time from the start of production to the last ack.
 //! Every loop is bounded: by the job count, and by `--timeout-sec` for the whole run.
 
+mod amqp_peer;
 mod beanstalk_peer;
+mod nats_peer;
 mod pg_peer;
 mod redis_peer;
 mod workload;
@@ -18,7 +24,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, ensure};
 use clap::{Parser, ValueEnum};
@@ -31,6 +37,8 @@ enum System {
     Redis,
     Beanstalkd,
     Postgres,
+    Nats,
+    Rabbitmq,
 }
 
 impl System {
@@ -39,6 +47,8 @@ impl System {
             System::Redis => "redis",
             System::Beanstalkd => "beanstalkd",
             System::Postgres => "postgres",
+            System::Nats => "nats",
+            System::Rabbitmq => "rabbitmq",
         }
     }
 }
@@ -74,13 +84,19 @@ struct Args {
     /// PostgreSQL user (only for --system postgres).
     #[arg(long, default_value = "postgres")]
     pg_user: String,
+    /// RabbitMQ queue kind (only for --system rabbitmq): a quorum queue with publisher confirms
+    /// and manual acks, or a classic non-durable queue without confirms and with auto-ack.
+    #[arg(long, value_enum, default_value = "quorum")]
+    rabbitmq_queue: amqp_peer::Durability,
     /// Free-form label echoed in the JSON (e.g. the durability mode).
     #[arg(long)]
     label: Option<String>,
 }
 
-/// Ports of the machine's long-running shared services: never driven by this tool.
-const FORBIDDEN_PORTS: [u16; 2] = [6379, 5432];
+/// Ports of the machine's long-running shared Redis, PostgreSQL and NATS: never driven by this
+/// tool. (RabbitMQ's 5672 is allowed: the comparison uses the shared service, in queues of its
+/// own that it deletes.)
+const FORBIDDEN_PORTS: [u16; 3] = [6379, 5432, 4222];
 
 fn resolve_loopback(addr: &str) -> anyhow::Result<SocketAddr> {
     let resolved: SocketAddr = addr
@@ -100,9 +116,19 @@ fn resolve_loopback(addr: &str) -> anyhow::Result<SocketAddr> {
     Ok(resolved)
 }
 
-/// Connects everything (resetting the system's state) before the clock starts, then runs all
-/// producers and consumers to completion, error or deadline.
-async fn run(args: &Args) -> anyhow::Result<(Arc<Progress>, Vec<String>)> {
+/// What a run that got as far as starting the clock reports.
+struct Outcome {
+    progress: Arc<Progress>,
+    /// Errors of producer and consumer tasks.
+    errors: Vec<String>,
+    /// Why the run's stream or queue could not be deleted, if it could not.
+    cleanup_error: Option<String>,
+}
+
+/// Connects everything (resetting the system's state, or creating a stream or queue of its
+/// own) before the clock starts, then runs all producers and consumers to completion, error
+/// or deadline, and deletes what it created.
+async fn run(args: &Args) -> anyhow::Result<Outcome> {
     ensure!(
         args.producers >= 1 && args.consumers >= 1,
         "need at least one producer and consumer"
@@ -124,12 +150,52 @@ async fn run(args: &Args) -> anyhow::Result<(Arc<Progress>, Vec<String>)> {
         System::Redis => redis_peer::connect_all(addr, shape).await?,
         System::Beanstalkd => beanstalk_peer::connect_all(addr, shape).await?,
         System::Postgres => pg_peer::connect_all(addr, &args.pg_user, shape).await?,
+        System::Nats => {
+            let queue = nats_peer::Queue::create(addr, &run_name()).await?;
+            let outcome = match nats_peer::connect_all(addr, &queue, shape).await {
+                Ok(starts) => Ok(drive(starts, args).await),
+                Err(error) => Err(error),
+            };
+            return finish(outcome, queue.delete().await);
+        }
+        System::Rabbitmq => {
+            let name = format!("{}-{:?}", run_name(), args.rabbitmq_queue).to_lowercase();
+            let queue = amqp_peer::Queue::declare(addr, &name, args.rabbitmq_queue).await?;
+            let outcome = match amqp_peer::connect_all(addr, &queue, shape).await {
+                Ok(starts) => Ok(drive(starts, args).await),
+                Err(error) => Err(error),
+            };
+            return finish(outcome, queue.delete().await);
+        }
     };
     Ok(drive(starts, args).await)
 }
 
+/// A name for this run's stream or queue that no other run shares: `peerbench-PID-MILLIS`.
+fn run_name() -> String {
+    let millis = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_millis());
+    format!("peerbench-{}-{millis}", std::process::id())
+}
+
+/// Adds the outcome of deleting the run's stream or queue to the run's outcome.
+fn finish(
+    outcome: anyhow::Result<Outcome>,
+    deleted: anyhow::Result<()>,
+) -> anyhow::Result<Outcome> {
+    let cleanup_error = deleted.err().map(|error| format!("{error:#}"));
+    if let Some(error) = &cleanup_error {
+        eprintln!("peer-bench: {error}");
+    }
+    outcome.map(|outcome| Outcome {
+        cleanup_error,
+        ..outcome
+    })
+}
+
 /// Starts the clock and every producer and consumer, and waits for all of them.
-async fn drive(starts: Vec<Start>, args: &Args) -> (Arc<Progress>, Vec<String>) {
+async fn drive(starts: Vec<Start>, args: &Args) -> Outcome {
     let start = Instant::now();
     let progress = Arc::new(Progress {
         total: args.jobs,
@@ -150,7 +216,11 @@ async fn drive(starts: Vec<Start>, args: &Args) -> (Arc<Progress>, Vec<String>) 
             Err(join) => errors.push(format!("task panicked: {join}")),
         }
     }
-    (progress, errors)
+    Outcome {
+        progress,
+        errors,
+        cleanup_error: None,
+    }
 }
 
 fn main() -> ExitCode {
@@ -178,7 +248,11 @@ fn main() -> ExitCode {
         "jobs": args.jobs,
     });
     let code = match outcome {
-        Ok((progress, errors)) => {
+        Ok(Outcome {
+            progress,
+            errors,
+            cleanup_error,
+        }) => {
             let acked = progress.acked.load(Ordering::Acquire);
             let complete = acked >= progress.total && errors.is_empty();
             let elapsed = if acked >= progress.total {
@@ -197,6 +271,9 @@ fn main() -> ExitCode {
             report["complete"] = complete.into();
             if !errors.is_empty() {
                 report["errors"] = errors.into();
+            }
+            if let Some(error) = cleanup_error {
+                report["cleanup_error"] = error.into();
             }
             if complete {
                 ExitCode::SUCCESS

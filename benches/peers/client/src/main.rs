@@ -26,8 +26,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context, ensure};
+use anyhow::{Context, bail, ensure};
 use clap::{Parser, ValueEnum};
+use tokio::signal::unix::{SignalKind, signal};
 use tokio::time::Instant;
 
 use workload::{Progress, Shape, Start, Task};
@@ -152,23 +153,37 @@ async fn run(args: &Args) -> anyhow::Result<Outcome> {
         System::Postgres => pg_peer::connect_all(addr, &args.pg_user, shape).await?,
         System::Nats => {
             let queue = nats_peer::Queue::create(addr, &run_name()).await?;
-            let outcome = match nats_peer::connect_all(addr, &queue, shape).await {
-                Ok(starts) => Ok(drive(starts, args).await),
-                Err(error) => Err(error),
-            };
+            let outcome = until_signal(async {
+                let starts = nats_peer::connect_all(addr, &queue, shape).await?;
+                Ok(drive(starts, args).await)
+            })
+            .await;
             return finish(outcome, queue.delete().await);
         }
         System::Rabbitmq => {
             let name = format!("{}-{:?}", run_name(), args.rabbitmq_queue).to_lowercase();
             let queue = amqp_peer::Queue::declare(addr, &name, args.rabbitmq_queue).await?;
-            let outcome = match amqp_peer::connect_all(addr, &queue, shape).await {
-                Ok(starts) => Ok(drive(starts, args).await),
-                Err(error) => Err(error),
-            };
+            let outcome = until_signal(async {
+                let starts = amqp_peer::connect_all(addr, &queue, shape).await?;
+                Ok(drive(starts, args).await)
+            })
+            .await;
             return finish(outcome, queue.delete().await);
         }
     };
     Ok(drive(starts, args).await)
+}
+
+/// Runs `work` unless SIGINT or SIGTERM comes first, so that the caller still deletes the
+/// stream or queue it created (the RabbitMQ service is shared) when the script is stopped.
+async fn until_signal<T>(work: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        result = work => result,
+        _ = terminate.recv() => bail!("stopped by SIGTERM"),
+        _ = interrupt.recv() => bail!("stopped by SIGINT"),
+    }
 }
 
 /// A name for this run's stream or queue that no other run shares: `peerbench-PID-MILLIS`.

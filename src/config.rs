@@ -38,12 +38,13 @@ pub struct Config {
     /// The longest a commit stays unsynced: every acknowledged write in `async` mode, lease
     /// writes (polls, expiries) in `sync` mode. Default: 50.
     pub fsync_interval_ms: u64,
-    /// How long the write-ahead journal may grow before a checkpoint folds it into the data
-    /// file (also after 64 MiB of journal). Longer: fewer checkpoints, a longer replay after a
-    /// crash. Default: 5000.
+    /// How long changes may wait in memory and in the write-ahead journal before a background
+    /// checkpoint folds them into the data file (also after 64 MiB of journal or 32 MiB of
+    /// changes). Longer: fewer checkpoints, a longer replay after a crash. Default: 5000.
     pub checkpoint_interval_ms: u64,
-    /// Disk space given to the write-ahead journal up front, once (zeros), so that its fsyncs
-    /// overwrite rather than grow the file; 0 lets it grow on demand. Default: 64 (MiB).
+    /// Disk space given to the write-ahead journal up front, once (zeros, half in each of its
+    /// two files), so that its fsyncs overwrite rather than grow them; 0 lets them grow on
+    /// demand. Default: 64 (MiB).
     pub journal_preallocate_mb: u64,
     /// Free space (MiB) kept on the data volume: below it, writes that add data (enqueues,
     /// outbox messages, schedule changes) get 507 `insufficient_storage` and change nothing,

@@ -219,7 +219,10 @@ async fn event_topics(broker: &Broker) -> (BTreeSet<String>, BTreeMap<u64, usize
 async fn crash_at(nth: u64, rng: &mut Rng) {
     let dir = tempfile::tempdir().unwrap();
     let disk = FaultyDisk::new();
-    let broker = open(dir.path(), &disk).unwrap();
+    // Half the points checkpoint all the time (every millisecond, in the background, while the
+    // clients write), so that the power also goes in the middle of checkpoints.
+    let checkpoint_interval_ms = if nth % 4 < 2 { 5_000 } else { 1 };
+    let broker = open_with(dir.path(), &disk, checkpoint_interval_ms).unwrap();
     let on = [FaultOn::Write, FaultOn::Sync, FaultOn::Any][(nth % 3) as usize];
     disk.fail(Fault {
         on,
@@ -417,9 +420,9 @@ async fn a_panic_in_a_storage_thread_is_storage_failed_not_a_hang() {
     }
 }
 
-/// The writer thread itself dies in a checkpoint (its first write to the database file): the
-/// store is marked failed, so writes are refused as `storage_failed` and readiness drops,
-/// instead of being queued for a thread that is gone.
+/// A storage thread dies in a checkpoint (the checkpoint thread, at its first write to the
+/// database file): the store is marked failed, so writes are refused as `storage_failed` and
+/// readiness drops, instead of being queued for a thread that is gone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panic_in_the_writer_thread_marks_the_store_failed() {
     let dir = tempfile::tempdir().unwrap();

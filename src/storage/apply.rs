@@ -4,16 +4,17 @@
 //! for instance, compares the key's window with the job's own `enqueued_at`, not with the time
 //! of replay.
 
-use redb::ReadableTable;
+use std::ops::Bound;
 
 use super::error::StoreError;
+use super::layers::Tables;
 use super::ops::{IdempotencyKey, JobChange, JobEvent, ScheduleEvent, WriteOp};
 use super::records::{
     AuditRecord, CursorRecord, EventData, EventRecord, IdempotencyRecord, JobBody, JobRecord,
     KeyRecord, QueueRecord, ScheduleRecord, StoredState, decode, decode_job_record,
     decode_queue_record_v2_on, encode,
 };
-use super::tables::{META_AUDIT_NEXT, Tables};
+use super::tables::META_AUDIT_NEXT;
 
 /// The job an idempotency key already maps to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,7 +36,8 @@ pub enum Applied {
     Done,
 }
 
-/// Applies `op` to the tables of one write transaction, appending its events to `events`.
+/// Applies `op` to the tables (the writer's layer of changes), appending its events to
+/// `events`.
 pub fn apply(
     t: &mut Tables<'_>,
     op: &WriteOp,
@@ -45,8 +47,8 @@ pub fn apply(
         WriteOp::PutQueue { name, record, at } => {
             let previous = t
                 .queues
-                .insert(name.as_str(), encode(record).as_slice())?
-                .map(|old| decode_queue_record_v2_on(old.value()))
+                .replace(name.clone(), encode(record))?
+                .map(|old| decode_queue_record_v2_on(&old))
                 .transpose()?;
             queue_events(name, previous.as_ref(), record, *at, events);
         }
@@ -64,15 +66,14 @@ pub fn apply(
             at,
         } => {
             if let Some(expires) = expiry {
-                t.expiry.remove((*expires, *id))?;
+                t.expiry.delete((*expires, *id));
             }
-            let Some(bytes) = t.jobs.remove(id)? else {
+            let Some(bytes) = t.jobs.take(*id)? else {
                 return Ok(Applied::Done);
             };
-            let record = decode_job_record(bytes.value())?;
-            drop(bytes);
-            t.bodies.remove(id)?;
-            t.results.remove(id)?;
+            let record = decode_job_record(&bytes)?;
+            t.bodies.delete(*id);
+            t.results.delete(*id);
             events.push(job_event(
                 *id,
                 &record,
@@ -81,9 +82,9 @@ pub fn apply(
             ));
         }
         WriteOp::MoveExpiry { id, from, to } => {
-            t.expiry.remove((*from, *id))?;
+            t.expiry.delete((*from, *id));
             if let Some(to) = to {
-                t.expiry.insert((*to, *id), ())?;
+                t.expiry.put((*to, *id), ());
             }
         }
         WriteOp::PutSchedule {
@@ -92,8 +93,7 @@ pub fn apply(
             event,
             at,
         } => {
-            t.schedules
-                .insert(name.as_str(), encode(record).as_slice())?;
+            t.schedules.put(name.clone(), encode(record));
             let name = name.clone();
             let (data, job_id) = match *event {
                 ScheduleEvent::Put => (
@@ -121,10 +121,10 @@ pub fn apply(
             });
         }
         WriteOp::DeleteSchedule { name, at } => {
-            let Some(old) = t.schedules.remove(name.as_str())? else {
+            let Some(old) = t.schedules.take(name.clone())? else {
                 return Ok(Applied::Done);
             };
-            let old: ScheduleRecord = decode(old.value())?;
+            let old: ScheduleRecord = decode(&old)?;
             events.push(EventRecord {
                 at: *at,
                 queue: Some(old.queue),
@@ -133,18 +133,21 @@ pub fn apply(
             });
         }
         WriteOp::ForgetKey { key, expires_at } => {
-            t.idempotency_expiry.remove((*expires_at, key.as_str()))?;
-            let current = match t.idempotency.get(key.as_str())? {
-                Some(entry) => Some(decode::<IdempotencyRecord>(entry.value())?),
+            t.idempotency_expiry.delete((*expires_at, key.clone()));
+            let current = match t.idempotency.get(key)? {
+                Some(entry) => Some(decode::<IdempotencyRecord>(&entry)?),
                 None => None,
             };
             if current.is_some_and(|c| c.expires_at == *expires_at) {
-                t.idempotency.remove(key.as_str())?;
+                t.idempotency.delete(key.clone());
             }
         }
         WriteOp::Message(message) => {
             if let Some((first, last)) = message.if_stored
-                && t.jobs.range(first..=last)?.next().is_none()
+                && t.jobs
+                    .read()
+                    .range(Bound::Included(&first), Bound::Included(&last), false, 1)?
+                    .is_empty()
             {
                 return Ok(Applied::Done);
             }
@@ -167,7 +170,7 @@ pub fn apply(
             data: EventData::QueuePurged { jobs: *jobs },
         }),
         WriteOp::QueueDeleted { queue, jobs, at } => {
-            t.queues.remove(queue.as_str())?;
+            t.queues.delete(queue.clone());
             events.push(EventRecord {
                 at: *at,
                 queue: Some(queue.clone()),
@@ -180,20 +183,19 @@ pub fn apply(
                 seq: *seq,
                 updated_at: *at,
             };
-            t.cursors
-                .insert(name.as_str(), encode(&cursor).as_slice())?;
+            t.cursors.put(name.clone(), encode(&cursor));
         }
         WriteOp::DeleteCursor { name } => {
-            t.cursors.remove(name.as_str())?;
+            t.cursors.delete(name.clone());
         }
         WriteOp::PutKey { id, record } => {
-            t.keys.insert(id.as_str(), encode(record).as_slice())?;
+            t.keys.put(id.clone(), encode(record));
         }
         WriteOp::KeyUsed { id, at } | WriteOp::RevokeKey { id, at } => {
             let Some(mut key) = t
                 .keys
-                .get(id.as_str())?
-                .map(|v| decode::<KeyRecord>(v.value()))
+                .get(id)?
+                .map(|v| decode::<KeyRecord>(&v))
                 .transpose()?
             else {
                 return Ok(Applied::Done);
@@ -203,7 +205,7 @@ pub fn apply(
             } else {
                 key.revoked_at = key.revoked_at.or(Some(*at));
             }
-            t.keys.insert(id.as_str(), encode(&key).as_slice())?;
+            t.keys.put(id.clone(), encode(&key));
         }
         WriteOp::Audit {
             record,
@@ -225,19 +227,24 @@ fn audit(
     trim_before: u64,
     events: &mut Vec<EventRecord>,
 ) -> Result<(), StoreError> {
-    let seq = t.meta.get(META_AUDIT_NEXT)?.map_or(1, |v| v.value());
-    t.audit.insert(seq, encode(record).as_slice())?;
-    t.meta.insert(META_AUDIT_NEXT, seq + 1)?;
+    let seq = t.meta.get(&META_AUDIT_NEXT.to_owned())?.unwrap_or(1);
+    t.audit.put(seq, encode(record));
+    t.meta.put(META_AUDIT_NEXT.to_owned(), seq + 1);
     let mut expired = Vec::new();
-    for row in t.audit.range(..seq)?.take(AUDIT_TRIM_PER_APPEND) {
-        let (key, value) = row?;
-        if decode::<AuditRecord>(value.value())?.at >= trim_before {
+    let oldest = t.audit.read().range(
+        Bound::Unbounded,
+        Bound::Excluded(&seq),
+        false,
+        AUDIT_TRIM_PER_APPEND,
+    )?;
+    for (key, value) in oldest {
+        if decode::<AuditRecord>(&value)?.at >= trim_before {
             break;
         }
-        expired.push(key.value());
+        expired.push(key);
     }
     for key in expired {
-        t.audit.remove(key)?;
+        t.audit.delete(key);
     }
     events.push(EventRecord {
         at: record.at,
@@ -304,20 +311,17 @@ fn insert(
             job_id: id,
             expires_at: key.expires_at,
         };
-        if let Some(old) = t
-            .idempotency
-            .insert(key.key.as_str(), encode(&entry).as_slice())?
-        {
+        if let Some(old) = t.idempotency.replace(key.key.clone(), encode(&entry))? {
             // The key's earlier window has ended: its expiry entry goes with it.
-            let old: IdempotencyRecord = decode(old.value())?;
+            let old: IdempotencyRecord = decode(&old)?;
             t.idempotency_expiry
-                .remove((old.expires_at, key.key.as_str()))?;
+                .delete((old.expires_at, key.key.clone()));
         }
         t.idempotency_expiry
-            .insert((key.expires_at, key.key.as_str()), ())?;
+            .put((key.expires_at, key.key.clone()), ());
     }
-    t.jobs.insert(id, encode(record).as_slice())?;
-    t.bodies.insert(id, encode(body).as_slice())?;
+    t.jobs.put(id, encode(record));
+    t.bodies.put(id, encode(body));
     let run_at = match record.state {
         StoredState::Queued { run_at } => run_at,
         _ => record.enqueued_at,
@@ -346,13 +350,12 @@ fn update(
     change: &JobChange,
     events: &mut Vec<EventRecord>,
 ) -> Result<(), StoreError> {
-    let Some(bytes) = t.jobs.get(id)? else {
+    let Some(bytes) = t.jobs.get(&id)? else {
         // Memory and disk disagree: a bug, but not worth losing the group over.
         tracing::error!(job = id, "update of a job that is not stored; skipped");
         return Ok(());
     };
-    let mut record = decode_job_record(bytes.value())?;
-    drop(bytes);
+    let mut record = decode_job_record(&bytes)?;
     record.state = change.state;
     record.attempts = change.attempts;
     if let Some(error) = &change.last_error {
@@ -360,12 +363,12 @@ fn update(
     }
     record.updated_at = change.at;
     record.version += 1;
-    t.jobs.insert(id, encode(&record).as_slice())?;
+    t.jobs.put(id, encode(&record));
     if let Some(result) = &change.result {
-        t.results.insert(id, result.as_str())?;
+        t.results.put(id, result.clone());
     }
     if let Some(at) = change.expires_at {
-        t.expiry.insert((at, id), ())?;
+        t.expiry.put((at, id), ());
     }
     let attempt = change.attempts;
     let failed = || match change.state {
@@ -420,17 +423,17 @@ fn live_key(
     key: &IdempotencyKey,
     now: u64,
 ) -> Result<Option<Original>, StoreError> {
-    let Some(entry) = t.idempotency.get(key.key.as_str())? else {
+    let Some(entry) = t.idempotency.get(&key.key)? else {
         return Ok(None);
     };
-    let entry: IdempotencyRecord = decode(entry.value())?;
+    let entry: IdempotencyRecord = decode(&entry)?;
     if entry.expires_at <= now {
         return Ok(None);
     }
     // The original may be gone already (purged, or past its retention): the key still answers
     // with its id, and no state.
-    let state = match t.jobs.get(entry.job_id)? {
-        Some(record) => Some(decode_job_record(record.value())?.state),
+    let state = match t.jobs.get(&entry.job_id)? {
+        Some(record) => Some(decode_job_record(&record)?.state),
         None => None,
     };
     Ok(Some(Original {

@@ -3,11 +3,15 @@
 //! hold trimming back (a stuck reader must not fill the disk); one that asks for trimmed events
 //! learns where the log starts now.
 
-use redb::{ReadableTable, Table};
+use std::ops::Bound;
 
 use super::error::StoreError;
+use super::layers::{Staged, Tables};
 use super::records::{EventRecord, decode_events, encode};
-use super::tables::{META_EVENTS_NEXT, Tables};
+use super::tables::META_EVENTS_NEXT;
+
+/// The events table as the writer changes it.
+type EventsTable<'a> = Staged<'a, u64, Vec<u8>>;
 
 /// Most old batches one commit trims by age, so a long-idle log catches up over a few commits
 /// instead of stalling one.
@@ -53,6 +57,11 @@ impl EventLog {
         self.next + self.batch.len() as u64
     }
 
+    /// The key of the oldest batch stored (or the next sequence number, while none is).
+    pub fn first(&self) -> u64 {
+        self.first
+    }
+
     /// The sequence number of the last event appended (0: none yet).
     pub fn last(&self) -> u64 {
         self.next - 1
@@ -88,11 +97,11 @@ impl EventLog {
     pub fn write(&mut self, t: &mut Tables<'_>) -> Result<(), StoreError> {
         let newest = self.batch.last().map(|e| e.at);
         if !self.batch.is_empty() {
-            t.events.insert(self.next, encode(&self.batch).as_slice())?;
+            t.events.put(self.next, encode(&self.batch));
             self.next += self.batch.len() as u64;
             self.batch.clear();
         }
-        t.meta.insert(META_EVENTS_NEXT, self.next)?;
+        t.meta.put(META_EVENTS_NEXT.to_owned(), self.next);
         self.trim_length(&mut t.events)?;
         if let Some(now) = newest {
             self.trim_age(&mut t.events, now)?;
@@ -102,21 +111,21 @@ impl EventLog {
 
     /// Keeps at most `max_entries` events (plus less than one batch) by dropping the oldest
     /// batches: the batch holding the oldest event to keep stays whole.
-    fn trim_length(
-        &mut self,
-        events: &mut Table<'_, u64, &'static [u8]>,
-    ) -> Result<(), StoreError> {
+    fn trim_length(&mut self, events: &mut EventsTable<'_>) -> Result<(), StoreError> {
         let excess = (self.next - self.first).saturating_sub(self.max_entries);
         if excess == 0 {
             return Ok(());
         }
         let keep_from = self.first + excess;
-        let Some(batch) = events.range(..=keep_from)?.next_back() else {
+        let Some((cut, _)) = events
+            .read()
+            .range(Bound::Unbounded, Bound::Included(&keep_from), true, 1)?
+            .pop()
+        else {
             return Ok(());
         };
-        let cut = batch?.0.value();
         if cut > self.first {
-            events.retain_in(self.first..cut, |_, _| false)?;
+            events.delete_range(Bound::Included(&self.first), Bound::Excluded(&cut))?;
             self.first = cut;
             self.oldest = None;
         }
@@ -124,22 +133,23 @@ impl EventLog {
     }
 
     /// Drops the oldest batches whose newest event is older than `max_age_ms` before `now`.
-    fn trim_age(
-        &mut self,
-        events: &mut Table<'_, u64, &'static [u8]>,
-        now: u64,
-    ) -> Result<(), StoreError> {
+    fn trim_age(&mut self, events: &mut EventsTable<'_>, now: u64) -> Result<(), StoreError> {
         let cutoff = now.saturating_sub(self.max_age_ms);
         for _ in 0..AGE_TRIM_BATCHES {
             let (key, newest) = match self.oldest {
                 Some(oldest) => oldest,
                 None => {
-                    let Some(first) = events.first()? else {
+                    // `first` is the oldest batch's key: reading from it skips the deletions
+                    // below, which stay in the layer until the next checkpoint.
+                    let Some((key, value)) = events
+                        .read()
+                        .range(Bound::Included(&self.first), Bound::Unbounded, false, 1)?
+                        .pop()
+                    else {
                         return Ok(());
                     };
-                    let (key, value) = first;
-                    let newest = decode_events(value.value())?.last().map_or(0, |e| e.at);
-                    let oldest = (key.value(), newest);
+                    let newest = decode_events(&value)?.last().map_or(0, |e| e.at);
+                    let oldest = (key, newest);
                     self.oldest = Some(oldest);
                     oldest
                 }
@@ -147,9 +157,13 @@ impl EventLog {
             if newest >= cutoff {
                 return Ok(());
             }
-            events.remove(key)?;
+            events.delete(key);
             self.oldest = None;
-            self.first = events.first()?.map_or(self.next, |(k, _)| k.value());
+            self.first = events
+                .read()
+                .range(Bound::Excluded(&key), Bound::Unbounded, false, 1)?
+                .pop()
+                .map_or(self.next, |(k, _)| k);
         }
         Ok(())
     }

@@ -3,13 +3,15 @@
 //! - [`records`]: persisted types and their versioned codec.
 //! - [`tables`]: the table layout.
 //! - [`ops`]: the write ops and their versioned journal encoding.
+//! - [`layers`]: the changes not yet in the data file, in memory, and reads through them.
 //! - [`apply`]: applying one op to the tables (a pure step, shared by the writer and replay).
 //! - [`events`]: the change log as the writer appends and trims it.
 //! - [`writer`]: the `wharf-storage` thread and its group commit.
 //! - [`journal`]: the write-ahead log that makes group commits durable: frames, and the
 //!   `wharf-journal` thread that fsyncs them.
-//! - [`checkpoint`]: folding the journal into the data file; replay at start-up.
-//! - [`reads`]: job lookups and recovery scans (redb read transactions, concurrent with the
+//! - [`checkpoint`]: folding the layers into the data file on the `wharf-checkpoint` thread;
+//!   replay at start-up.
+//! - [`reads`]: job lookups and recovery scans (through the layers, concurrent with the
 //!   writer).
 //! - [`expiry`]: the writer's wake-ups for the retention sweeper.
 //! - [`error`]: every storage error.
@@ -24,6 +26,7 @@ mod events;
 mod expiry;
 pub mod faulty;
 pub(crate) mod journal;
+mod layers;
 mod ops;
 mod reads;
 mod records;
@@ -62,13 +65,14 @@ pub use request::Written;
 pub use space::{DEFAULT_FLOOR_BYTES, SpaceReading};
 
 use crate::metrics::StorageMetrics;
+use checkpoint::{Checkpointer, Context};
 use events::EventLog;
-use journal::{JOURNAL_FILE, Journal, SyncPolicy};
+use journal::{JOURNAL_FILE, JOURNAL_SEGMENT_FILE, Journal, SyncPolicy};
+use layers::Layers;
 use request::{Command, Reply, WriteRequest};
 use space::SpaceGuard;
 use tables::{
     EVENTS, JOBS, META, META_EVENTS_NEXT, META_FORMAT, META_NEXT_JOB_ID, META_OUTBOX_NEXT, OUTBOX,
-    Tables,
 };
 use writer::{Writer, WriterOptions};
 
@@ -76,6 +80,8 @@ use writer::{Writer, WriterOptions};
 pub const DATA_FILE: &str = "wharf.redb";
 /// A checkpoint follows at the latest when this many journal bytes were written since the last.
 const CHECKPOINT_BYTES: usize = 64 << 20;
+/// ...or when the changes not yet checkpointed take this much memory (see `layers`).
+const LAYER_BYTES: usize = 32 << 20;
 
 /// A job as stored: record, body and, once acked with one, its result.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,6 +133,8 @@ pub struct Store {
     /// Taken out on [`Store::close`], so the file is released even while other handles to the
     /// store (say, an HTTP connection task still winding down) are alive.
     db: RwLock<Option<Arc<Database>>>,
+    /// What readers read through: the changes not yet checkpointed, and the data file.
+    layers: Arc<RwLock<Layers>>,
     tx: Sender<Command>,
     admission: Arc<Semaphore>,
     thread: Mutex<Option<JoinHandle<()>>>,
@@ -161,6 +169,7 @@ impl Store {
             )?;
         let sequences = init(&db)?;
         let db = Arc::new(db);
+        let layers = Arc::new(RwLock::new(Layers::open(&db, sequences.events_first)?));
         let metrics = Arc::new(StorageMetrics::new());
         let poisoned = Arc::new(AtomicBool::new(false));
         let expiry = Arc::new(ExpiryWatch::default());
@@ -172,12 +181,14 @@ impl Store {
         ));
         let mut writer = Writer {
             db: db.clone(),
+            layers: layers.clone(),
             disk: disk.clone(),
             options: WriterOptions {
                 sync_mode: options.sync_mode,
                 max_group: options.max_group.max(1),
                 checkpoint_interval: options.checkpoint_interval,
                 checkpoint_bytes: CHECKPOINT_BYTES,
+                layer_bytes: LAYER_BYTES,
             },
             metrics: metrics.clone(),
             poisoned: poisoned.clone(),
@@ -195,9 +206,11 @@ impl Store {
             dirty_since: None,
             journal_bytes: 0,
             frame: Vec::new(),
+            flushes: Vec::new(),
         };
-        let journal_path = dir.join(JOURNAL_FILE);
-        let replayed = writer.recover(&journal_path)?;
+        let journal_paths = [dir.join(JOURNAL_FILE), dir.join(JOURNAL_SEGMENT_FILE)];
+        let journal_paths = [journal_paths[0].as_path(), journal_paths[1].as_path()];
+        let replayed = writer.recover(journal_paths)?;
         if replayed > 0 {
             tracing::info!(frames = replayed, "replayed the journal");
         }
@@ -205,7 +218,7 @@ impl Store {
         let (durable_tx, durable_events) = watch::channel(writer.events.last());
         let journal = Journal::start(
             &*disk,
-            &journal_path,
+            journal_paths,
             writer.journal_seq,
             options.journal_preallocate_bytes,
             SyncPolicy {
@@ -216,15 +229,25 @@ impl Store {
             durable_tx,
         )?;
         let (tx, rx) = channel();
+        let checkpoints = Checkpointer::start(Context {
+            db: db.clone(),
+            layers: layers.clone(),
+            journal: journal.handle(),
+            space: space.clone(),
+            metrics: metrics.clone(),
+            poisoned: poisoned.clone(),
+            writer: tx.clone(),
+        })?;
         let thread = std::thread::Builder::new()
             .name("wharf-storage".into())
-            .spawn(move || writer.run(rx, journal))
+            .spawn(move || writer.run(rx, journal, checkpoints))
             .map_err(|source| StoreError::DataDir {
                 path: dir.clone(),
                 source,
             })?;
         Ok(Store {
             db: RwLock::new(Some(db)),
+            layers,
             tx,
             admission: Arc::new(Semaphore::new(options.max_pending.max(1))),
             thread: Mutex::new(Some(thread)),
@@ -305,6 +328,16 @@ impl Store {
         pending
     }
 
+    /// Waits until everything applied so far is checkpointed into the data file (blocking:
+    /// call off the async runtime).
+    pub fn flush(&self) -> Result<(), StoreError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.tx
+            .send(Command::Flush(tx))
+            .map_err(|_| StoreError::Closed)?;
+        rx.recv().map_err(|_| StoreError::Closed)?
+    }
+
     /// Whether a failed commit has stopped the writer.
     pub fn is_poisoned(&self) -> bool {
         self.poisoned.load(Ordering::Acquire)
@@ -325,6 +358,8 @@ impl Store {
             tracing::error!("the storage writer thread panicked");
         }
         let db = self.db.write().take();
+        // The layers hold a read transaction of the file: it goes first.
+        self.layers.write().close();
         // After a storage thread died mid-commit, redb's own locks are poisoned and dropping
         // the database panics; the process must still stop cleanly.
         if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(db))).is_err() {
@@ -365,7 +400,7 @@ fn init(db: &Database) -> Result<Sequences, StoreError> {
     {
         // Version 2 added tables, 4 the events and cursors, 5 the keys, 7 the audit trail:
         // created here when missing.
-        Tables::open(&txn)?;
+        tables::create_all(&txn)?;
     }
     if found.is_none_or(|v| v < u64::from(FORMAT_VERSION)) {
         upgrade(&txn)?;

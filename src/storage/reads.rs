@@ -1,17 +1,20 @@
-//! Reads: job lookups, listings for the sweeper, and the recovery scans. They use redb read
-//! transactions, which run concurrently with the writer and see its last commit.
+//! Reads: job lookups, listings for the sweeper, and the recovery scans. They read through the
+//! layers (`super::layers`), which they share with the writer under a lock held for one read:
+//! they see every group the writer has applied, checkpointed or not.
 
-use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
+use std::ops::Bound;
+
+use redb::{ReadableDatabase, ReadableTable};
 
 use super::error::StoreError;
+use super::layers::{Layered, OwnedKey, OwnedValue, View};
 use super::records::{
     AuditRecord, CursorRecord, EventRecord, IdempotencyRecord, JobBody, JobRecord, KeyRecord,
     QueueRecord, ScheduleRecord, StoredState, decode, decode_events, decode_job_record,
     decode_queue_record,
 };
 use super::tables::{
-    AUDIT, BODIES, CURSORS, EVENTS, EXPIRY, IDEMPOTENCY, IDEMPOTENCY_EXPIRY, JOBS, KEYS, META,
-    META_EVENTS_NEXT, META_NEXT_JOB_ID, QUEUES, RESULTS, SCHEDULES,
+    AUDIT, BODIES, JOBS, META, META_EVENTS_NEXT, META_NEXT_JOB_ID, QUEUES, RESULTS,
 };
 use super::{Store, StoredJob};
 
@@ -30,57 +33,22 @@ pub type ExpiryEntry = (u64, u64);
 impl Store {
     /// Reads one job with its body and result (blocking I/O: call off the async runtime).
     pub fn read_job(&self, id: u64) -> Result<Option<StoredJob>, StoreError> {
-        let db = self.db()?;
-        let txn = db.begin_read()?;
-        let Some(record) = txn.open_table(JOBS)?.get(id)? else {
-            return Ok(None);
-        };
-        let record = decode_job_record(record.value())?;
-        let body = match txn.open_table(BODIES)?.get(id)? {
-            Some(body) => decode(body.value())?,
-            None => JobBody {
-                payload: "null".into(),
-                headers: Vec::new(),
-            },
-        };
-        let result = txn
-            .open_table(RESULTS)?
-            .get(id)?
-            .map(|r| r.value().to_owned());
-        Ok(Some(StoredJob {
-            record,
-            body,
-            result,
-        }))
+        self.view(|v| stored_job(v, id, true))
     }
 
     /// Every stored queue (for recovery); fields an older record lacks come from `defaults`.
     pub fn queues(&self, defaults: &QueueRecord) -> Result<Vec<(String, QueueRecord)>, StoreError> {
-        let db = self.db()?;
-        let txn = db.begin_read()?;
-        let table = txn.open_table(QUEUES)?;
-        let mut queues = Vec::new();
-        for row in table.iter()? {
-            let (name, value) = row?;
-            queues.push((
-                name.value().to_owned(),
-                decode_queue_record(value.value(), defaults)?,
-            ));
-        }
-        Ok(queues)
+        self.view(|v| {
+            all(v.queues)?
+                .into_iter()
+                .map(|(name, value)| Ok((name, decode_queue_record(&value, defaults)?)))
+                .collect()
+        })
     }
 
     /// Every stored schedule (for recovery).
     pub fn schedules(&self) -> Result<Vec<(String, ScheduleRecord)>, StoreError> {
-        let db = self.db()?;
-        let txn = db.begin_read()?;
-        let table = txn.open_table(SCHEDULES)?;
-        let mut schedules = Vec::new();
-        for row in table.iter()? {
-            let (name, value) = row?;
-            schedules.push((name.value().to_owned(), decode(value.value())?));
-        }
-        Ok(schedules)
+        self.view(|v| decoded(all(v.schedules)?))
     }
 
     /// Up to `limit` expiry-index entries due at `now` or earlier, oldest first, with the job
@@ -90,21 +58,25 @@ impl Store {
         now: u64,
         limit: usize,
     ) -> Result<Vec<(u64, u64, Option<JobRecord>)>, StoreError> {
-        let db = self.db()?;
-        let txn = db.begin_read()?;
-        let expiry = txn.open_table(EXPIRY)?;
-        let jobs = txn.open_table(JOBS)?;
-        let mut out = Vec::new();
-        for row in expiry.range((0, 0)..=(now, u64::MAX))?.take(limit) {
-            let (key, _) = row?;
-            let (at, id) = key.value();
-            let record = match jobs.get(id)? {
-                Some(bytes) => Some(decode_job_record(bytes.value())?),
-                None => None,
-            };
-            out.push((at, id, record));
-        }
-        Ok(out)
+        self.view(|v| {
+            let entries = v.expiry.range(
+                Bound::Unbounded,
+                Bound::Included(&(now, u64::MAX)),
+                false,
+                limit,
+            )?;
+            entries
+                .into_iter()
+                .map(|((at, id), ())| {
+                    let record = v
+                        .jobs
+                        .get(&id)?
+                        .map(|b| decode_job_record(&b))
+                        .transpose()?;
+                    Ok((at, id, record))
+                })
+                .collect()
+        })
     }
 
     /// The finished jobs (succeeded, cancelled) of `queue`, looking at up to `scan` entries of
@@ -117,105 +89,93 @@ impl Store {
         after: Option<ExpiryEntry>,
         scan: usize,
     ) -> Result<(Vec<ExpiryEntry>, Option<ExpiryEntry>), StoreError> {
-        let db = self.db()?;
-        let txn = db.begin_read()?;
-        let expiry = txn.open_table(EXPIRY)?;
-        let jobs = txn.open_table(JOBS)?;
-        let (mut found, mut last, mut scanned) = (Vec::new(), None, 0);
-        let start = after.map_or((0, 0), |(at, id)| match id.checked_add(1) {
-            Some(next) => (at, next),
-            None => (at.saturating_add(1), 0),
-        });
-        for row in expiry.range(start..)? {
-            if scanned == scan {
-                return Ok((found, last));
+        self.view(|v| {
+            let lo = after.as_ref().map_or(Bound::Unbounded, Bound::Excluded);
+            let entries = v.expiry.range(lo, Bound::Unbounded, false, scan)?;
+            let next = (entries.len() == scan)
+                .then(|| entries.last().map(|(entry, ())| *entry))
+                .flatten();
+            let mut found = Vec::new();
+            for ((at, id), ()) in entries {
+                let Some(bytes) = v.jobs.get(&id)? else {
+                    continue;
+                };
+                let record = decode_job_record(&bytes)?;
+                let finished = matches!(
+                    record.state,
+                    StoredState::Succeeded { .. } | StoredState::Cancelled { .. }
+                );
+                if finished && record.queue == queue {
+                    found.push((at, id));
+                }
             }
-            scanned += 1;
-            let (key, _) = row?;
-            let (at, id) = key.value();
-            last = Some((at, id));
-            let Some(bytes) = jobs.get(id)? else { continue };
-            let record = decode_job_record(bytes.value())?;
-            let finished = matches!(
-                record.state,
-                StoredState::Succeeded { .. } | StoredState::Cancelled { .. }
-            );
-            if finished && record.queue == queue {
-                found.push((at, id));
-            }
-        }
-        Ok((found, None))
+            Ok((found, next))
+        })
     }
 
-    /// Up to `limit` idempotency keys of `queue`: each key ("queue\0key") and when its window
+    /// Up to `limit` idempotency keys of `queue`: each key ("queue\\0key") and when its window
     /// ends.
     pub fn keys_of(&self, queue: &str, limit: usize) -> Result<Vec<(String, u64)>, StoreError> {
-        let db = self.db()?;
-        let txn = db.begin_read()?;
-        let table = txn.open_table(IDEMPOTENCY)?;
-        // Keys are "queue\0key": the queue's run of them sorts between "queue\0" and "queue\x01".
+        // Keys are "queue\\0key": the queue's run of them sorts between "queue\\0" and "queue\\x01".
         let (from, to) = (format!("{queue}\0"), format!("{queue}\u{1}"));
-        let mut out = Vec::new();
-        for row in table.range(from.as_str()..to.as_str())?.take(limit) {
-            let (key, value) = row?;
-            let record: IdempotencyRecord = decode(value.value())?;
-            out.push((key.value().to_owned(), record.expires_at));
-        }
-        Ok(out)
+        self.view(|v| {
+            v.idempotency
+                .range(Bound::Included(&from), Bound::Excluded(&to), false, limit)?
+                .into_iter()
+                .map(|(key, value)| Ok((key, decode::<IdempotencyRecord>(&value)?.expires_at)))
+                .collect()
+        })
     }
 
     /// Up to `limit` idempotency keys whose window ended at `now` or earlier.
     pub fn expired_keys(&self, now: u64, limit: usize) -> Result<Vec<(u64, String)>, StoreError> {
-        let db = self.db()?;
-        let txn = db.begin_read()?;
-        let table = txn.open_table(IDEMPOTENCY_EXPIRY)?;
-        let mut out = Vec::new();
-        for row in table.range((0, "")..=(now, "\u{10FFFF}"))?.take(limit) {
-            let (key, _) = row?;
-            let (at, name) = key.value();
-            out.push((at, name.to_owned()));
-        }
-        Ok(out)
+        let end = (now, "\u{10FFFF}".to_owned());
+        self.view(|v| {
+            Ok(v.idempotency_expiry
+                .range(Bound::Unbounded, Bound::Included(&end), false, limit)?
+                .into_iter()
+                .map(|(key, ())| key)
+                .collect())
+        })
     }
 
     /// The earliest time a job's retention or a key's window ends.
     pub fn next_expiry(&self) -> Result<Option<u64>, StoreError> {
-        let db = self.db()?;
-        let txn = db.begin_read()?;
-        let job = txn.open_table(EXPIRY)?.first()?.map(|(k, _)| k.value().0);
-        let key = txn
-            .open_table(IDEMPOTENCY_EXPIRY)?
-            .first()?
-            .map(|(k, _)| k.value().0);
-        Ok(job.into_iter().chain(key).min())
+        self.view(|v| {
+            let job = v.expiry.first()?.map(|((at, _), ())| at);
+            let key = v.idempotency_expiry.first()?.map(|((at, _), ())| at);
+            Ok(job.into_iter().chain(key).min())
+        })
     }
 
-    /// How many job records are stored, live and finished (an O(1) read of the table header).
+    /// How many job records the data file holds, live and finished (an O(1) read of the table
+    /// header; changes not checkpointed yet are not counted: at start-up there are none).
     pub fn job_count(&self) -> Result<u64, StoreError> {
-        let db = self.db()?;
-        let txn = db.begin_read()?;
-        Ok(txn.open_table(JOBS)?.len()?)
+        let layers = self.layers.read();
+        layers.base.as_ref().ok_or(StoreError::Closed)?.job_count()
     }
 
     /// Calls `visit` for every stored job record in id order (for recovery).
     pub fn scan_jobs(&self, mut visit: impl FnMut(u64, JobRecord)) -> Result<(), StoreError> {
-        let db = self.db()?;
-        let txn = db.begin_read()?;
-        for row in txn.open_table(JOBS)?.iter()? {
-            let (id, value) = row?;
-            visit(id.value(), decode_job_record(value.value())?);
-        }
-        Ok(())
+        self.view(|v| {
+            let mut after = None;
+            loop {
+                let lo = after.as_ref().map_or(Bound::Unbounded, Bound::Excluded);
+                let page = v.jobs.range(lo, Bound::Unbounded, false, SCAN_PAGE)?;
+                let Some((last, _)) = page.last() else {
+                    return Ok(());
+                };
+                after = Some(*last);
+                for (id, bytes) in page {
+                    visit(id, decode_job_record(&bytes)?);
+                }
+            }
+        })
     }
 
     /// The next job id to allocate (ids are never reused).
     pub fn next_job_id(&self) -> Result<u64, StoreError> {
-        let db = self.db()?;
-        let txn = db.begin_read()?;
-        Ok(txn
-            .open_table(META)?
-            .get(META_NEXT_JOB_ID)?
-            .map_or(1, |v| v.value()))
+        self.view(|v| Ok(v.meta.get(&META_NEXT_JOB_ID.to_owned())?.unwrap_or(1)))
     }
 
     /// Up to `limit` events after `after` and none after `upto`, in order, with where the log
@@ -226,91 +186,78 @@ impl Store {
         upto: u64,
         limit: usize,
     ) -> Result<EventsRead, StoreError> {
-        let db = self.db()?;
-        let txn = db.begin_read()?;
-        let table = txn.open_table(EVENTS)?;
-        let first = match table.first()? {
-            Some((key, _)) => key.value(),
-            None => txn
-                .open_table(META)?
-                .get(META_EVENTS_NEXT)?
-                .map_or(1, |v| v.value()),
-        };
-        let mut read = EventsRead {
-            first,
-            events: Vec::new(),
-        };
-        let wanted = after.saturating_add(1);
-        if wanted > upto || limit == 0 {
-            return Ok(read);
-        }
-        // The batch holding `wanted`: the last one keyed at or before it.
-        let start = table
-            .range(..=wanted)?
-            .next_back()
-            .transpose()?
-            .map_or(wanted, |(key, _)| key.value());
-        for row in table.range(start..=upto)? {
-            let (key, value) = row?;
-            for (seq, event) in (key.value()..).zip(decode_events(value.value())?) {
-                if seq > upto || read.events.len() == limit {
-                    return Ok(read);
-                }
-                if seq >= wanted {
-                    read.events.push((seq, event));
+        self.view(|v| {
+            let first = v.events_first;
+            let mut read = EventsRead {
+                first,
+                events: Vec::new(),
+            };
+            let wanted = after.saturating_add(1);
+            if wanted > upto || limit == 0 {
+                return Ok(read);
+            }
+            // The batch holding `wanted`: the last one keyed at or before it.
+            let start = v
+                .events
+                .range(Bound::Unbounded, Bound::Included(&wanted), true, 1)?
+                .pop()
+                .map_or(wanted, |(key, _)| key);
+            // A batch holds at least one event: at most `limit` batches hold what is wanted.
+            let batches = v.events.range(
+                Bound::Included(&start),
+                Bound::Included(&upto),
+                false,
+                limit,
+            )?;
+            for (key, value) in batches {
+                for (seq, event) in (key..).zip(decode_events(&value)?) {
+                    if seq > upto || read.events.len() == limit {
+                        return Ok(read);
+                    }
+                    if seq >= wanted {
+                        read.events.push((seq, event));
+                    }
                 }
             }
-        }
-        Ok(read)
+            Ok(read)
+        })
     }
 
     /// Every reader's cursor, by name.
     pub fn cursors(&self) -> Result<Vec<(String, CursorRecord)>, StoreError> {
-        let db = self.db()?;
-        let txn = db.begin_read()?;
-        let table = txn.open_table(CURSORS)?;
-        let mut cursors = Vec::new();
-        for row in table.iter()? {
-            let (name, value) = row?;
-            cursors.push((name.value().to_owned(), decode(value.value())?));
-        }
-        Ok(cursors)
+        self.view(|v| decoded(all(v.cursors)?))
     }
 
     /// Every API key, revoked ones included, by id.
     pub fn keys(&self) -> Result<Vec<(String, KeyRecord)>, StoreError> {
-        let db = self.db()?;
-        let txn = db.begin_read()?;
-        let table = txn.open_table(KEYS)?;
-        let mut keys = Vec::new();
-        for row in table.iter()? {
-            let (id, value) = row?;
-            keys.push((id.value().to_owned(), decode(value.value())?));
-        }
-        Ok(keys)
+        self.view(|v| decoded(all(v.keys)?))
     }
 
     /// One reader's cursor.
     pub fn cursor(&self, name: &str) -> Result<Option<CursorRecord>, StoreError> {
-        let db = self.db()?;
-        let txn = db.begin_read()?;
-        let table = txn.open_table(CURSORS)?;
-        Ok(match table.get(name)? {
-            Some(value) => Some(decode(value.value())?),
-            None => None,
+        self.view(|v| {
+            Ok(v.cursors
+                .get(&name.to_owned())?
+                .map(|b| decode(&b))
+                .transpose()?)
         })
     }
 
     /// Up to `limit` audit records after sequence `after`, in order.
     pub fn audit(&self, after: u64, limit: usize) -> Result<Vec<(u64, AuditRecord)>, StoreError> {
-        let db = self.db()?;
-        let txn = db.begin_read()?;
-        audit_rows(&txn, after, limit)
+        self.view(|v| {
+            let rows = v
+                .audit
+                .range(Bound::Excluded(&after), Bound::Unbounded, false, limit)?;
+            decoded(rows)
+        })
     }
 
-    /// A consistent view of every job and queue, for a mirror's snapshot: one read
-    /// transaction, with the last event its state reflects.
+    /// A consistent view of every job and queue, for a mirror's snapshot: everything so far
+    /// is checkpointed first, then one read transaction of the data file is held, with the
+    /// last event its state reflects.
     pub fn snapshot(&self) -> Result<Snapshot, StoreError> {
+        self.flush()?;
         let db = self.db()?;
         let txn = db.begin_read()?;
         let next = txn
@@ -323,6 +270,58 @@ impl Store {
             after: 0,
         })
     }
+
+    /// Runs `read` over a consistent view of the layers (the store must be open).
+    fn view<T>(
+        &self,
+        read: impl FnOnce(View<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.db()?;
+        let layers = self.layers.read();
+        read(View::new(&layers)?)
+    }
+}
+
+/// Jobs a recovery scan reads at a time.
+const SCAN_PAGE: usize = 4096;
+
+/// Every entry of a table, in key order.
+fn all<K: OwnedKey, V: OwnedValue>(table: Layered<'_, K, V>) -> Result<Vec<(K, V)>, StoreError> {
+    table.range(Bound::Unbounded, Bound::Unbounded, false, usize::MAX)
+}
+
+/// Entries with their values decoded.
+fn decoded<K, T: serde::de::DeserializeOwned>(
+    rows: Vec<(K, Vec<u8>)>,
+) -> Result<Vec<(K, T)>, StoreError> {
+    rows.into_iter()
+        .map(|(key, value)| Ok((key, decode(&value)?)))
+        .collect()
+}
+
+/// Job `id` with its body, and its result if `result` (as the view sees them).
+pub(super) fn stored_job<'a>(
+    view: View<'a>,
+    id: u64,
+    result: bool,
+) -> Result<Option<StoredJob>, StoreError> {
+    let Some(record) = view.jobs.get(&id)? else {
+        return Ok(None);
+    };
+    let record = decode_job_record(&record)?;
+    let body = match view.bodies.get(&id)? {
+        Some(body) => decode(&body)?,
+        None => JobBody {
+            payload: "null".into(),
+            headers: Vec::new(),
+        },
+    };
+    let result = if result { view.results.get(&id)? } else { None };
+    Ok(Some(StoredJob {
+        record,
+        body,
+        result,
+    }))
 }
 
 /// A read transaction held open while a mirror copies the state it sees.

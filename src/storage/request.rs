@@ -58,6 +58,10 @@ pub type Waiter = (Reply, Written);
 /// What the writer thread is asked to do.
 pub enum Command {
     Write(WriteRequest),
+    /// Answer once everything applied so far is checkpointed into the data file.
+    Flush(super::checkpoint::Flush),
+    /// A checkpoint ended (from the checkpoint thread): the next one may begin.
+    Checkpointed,
     /// Finish what is queued, make everything durable, and exit.
     Shutdown,
 }

@@ -142,12 +142,16 @@ impl SpaceGuard {
         }
     }
 
-    /// A checkpoint wrote the journal into the data file: nothing is pending, and the volume
-    /// is read again. If it is below the floor, the data file's reusable bytes count too:
-    /// `in_use` says how many bytes of it redb's pages take (an expensive walk, only made
-    /// then).
-    pub fn checkpointed(&self, in_use: impl FnOnce() -> Option<u64>) {
-        self.pending.store(0, Ordering::Release);
+    /// A checkpoint wrote `covered` bytes of journal into the data file: they are no longer
+    /// pending, and the volume is read again. If it is below the floor, the data file's
+    /// reusable bytes count too: `in_use` says how many bytes of it redb's pages take (an
+    /// expensive walk, only made then).
+    pub fn checkpointed(&self, covered: u64, in_use: impl FnOnce() -> Option<u64>) {
+        let _ = self
+            .pending
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |p| {
+                Some(p.saturating_sub(covered))
+            });
         self.reusable.store(0, Ordering::Release);
         self.read();
         if self.available.load(Ordering::Acquire) >= self.floor.load(Ordering::Acquire) {
@@ -252,7 +256,7 @@ mod tests {
         file.write_at(0, &vec![1; 800 * B as usize]).unwrap();
         // Nothing told the guard to look again, and admission's reading is fresh.
         assert!(guard.admit_growth().is_ok(), "no new reading yet");
-        guard.checkpointed(|| None);
+        guard.checkpointed(u64::MAX, || None);
         let refused = guard.admit_growth().unwrap_err();
         assert!(
             matches!(
@@ -283,7 +287,7 @@ mod tests {
         assert!(guard.admit_growth().is_ok(), "600 + 3 * 100 MiB of 1 GiB");
         guard.written(120 << 20);
         assert!(guard.admit_growth().is_err(), "600 + 3 * 220 MiB");
-        guard.checkpointed(|| None);
+        guard.checkpointed(u64::MAX, || None);
         assert_eq!(guard.reading().pending, 0);
         assert!(guard.admit_growth().is_ok());
     }
@@ -302,12 +306,14 @@ mod tests {
         );
         assert!(guard.admit_growth().is_err(), "100 blocks free");
         // The file's pages were freed inside it: 500 of its 900 blocks are still in use.
-        guard.checkpointed(|| Some(500 * B));
+        guard.checkpointed(u64::MAX, || Some(500 * B));
         assert_eq!(guard.reading().available, 500 * B);
         assert!(guard.admit_growth().is_ok());
         // Not walked while the volume alone is above the floor.
         file.set_len(100 * B).unwrap();
-        guard.checkpointed(|| panic!("walked the database with room to spare"));
+        guard.checkpointed(u64::MAX, || {
+            panic!("walked the database with room to spare")
+        });
         assert_eq!(guard.reading().available, 900 * B);
     }
 
@@ -318,7 +324,7 @@ mod tests {
         let guard = SpaceGuard::new(Arc::new(disk.clone()), "/d".into(), "/d/f".into(), None);
         assert_eq!(guard.reading().floor, 1 << 20);
         disk.set_capacity(Some(100 << 30));
-        guard.checkpointed(|| None);
+        guard.checkpointed(u64::MAX, || None);
         assert_eq!(guard.reading().floor, DEFAULT_FLOOR_BYTES);
     }
 }

@@ -1,7 +1,7 @@
 //! The redb tables. Keys are big-endian-ordered u64s or strings; values are
 //! [`records`](super::records)-encoded bytes.
 
-use redb::{Table, TableDefinition, WriteTransaction};
+use redb::{TableDefinition, WriteTransaction};
 
 use super::error::StoreError;
 
@@ -53,40 +53,20 @@ pub const META_JOURNAL_SALT: &str = "journal_salt";
 /// The last journal frame the latest checkpoint contains (see `docs/design.md`, "The journal").
 pub const META_JOURNAL_SEQ: &str = "journal_seq";
 
-/// Every table a write touches, opened once per write transaction.
-pub struct Tables<'txn> {
-    pub jobs: Table<'txn, u64, &'static [u8]>,
-    pub bodies: Table<'txn, u64, &'static [u8]>,
-    pub results: Table<'txn, u64, &'static str>,
-    pub queues: Table<'txn, &'static str, &'static [u8]>,
-    pub events: Table<'txn, u64, &'static [u8]>,
-    pub cursors: Table<'txn, &'static str, &'static [u8]>,
-    pub meta: Table<'txn, &'static str, u64>,
-    pub expiry: Table<'txn, (u64, u64), ()>,
-    pub idempotency: Table<'txn, &'static str, &'static [u8]>,
-    pub idempotency_expiry: Table<'txn, (u64, &'static str), ()>,
-    pub schedules: Table<'txn, &'static str, &'static [u8]>,
-    pub keys: Table<'txn, &'static str, &'static [u8]>,
-    pub audit: Table<'txn, u64, &'static [u8]>,
-}
-
-impl<'txn> Tables<'txn> {
-    /// Opens (creating if new) every table in `txn`.
-    pub fn open(txn: &'txn WriteTransaction) -> Result<Tables<'txn>, StoreError> {
-        Ok(Tables {
-            jobs: txn.open_table(JOBS)?,
-            bodies: txn.open_table(BODIES)?,
-            results: txn.open_table(RESULTS)?,
-            queues: txn.open_table(QUEUES)?,
-            events: txn.open_table(EVENTS)?,
-            cursors: txn.open_table(CURSORS)?,
-            meta: txn.open_table(META)?,
-            expiry: txn.open_table(EXPIRY)?,
-            idempotency: txn.open_table(IDEMPOTENCY)?,
-            idempotency_expiry: txn.open_table(IDEMPOTENCY_EXPIRY)?,
-            schedules: txn.open_table(SCHEDULES)?,
-            keys: txn.open_table(KEYS)?,
-            audit: txn.open_table(AUDIT)?,
-        })
-    }
+/// Creates every table that does not exist yet (a new file, or one of an older format).
+pub fn create_all(txn: &WriteTransaction) -> Result<(), StoreError> {
+    txn.open_table(JOBS)?;
+    txn.open_table(BODIES)?;
+    txn.open_table(RESULTS)?;
+    txn.open_table(QUEUES)?;
+    txn.open_table(EVENTS)?;
+    txn.open_table(CURSORS)?;
+    txn.open_table(META)?;
+    txn.open_table(EXPIRY)?;
+    txn.open_table(IDEMPOTENCY)?;
+    txn.open_table(IDEMPOTENCY_EXPIRY)?;
+    txn.open_table(SCHEDULES)?;
+    txn.open_table(KEYS)?;
+    txn.open_table(AUDIT)?;
+    Ok(())
 }

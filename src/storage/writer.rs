@@ -1,37 +1,42 @@
 //! The single writer thread (`wharf-storage`): group commit.
 //!
 //! Requests arrive on a channel. The thread takes what is queued (up to `max_group` requests or
-//! 64 MiB of ops), applies them in arrival order inside one redb write transaction committed
-//! without fsync, and hands the group's ops to the [`journal`](super::journal) as one frame.
-//! Requests that must be durable are answered by the journal thread after its fdatasync; the
-//! others at once. Arrival order is the order the broker decided the changes in (it submits
-//! while holding its state lock), so disk and memory agree. Checkpoints (durable redb commits,
-//! [`super::checkpoint`]) let the journal start over.
+//! 64 MiB of ops), applies them in arrival order to the active layer of changes
+//! ([`super::layers`]; no redb transaction), and hands the group's ops to the
+//! [`journal`](super::journal) as one frame. Requests that must be durable are answered by the
+//! journal thread after its fdatasync; the others at once. Arrival order is the order the
+//! broker decided the changes in (it submits while holding its state lock), so disk and memory
+//! agree. Checkpoints ([`super::checkpoint`]) fold the layers into the data file on a thread of
+//! their own, and let the journal's segments be reused.
 //!
-//! A failed commit, journal write or checkpoint poisons the store: every waiter of that group
+//! A failed apply, journal write or checkpoint poisons the store: every waiter of that group
 //! and every later request gets [`StoreError::Poisoned`]. Retrying an fsync that failed is
 //! unsafe (the kernel may have dropped the dirty pages), so the only way on is a restart, which
-//! recovers from the last checkpoint and the journal.
+//! recovers from the last checkpoint and the journal. (An apply that fails half way leaves its
+//! group's first changes in the active layer, where reads may see them until the restart; the
+//! group's frame was never written, so the restart drops them.)
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use redb::{Database, Durability, ReadableTable};
+use parking_lot::RwLock;
+use redb::Database;
 
 use super::StoredJob;
 use super::apply::{Applied, apply};
+use super::checkpoint::{Checkpointer, Flush, Job};
 use super::disk::Disk;
 use super::error::StoreError;
 use super::events::EventLog;
 use super::expiry::ExpiryWatch;
 use super::journal::{Journal, frame};
+use super::layers::{Layers, Tables};
 use super::ops::{WriteOp, encode_ops};
-use super::records::{JobBody, decode};
 use super::request::{Command, WriteRequest, Written};
 use super::space::SpaceGuard;
-use super::tables::{META_JOURNAL_SEQ, META_NEXT_JOB_ID, Tables};
+use super::tables::{META_JOURNAL_SEQ, META_NEXT_JOB_ID};
 use crate::metrics::StorageMetrics;
 
 /// A commit group stops taking requests once their ops reach this size. With requests of at
@@ -48,8 +53,11 @@ pub struct WriterOptions {
     /// A checkpoint (durable redb commit, then the journal starts over) follows at most this
     /// long after the first change since the last one...
     pub checkpoint_interval: Duration,
-    /// ...or as soon as this many journal bytes were written since it.
+    /// ...or as soon as this many journal bytes were written since it...
     pub checkpoint_bytes: usize,
+    /// ...or as soon as the active layer takes this much memory. At twice that (the
+    /// checkpoint in flight cannot keep up) the writer waits for it: memory stays bounded.
+    pub layer_bytes: usize,
 }
 
 /// Marks the store failed when the writer thread panics: its replies are dropped, and every
@@ -68,7 +76,10 @@ impl Drop for PoisonOnPanic {
 
 /// The writer thread's state.
 pub struct Writer {
+    /// The data file, for the recovery at start-up (checkpoints write it on their thread).
     pub db: Arc<Database>,
+    /// The layers of changes the writer applies to and readers read through.
+    pub layers: Arc<RwLock<Layers>>,
     /// Where the journal is read from at start-up.
     pub disk: Arc<dyn Disk>,
     pub options: WriterOptions,
@@ -79,25 +90,32 @@ pub struct Writer {
     pub space: Arc<SpaceGuard>,
     pub events: EventLog,
     pub next_job_id: u64,
-    /// Sequence of the last journal frame (applied to redb, not necessarily durable).
+    /// Sequence of the last journal frame (applied to the layers, not necessarily durable).
     pub journal_seq: u64,
     /// This run's frame checksum salt (set by `recover`).
     pub journal_salt: u64,
-    /// When the first change since the last checkpoint was committed (on the monotonic clock:
-    /// checkpoints are paced, not deadlines), and the journal bytes written since.
+    /// When the first change since the last checkpoint began was applied (on the monotonic
+    /// clock: checkpoints are paced, not deadlines), and the journal bytes written since.
     pub dirty_since: Option<Instant>,
     pub journal_bytes: usize,
     /// Reused buffer for encoding frames.
     pub frame: Vec<u8>,
+    /// Snapshots waiting for a checkpoint of everything applied before they asked.
+    pub flushes: Vec<Flush>,
 }
 
 impl Writer {
     /// Runs the writer thread until shutdown.
-    pub fn run(mut self, rx: Receiver<Command>, mut journal: Journal) {
+    pub fn run(
+        mut self,
+        rx: Receiver<Command>,
+        mut journal: Journal,
+        mut checkpoints: Checkpointer,
+    ) {
         let _failed_if_it_panics = PoisonOnPanic(self.poisoned.clone());
         loop {
             let first = match self.dirty_since {
-                Some(since) => {
+                Some(since) if !checkpoints.is_busy() => {
                     let wait = self
                         .options
                         .checkpoint_interval
@@ -105,59 +123,119 @@ impl Writer {
                     match rx.recv_timeout(wait) {
                         Ok(message) => message,
                         Err(RecvTimeoutError::Timeout) => {
-                            self.checkpoint(&journal);
+                            self.checkpoint(&journal, &checkpoints);
                             continue;
                         }
                         Err(RecvTimeoutError::Disconnected) => Command::Shutdown,
                     }
                 }
-                None => rx.recv().unwrap_or(Command::Shutdown),
+                // Idle, or a checkpoint is in flight: its end is a message too.
+                _ => rx.recv().unwrap_or(Command::Shutdown),
             };
             let (group, shutdown) = self.take_group(first, &rx);
             if !group.is_empty() {
                 self.commit_group(group, &journal);
             }
-            let due = self.dirty_since.is_some_and(|since| {
-                since.elapsed() >= self.options.checkpoint_interval
-                    || self.journal_bytes >= self.options.checkpoint_bytes
-                    || self.space.wants_checkpoint()
-            });
-            if due || shutdown {
-                self.checkpoint(&journal);
+            if self.layer_full() && checkpoints.is_busy() {
+                // The checkpoint in flight cannot keep up: wait for it rather than let the
+                // active layer grow without bound.
+                checkpoints.wait_idle();
+            }
+            if (self.checkpoint_due() || !self.flushes.is_empty()) && !checkpoints.is_busy() {
+                self.checkpoint(&journal, &checkpoints);
             }
             if shutdown {
+                checkpoints.wait_idle();
+                self.checkpoint(&journal, &checkpoints);
+                checkpoints.shutdown();
+                if self.dirty_since.is_none() && !self.poisoned.load(Ordering::Acquire) {
+                    journal.finished();
+                }
                 journal.shutdown();
                 // Answer whatever raced in behind the shutdown message.
-                while let Ok(Command::Write(request)) = rx.try_recv() {
-                    request.reply.send(Err(StoreError::Closed));
+                while let Ok(message) = rx.try_recv() {
+                    match message {
+                        Command::Write(request) => request.reply.send(Err(StoreError::Closed)),
+                        Command::Flush(flush) => {
+                            let _ = flush.send(Err(StoreError::Closed));
+                        }
+                        Command::Checkpointed | Command::Shutdown => {}
+                    }
                 }
                 return;
             }
         }
     }
 
+    /// Whether a checkpoint should begin: the layer is old enough, big enough, or the free
+    /// space needs the journal folded in.
+    fn checkpoint_due(&self) -> bool {
+        self.dirty_since.is_some_and(|since| {
+            since.elapsed() >= self.options.checkpoint_interval
+                || self.journal_bytes >= self.options.checkpoint_bytes
+                || self.layers.read().active.bytes() >= self.options.layer_bytes
+                || self.space.wants_checkpoint()
+        })
+    }
+
+    /// Whether the active layer has grown to twice its checkpoint size.
+    fn layer_full(&self) -> bool {
+        self.layers.read().active.bytes() >= 2 * self.options.layer_bytes
+    }
+
+    /// Begins a checkpoint of everything applied so far (none may be in flight): the journal
+    /// goes on in its other segment, the active layer is frozen and handed to the checkpoint
+    /// thread. With nothing to checkpoint, the flushes waiting are answered at once.
+    fn checkpoint(&mut self, journal: &Journal, checkpoints: &Checkpointer) {
+        let flushes = std::mem::take(&mut self.flushes);
+        if self.poisoned.load(Ordering::Acquire) {
+            // Nothing can be checkpointed any more; forgetting the due time also keeps the run
+            // loop from waking at once, over and over, to try again.
+            self.dirty_since = None;
+            for flush in flushes {
+                let _ = flush.send(Err(StoreError::Poisoned));
+            }
+            return;
+        }
+        if self.dirty_since.is_none() {
+            for flush in flushes {
+                let _ = flush.send(Ok(()));
+            }
+            return;
+        }
+        journal.switch();
+        let overlay = self.layers.write().freeze();
+        checkpoints.submit(Job {
+            overlay,
+            seq: self.journal_seq,
+            journal_bytes: self.journal_bytes as u64,
+            flushes,
+        });
+        self.dirty_since = None;
+        self.journal_bytes = 0;
+    }
+
     /// The group that starts with `first`: whatever else is queued, up to `max_group` requests
     /// or [`MAX_GROUP_BYTES`] of ops (a group is one journal frame). Also says whether a
     /// shutdown was asked for.
-    fn take_group(&self, first: Command, rx: &Receiver<Command>) -> (Vec<WriteRequest>, bool) {
+    fn take_group(&mut self, first: Command, rx: &Receiver<Command>) -> (Vec<WriteRequest>, bool) {
         let mut group = Vec::new();
         let mut bytes = 0;
         let mut shutdown = false;
-        match first {
-            Command::Write(request) => {
-                bytes += request.approx_len();
-                group.push(request);
-            }
-            Command::Shutdown => shutdown = true,
-        }
-        while !shutdown && group.len() < self.options.max_group && bytes < MAX_GROUP_BYTES {
-            match rx.try_recv() {
-                Ok(Command::Write(request)) => {
+        let mut next = Some(first);
+        while let Some(message) = next.take() {
+            match message {
+                Command::Write(request) => {
                     bytes += request.approx_len();
                     group.push(request);
                 }
-                Ok(Command::Shutdown) => shutdown = true,
-                Err(_) => break,
+                Command::Flush(flush) => self.flushes.push(flush),
+                // The run loop looks whether a checkpoint is due after every group anyway.
+                Command::Checkpointed => {}
+                Command::Shutdown => shutdown = true,
+            }
+            if !shutdown && group.len() < self.options.max_group && bytes < MAX_GROUP_BYTES {
+                next = rx.try_recv().ok();
             }
         }
         (group, shutdown)
@@ -217,18 +295,18 @@ impl Writer {
         }
     }
 
-    /// Applies a whole group (journal frame `seq`) in one redb transaction, committed without
-    /// fsync: the journal frame makes it durable.
+    /// Applies a whole group (journal frame `seq`) to the active layer: the journal frame
+    /// makes it durable.
     fn write_group(
         &mut self,
         group: &[WriteRequest],
         seq: u64,
     ) -> Result<Vec<Written>, StoreError> {
-        let mut txn = self.db.begin_write()?;
-        txn.set_durability(Durability::None)?;
         let mut results = Vec::with_capacity(group.len());
+        let layers = self.layers.clone();
+        let mut layers = layers.write();
         {
-            let mut tables = Tables::open(&txn)?;
+            let mut tables = Tables::new(&mut layers)?;
             for request in group {
                 let mut written = Written::default();
                 let first_event = self.events.pending_next();
@@ -245,7 +323,7 @@ impl Writer {
             }
             self.finish(&mut tables, seq)?;
         }
-        txn.commit()?;
+        layers.events_first = self.events.first();
         Ok(results)
     }
 
@@ -263,15 +341,14 @@ impl Writer {
         Ok(applied)
     }
 
-    /// What every transaction ends with. Recording the last journal frame it holds in the
-    /// transaction itself keeps `meta.journal_seq` exact whatever redb ends up keeping: at a
-    /// crash redb falls back to the last checkpoint, but closing the database (say, a clean
-    /// stop after a failed fsync) makes every non-durable commit durable, and replay must then
-    /// skip exactly those frames, not apply them twice.
+    /// What every group ends with. Recording the group's journal frame with its changes makes
+    /// a checkpoint of the layer say exactly which frames the data file then holds.
     pub(super) fn finish(&mut self, tables: &mut Tables<'_>, seq: u64) -> Result<(), StoreError> {
         self.events.write(tables)?;
-        tables.meta.insert(META_NEXT_JOB_ID, self.next_job_id)?;
-        tables.meta.insert(META_JOURNAL_SEQ, seq)?;
+        tables
+            .meta
+            .put(META_NEXT_JOB_ID.to_owned(), self.next_job_id);
+        tables.meta.put(META_JOURNAL_SEQ.to_owned(), seq);
         Ok(())
     }
 }
@@ -290,21 +367,21 @@ fn earliest_expiry(group: &[WriteRequest]) -> Option<u64> {
         .min()
 }
 
-/// The jobs `ids`, as the transaction sees them (a delivery's payload, read after its lease).
+/// The jobs `ids`, as the layers hold them after the group (a delivery's payload, read after
+/// its lease).
 fn fetch(t: &Tables<'_>, ids: &[u64]) -> Result<Vec<Option<StoredJob>>, StoreError> {
     ids.iter()
         .map(|id| {
             let Some(record) = t.jobs.get(id)? else {
                 return Ok(None);
             };
-            let record = super::records::decode_job_record(record.value())?;
-            let body: JobBody = match t.bodies.get(id)? {
-                Some(body) => decode(body.value())?,
-                None => return Ok(None),
+            let record = super::records::decode_job_record(&record)?;
+            let Some(body) = t.bodies.get(id)? else {
+                return Ok(None);
             };
             Ok(Some(StoredJob {
                 record,
-                body,
+                body: super::records::decode(&body)?,
                 result: None,
             }))
         })

@@ -2,36 +2,58 @@
 
 #![allow(clippy::unwrap_used)]
 
+use std::cell::RefCell;
+use std::ops::Bound;
+
 use redb::backends::InMemoryBackend;
-use redb::{Database, ReadableTable};
+use redb::{Database, Durability};
 
 use super::*;
+use crate::storage::layers::{Base, Layers};
 use crate::storage::ops::Message;
 use crate::storage::records::{DeleteReason, JobTemplate};
 
-/// A fresh in-memory database.
-fn db() -> Database {
-    Database::builder()
-        .create_with_backend(InMemoryBackend::new())
-        .unwrap()
+/// An in-memory database and the layers over it, as the writer has them.
+struct Db {
+    db: Database,
+    layers: RefCell<Layers>,
 }
 
-/// Applies `ops` in one transaction, in order; returns what each did, and the events.
-fn run(db: &Database, ops: &[WriteOp]) -> (Vec<Applied>, Vec<EventRecord>) {
+/// A fresh in-memory database.
+fn db() -> Db {
+    let db = Database::builder()
+        .create_with_backend(InMemoryBackend::new())
+        .unwrap();
     let txn = db.begin_write().unwrap();
+    crate::storage::tables::create_all(&txn).unwrap();
+    txn.commit().unwrap();
+    let layers = RefCell::new(Layers::open(&db, 1).unwrap());
+    Db { db, layers }
+}
+
+/// Applies `ops` to the active layer, in order; returns what each did, and the events. The
+/// layer is then folded into the file, as a checkpoint does, so that the next run reads
+/// through both.
+fn run(db: &Db, ops: &[WriteOp]) -> (Vec<Applied>, Vec<EventRecord>) {
+    let mut layers = db.layers.borrow_mut();
     let mut events = Vec::new();
     let applied = {
-        let mut t = Tables::open(&txn).unwrap();
+        let mut t = Tables::new(&mut layers).unwrap();
         ops.iter()
             .map(|op| apply(&mut t, op, &mut events).unwrap())
             .collect()
     };
+    let frozen = layers.freeze();
+    let mut txn = db.db.begin_write().unwrap();
+    txn.set_durability(Durability::None).unwrap();
+    frozen.write_to(&txn).unwrap();
     txn.commit().unwrap();
+    layers.checkpointed(Base::open(&db.db).unwrap());
     (applied, events)
 }
 
 /// The events of `ops`, without their times and queues: (job, data).
-fn events_of(db: &Database, ops: &[WriteOp]) -> Vec<(Option<u64>, EventData)> {
+fn events_of(db: &Db, ops: &[WriteOp]) -> Vec<(Option<u64>, EventData)> {
     run(db, ops)
         .1
         .into_iter()
@@ -39,12 +61,10 @@ fn events_of(db: &Database, ops: &[WriteOp]) -> Vec<(Option<u64>, EventData)> {
         .collect()
 }
 
-/// Reads the tables back in a write transaction (never committed).
-fn with_tables<T>(db: &Database, read: impl FnOnce(&Tables<'_>) -> T) -> T {
-    let txn = db.begin_write().unwrap();
-    let out = read(&Tables::open(&txn).unwrap());
-    txn.abort().unwrap();
-    out
+/// Reads the tables back through the layers.
+fn with_tables<T>(db: &Db, read: impl FnOnce(&Tables<'_>) -> T) -> T {
+    let mut layers = db.layers.borrow_mut();
+    read(&Tables::new(&mut layers).unwrap())
 }
 
 fn record(at: u64) -> JobRecord {
@@ -79,27 +99,23 @@ fn insert(id: u64, at: u64, key: Option<(&str, u64)>) -> WriteOp {
 }
 
 fn stored(t: &Tables<'_>, id: u64) -> Option<JobRecord> {
-    t.jobs.get(id).unwrap().map(|v| decode(v.value()).unwrap())
+    t.jobs.get(&id).unwrap().map(|v| decode(&v).unwrap())
 }
 
 fn expiry(t: &Tables<'_>) -> Vec<(u64, u64)> {
-    t.expiry
-        .iter()
-        .unwrap()
-        .map(|row| row.unwrap().0.value())
-        .collect()
+    let all = t
+        .expiry
+        .read()
+        .range(Bound::Unbounded, Bound::Unbounded, false, usize::MAX);
+    all.unwrap().into_iter().map(|(key, ())| key).collect()
 }
 
 fn key_expiry(t: &Tables<'_>) -> Vec<(u64, String)> {
-    t.idempotency_expiry
-        .iter()
-        .unwrap()
-        .map(|row| {
-            let (key, _) = row.unwrap();
-            let (at, name) = key.value();
-            (at, name.to_owned())
-        })
-        .collect()
+    let all =
+        t.idempotency_expiry
+            .read()
+            .range(Bound::Unbounded, Bound::Unbounded, false, usize::MAX);
+    all.unwrap().into_iter().map(|(key, ())| key).collect()
 }
 
 fn change(event: JobEvent, state: StoredState, at: u64) -> JobChange {
@@ -156,7 +172,7 @@ fn put_queue_stores_the_record_and_says_what_changed() {
         }
     );
     let back: QueueRecord = with_tables(&db, |t| {
-        decode(t.queues.get("q").unwrap().unwrap().value()).unwrap()
+        decode(&t.queues.get(&"q".to_owned()).unwrap().unwrap()).unwrap()
     });
     assert_eq!(back, queue_record(1, false));
     // A pause alone is only a pause; a setting and a resume are both said; no change, nothing.
@@ -201,7 +217,7 @@ fn insert_stores_record_and_body_and_says_so_with_the_whole_job() {
     );
     with_tables(&db, |t| {
         assert_eq!(stored(t, 7), Some(record(100)));
-        let body: JobBody = decode(t.bodies.get(7).unwrap().unwrap().value()).unwrap();
+        let body: JobBody = decode(&t.bodies.get(&7).unwrap().unwrap()).unwrap();
         assert_eq!(body.payload, "7");
         assert!(key_expiry(t).is_empty(), "no key, no key window");
     });
@@ -223,7 +239,7 @@ fn insert_with_a_live_key_is_a_duplicate_and_writes_nothing() {
     assert!(events.is_empty(), "a duplicate is no change");
     with_tables(&db, |t| {
         assert!(stored(t, 2).is_none());
-        assert!(t.bodies.get(2).unwrap().is_none());
+        assert!(t.bodies.get(&2).unwrap().is_none());
         assert_eq!(key_expiry(t), [(500, "q\0k".to_owned())]);
     });
 }
@@ -239,7 +255,7 @@ fn insert_with_an_ended_key_takes_it_over() {
         assert!(stored(t, 2).is_some());
         assert_eq!(key_expiry(t), [(900, "q\0k".to_owned())]);
         let entry: IdempotencyRecord =
-            decode(t.idempotency.get("q\0k").unwrap().unwrap().value()).unwrap();
+            decode(&t.idempotency.get(&"q\0k".to_owned()).unwrap().unwrap()).unwrap();
         assert_eq!((entry.job_id, entry.expires_at), (2, 900));
     });
 }
@@ -306,7 +322,7 @@ fn update_changes_the_record_indexes_retention_and_says_what_happened() {
             (StoredState::Succeeded { finished_at: 300 }, 2, 300, 3)
         );
         assert_eq!(r.last_error.as_deref(), Some("first try failed"));
-        assert_eq!(t.results.get(1).unwrap().unwrap().value(), "{\"ok\":1}");
+        assert_eq!(t.results.get(&1).unwrap().unwrap(), "{\"ok\":1}");
         assert_eq!(expiry(t), [(4_000, 1)]);
     });
     // An update without an error keeps the last one.
@@ -437,8 +453,8 @@ fn delete_removes_everything_and_says_why() {
     );
     with_tables(&db, |t| {
         assert!(stored(t, 1).is_none());
-        assert!(t.bodies.get(1).unwrap().is_none());
-        assert!(t.results.get(1).unwrap().is_none());
+        assert!(t.bodies.get(&1).unwrap().is_none());
+        assert!(t.results.get(&1).unwrap().is_none());
         assert!(expiry(t).is_empty());
     });
     // Deleting what is gone does nothing, and says nothing.
@@ -515,7 +531,7 @@ fn schedule_puts_say_what_they_are_and_deletes_say_so_once() {
         }
     );
     let back: ScheduleRecord = with_tables(&db, |t| {
-        decode(t.schedules.get("s").unwrap().unwrap().value()).unwrap()
+        decode(&t.schedules.get(&"s".to_owned()).unwrap().unwrap()).unwrap()
     });
     assert_eq!(back, schedule(false));
     let fired = ScheduleRecord {
@@ -544,7 +560,9 @@ fn schedule_puts_say_what_they_are_and_deletes_say_so_once() {
         events_of(&db, std::slice::from_ref(&delete)),
         [(None, EventData::ScheduleDeleted { name: "s".into() })]
     );
-    with_tables(&db, |t| assert!(t.schedules.get("s").unwrap().is_none()));
+    with_tables(&db, |t| {
+        assert!(t.schedules.get(&"s".to_owned()).unwrap().is_none())
+    });
     assert!(events_of(&db, &[delete]).is_empty(), "already gone");
 }
 
@@ -562,7 +580,7 @@ fn forget_key_forgets_only_the_window_that_ended() {
         }],
     );
     with_tables(&db, |t| {
-        assert!(t.idempotency.get("q\0k").unwrap().is_some())
+        assert!(t.idempotency.get(&"q\0k".to_owned()).unwrap().is_some())
     });
     let (applied, events) = run(
         &db,
@@ -573,7 +591,7 @@ fn forget_key_forgets_only_the_window_that_ended() {
     );
     assert_eq!((applied, events), (vec![Applied::Done], Vec::new()));
     with_tables(&db, |t| {
-        assert!(t.idempotency.get("q\0k").unwrap().is_none());
+        assert!(t.idempotency.get(&"q\0k".to_owned()).unwrap().is_none());
         assert!(key_expiry(t).is_empty());
         assert!(stored(t, 1).is_some(), "the job stays");
     });
@@ -630,11 +648,13 @@ fn cursors_are_set_and_deleted_without_events() {
     };
     assert!(run(&db, &[put]).1.is_empty());
     let cursor: CursorRecord = with_tables(&db, |t| {
-        decode(t.cursors.get("c").unwrap().unwrap().value()).unwrap()
+        decode(&t.cursors.get(&"c".to_owned()).unwrap().unwrap()).unwrap()
     });
     assert_eq!((cursor.seq, cursor.updated_at), (17, 9));
     run(&db, &[WriteOp::DeleteCursor { name: "c".into() }]);
-    with_tables(&db, |t| assert!(t.cursors.get("c").unwrap().is_none()));
+    with_tables(&db, |t| {
+        assert!(t.cursors.get(&"c".to_owned()).unwrap().is_none())
+    });
 }
 
 #[test]
@@ -702,10 +722,12 @@ fn a_key_use_never_undoes_its_revocation_and_unknown_keys_change_nothing() {
     ];
     assert!(run(&db, &ops).1.is_empty(), "key changes append no events");
     let stored: KeyRecord = with_tables(&db, |t| {
-        decode(t.keys.get("k1").unwrap().unwrap().value()).unwrap()
+        decode(&t.keys.get(&"k1".to_owned()).unwrap().unwrap()).unwrap()
     });
     assert_eq!(stored.revoked_at, Some(20));
     assert_eq!(stored.last_used_at, Some(10));
     assert_eq!(stored.hash, record.hash);
-    with_tables(&db, |t| assert!(t.keys.get("nope").unwrap().is_none()));
+    with_tables(&db, |t| {
+        assert!(t.keys.get(&"nope".to_owned()).unwrap().is_none())
+    });
 }

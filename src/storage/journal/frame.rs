@@ -72,6 +72,40 @@ pub fn replay(
     )
 }
 
+/// [`replay`] of a journal in two segments (see [`super::syncer`]): the segment whose first
+/// frame comes first is read first, then the other, the sequence carrying on from one to the
+/// next. A segment's frames from rounds before the checkpoint are skipped as in [`replay`];
+/// one whose first frame is torn, of another run or blank is empty.
+pub fn replay_segments(
+    disk: &dyn Disk,
+    paths: [&Path; 2],
+    applied: u64,
+    salt: u64,
+    mut apply: impl FnMut(u64, &[u8]) -> Result<(), StoreError>,
+) -> Result<u64, StoreError> {
+    let mut firsts = Vec::new();
+    for path in paths {
+        if !disk.exists(path).map_err(StoreError::Io)? {
+            continue;
+        }
+        let file = disk.open(path).map_err(StoreError::Io)?;
+        let mut remaining = file.size().map_err(StoreError::Io)?;
+        let mut payload = Vec::new();
+        let mut reader = Reader::new(&*file, remaining);
+        if let Some(seq) =
+            next_frame(&mut reader, &mut remaining, salt, &mut payload).map_err(StoreError::Io)?
+        {
+            firsts.push((seq, path));
+        }
+    }
+    firsts.sort();
+    let mut last = applied;
+    for (_, path) in firsts {
+        last = replay(disk, path, last, salt, &mut apply)?;
+    }
+    Ok(last)
+}
+
 /// [`replay`] of a journal of `len` bytes read from `reader` (the file, or bytes in memory for
 /// `crate::fuzzing`).
 pub(crate) fn replay_from(

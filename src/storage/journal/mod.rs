@@ -15,7 +15,10 @@
 pub mod frame;
 mod syncer;
 
-pub use syncer::{Journal, SyncPolicy};
+pub use syncer::{Journal, JournalHandle, SyncPolicy};
 
-/// The journal file inside the data directory.
+/// The journal's first segment file inside the data directory (the journal's only file before
+/// checkpoints ran on a thread of their own).
 pub const JOURNAL_FILE: &str = "wharf.journal";
+/// Its second segment file.
+pub const JOURNAL_SEGMENT_FILE: &str = "wharf.journal.1";

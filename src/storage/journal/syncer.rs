@@ -54,8 +54,11 @@ struct State {
     durable: u64,
     /// The last event in the frames appended.
     appended_events: u64,
-    /// Write the next frames from the start of the file (set after a checkpoint).
-    rewind: bool,
+    /// Where in `pending` the frames of the other segment start: a checkpoint began there,
+    /// and the frames before it (in the current segment) are what it holds.
+    switch_at: Option<usize>,
+    /// Blank the first frame of both segments at shutdown: everything is checkpointed.
+    blank: bool,
     /// The writer waits for `durable == appended`.
     sync_asked: bool,
     shutdown: bool,
@@ -68,15 +71,35 @@ pub struct SyncPolicy {
     pub flush_interval: Duration,
 }
 
+impl Shared {
+    /// Waits until frame `seq` (and every frame before it) is durable (or the journal failed).
+    fn sync_through(&self, seq: u64) -> Result<(), StoreError> {
+        let mut state = self.state.lock();
+        while state.durable < seq.min(state.appended) {
+            if self.poisoned.load(Ordering::Acquire) {
+                return Err(StoreError::Poisoned);
+            }
+            state.sync_asked = true;
+            self.work.notify_one();
+            self.synced.wait(&mut state);
+        }
+        if self.poisoned.load(Ordering::Acquire) {
+            return Err(StoreError::Poisoned);
+        }
+        Ok(())
+    }
+}
+
 impl Journal {
-    /// Opens the journal file for writing from its start, preallocated to `preallocate` bytes;
-    /// `durable` is the last frame already safe (in the checkpoint), and `durable_events` holds
-    /// the last event in it. Call after replay and after the run's new salt is durable: what
-    /// the file holds is then in redb, or of no run that replay would accept.
+    /// Opens the two segment files (`paths`, each preallocated to half of `preallocate`
+    /// bytes) for writing from the start of the first; `durable` is the last frame already
+    /// safe (in the checkpoint), and `durable_events` holds the last event in it. Call after
+    /// replay and after the run's new salt is durable: what the files hold is then in redb, or
+    /// of no run that replay would accept.
     #[allow(clippy::too_many_arguments)] // each names a part of the store the journal joins
     pub fn start(
         disk: &dyn Disk,
-        path: &Path,
+        paths: [&Path; 2],
         durable: u64,
         preallocate: u64,
         policy: SyncPolicy,
@@ -84,28 +107,16 @@ impl Journal {
         metrics: Arc<StorageMetrics>,
         durable_events: watch::Sender<u64>,
     ) -> Result<Journal, StoreError> {
-        let file = disk.open(path).map_err(StoreError::Io)?;
-        let len = file.size().map_err(StoreError::Io)?;
-        if len < preallocate
-            && let Err(error) = fill_with_zeros(&*file, len, preallocate)
-        {
-            // Give the space back: a start that fails must not leave the disk fuller than it
-            // found it, and on a small disk the journal can do without the head start.
-            file.set_len(len).map_err(StoreError::Io)?;
-            if error.kind() != std::io::ErrorKind::StorageFull {
-                return Err(StoreError::Io(error));
+        let files = [
+            open_segment(disk, paths[0], preallocate / 2)?,
+            open_segment(disk, paths[1], preallocate / 2)?,
+        ];
+        // The files' lengths and their directory entries must be durable before any frame in
+        // them counts (a run killed between creating a file and this point left them unsynced).
+        for path in paths {
+            if let Some(dir) = path.parent() {
+                disk.sync_dir(dir).map_err(StoreError::Io)?;
             }
-            tracing::warn!(
-                preallocate_mb = preallocate >> 20,
-                "not enough disk space to preallocate the journal; it grows as it is written \
-                 (set journal_preallocate_mb lower to silence this)"
-            );
-        }
-        // The file's length and its directory entry must be durable before any frame in it
-        // counts (a run killed between creating the file and this point left them unsynced).
-        file.sync().map_err(StoreError::Io)?;
-        if let Some(dir) = path.parent() {
-            disk.sync_dir(dir).map_err(StoreError::Io)?;
         }
         let appended_events = *durable_events.borrow();
         let shared = Arc::new(Shared {
@@ -113,7 +124,6 @@ impl Journal {
                 appended: durable,
                 durable,
                 appended_events,
-                rewind: true,
                 ..State::default()
             }),
             work: Condvar::new(),
@@ -124,7 +134,8 @@ impl Journal {
         });
         let syncer = Syncer {
             shared: shared.clone(),
-            file,
+            files,
+            current: 0,
             offset: 0,
             policy,
             unsynced_since: None,
@@ -160,26 +171,32 @@ impl Journal {
     }
 
     /// Waits until every appended frame is durable (or the journal failed).
+    #[cfg(test)]
     pub fn sync_all(&self) -> Result<(), StoreError> {
-        let mut state = self.shared.state.lock();
-        while state.durable < state.appended {
-            if self.shared.poisoned.load(Ordering::Acquire) {
-                return Err(StoreError::Poisoned);
-            }
-            state.sync_asked = true;
-            self.shared.work.notify_one();
-            self.shared.synced.wait(&mut state);
-        }
-        if self.shared.poisoned.load(Ordering::Acquire) {
-            return Err(StoreError::Poisoned);
-        }
-        Ok(())
+        let appended = self.shared.state.lock().appended;
+        self.shared.sync_through(appended)
     }
 
-    /// After a checkpoint: the frames so far are in redb, so the next ones may overwrite them.
-    /// Call only after [`Journal::sync_all`], with nothing appended since.
-    pub fn rewind(&self) {
-        self.shared.state.lock().rewind = true;
+    /// A checkpoint begins with the frames appended so far: the next ones go to the other
+    /// segment, from its start. Call only once the checkpoint before has completed: the other
+    /// segment's frames are then all in the data file.
+    pub fn switch(&self) {
+        let mut state = self.shared.state.lock();
+        debug_assert!(state.switch_at.is_none(), "two checkpoints in flight");
+        state.switch_at = Some(state.pending.len());
+        drop(state);
+        self.shared.work.notify_one();
+    }
+
+    /// Every frame so far is in the data file (a clean stop's last checkpoint): the shutdown
+    /// blanks the first frame of both segments, so that the next start's replay ends at once.
+    pub fn finished(&self) {
+        self.shared.state.lock().blank = true;
+    }
+
+    /// A handle that can wait for durability from another thread (the checkpoint's).
+    pub fn handle(&self) -> JournalHandle {
+        JournalHandle(self.shared.clone())
     }
 
     /// Writes and fsyncs what is pending, answers its waiters, and stops the syncer.
@@ -200,10 +217,51 @@ impl Drop for Journal {
     }
 }
 
-/// The `wharf-journal` thread: owns the file.
+/// Waits for the journal's durability from another thread than the writer's.
+#[derive(Clone)]
+pub struct JournalHandle(Arc<Shared>);
+
+impl JournalHandle {
+    /// Waits until frame `seq` (and every frame before it) is durable (or the journal failed).
+    pub fn sync_through(&self, seq: u64) -> Result<(), StoreError> {
+        self.0.sync_through(seq)
+    }
+}
+
+/// Opens (creating if missing) one segment file, preallocated to `preallocate` bytes when
+/// there is room.
+fn open_segment(
+    disk: &dyn Disk,
+    path: &Path,
+    preallocate: u64,
+) -> Result<Box<dyn DiskFile>, StoreError> {
+    let file = disk.open(path).map_err(StoreError::Io)?;
+    let len = file.size().map_err(StoreError::Io)?;
+    if len < preallocate
+        && let Err(error) = fill_with_zeros(&*file, len, preallocate)
+    {
+        // Give the space back: a start that fails must not leave the disk fuller than it
+        // found it, and on a small disk the journal can do without the head start.
+        file.set_len(len).map_err(StoreError::Io)?;
+        if error.kind() != std::io::ErrorKind::StorageFull {
+            return Err(StoreError::Io(error));
+        }
+        tracing::warn!(
+            preallocate_mb = preallocate >> 20,
+            "not enough disk space to preallocate the journal; it grows as it is written \
+             (set journal_preallocate_mb lower to silence this)"
+        );
+    }
+    file.sync().map_err(StoreError::Io)?;
+    Ok(file)
+}
+
+/// The `wharf-journal` thread: owns the segment files.
 struct Syncer {
     shared: Arc<Shared>,
-    file: Box<dyn DiskFile>,
+    files: [Box<dyn DiskFile>; 2],
+    /// The segment being written, and where.
+    current: usize,
     offset: u64,
     policy: SyncPolicy,
     /// When the oldest frame that is written but not fsynced was written.
@@ -260,7 +318,8 @@ impl Syncer {
             let waiters = std::mem::take(&mut state.waiters);
             let appended = state.appended;
             let appended_events = state.appended_events;
-            let rewind = std::mem::take(&mut state.rewind);
+            let switch_at = state.switch_at.take();
+            let blank = state.blank;
             let sync_asked = std::mem::take(&mut state.sync_asked);
             let shutdown = state.shutdown;
             drop(state);
@@ -268,24 +327,28 @@ impl Syncer {
             // to a store already failed.
             let _failed_first = PanicGuard(self.shared.clone());
 
-            if rewind {
-                self.offset = 0;
-            }
             let must_sync = !waiters.is_empty()
                 || sync_asked
                 || shutdown
                 || self
                     .unsynced_since
                     .is_some_and(|since| since.elapsed() >= self.policy.flush_interval);
-            // A clean stop right after its checkpoint: every frame is in redb, so the first
-            // is blanked and the next start's replay ends at once instead of reading the
-            // whole round only to skip it.
-            let pending = if shutdown && rewind && pending.is_empty() {
-                vec![0; HEADER_LEN]
-            } else {
-                pending
+            let result = match switch_at {
+                Some(at) => self
+                    .switch(&pending[..at])
+                    .and_then(|()| self.write_and_sync(&pending[at..], must_sync)),
+                None => self.write_and_sync(&pending, must_sync),
             };
-            let result = self.write_and_sync(&pending, must_sync);
+            // A clean stop after its last checkpoint: every frame is in redb, so the first of
+            // each segment is blanked and the next start's replay ends at once instead of
+            // reading both only to skip them.
+            let result = result.and_then(|()| {
+                if shutdown && blank && pending.is_empty() {
+                    self.blank()
+                } else {
+                    Ok(())
+                }
+            });
             let failed = result.is_err();
             if let Err(error) = result {
                 tracing::error!(%error, "journal write failed; storage is poisoned and refuses writes until restart");
@@ -323,15 +386,34 @@ impl Syncer {
         }
     }
 
+    /// Ends the current segment with `tail` (the last frames a checkpoint holds), fsynced so
+    /// that the checkpoint can count on them, and goes on at the start of the other one.
+    fn switch(&mut self, tail: &[u8]) -> std::io::Result<()> {
+        self.write_and_sync(tail, true)?;
+        self.current = 1 - self.current;
+        self.offset = 0;
+        Ok(())
+    }
+
+    /// Blanks the first frame header of both segments, fsynced.
+    fn blank(&mut self) -> std::io::Result<()> {
+        for file in &self.files {
+            file.write_at(0, &[0; HEADER_LEN])?;
+            file.sync()?;
+        }
+        Ok(())
+    }
+
     fn write_and_sync(&mut self, pending: &[u8], sync: bool) -> std::io::Result<()> {
+        let file = &self.files[self.current];
         if !pending.is_empty() {
-            self.file.write_at(self.offset, pending)?;
+            file.write_at(self.offset, pending)?;
             self.offset += pending.len() as u64;
             self.unsynced_since.get_or_insert_with(Instant::now);
         }
         if sync && self.unsynced_since.is_some() {
             let started = Instant::now();
-            self.file.sync()?;
+            file.sync()?;
             self.shared
                 .metrics
                 .fsync_seconds
@@ -371,55 +453,98 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::super::super::disk::RealDisk;
-    use super::super::frame::{begin, replay, seal};
+    use super::super::frame::{begin, replay_segments, seal};
     use super::*;
 
-    #[test]
-    fn a_started_journal_is_preallocated_once_and_overwritten() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("journal");
-        // An earlier run (salt 5) left frames 1..=3.
-        let mut old = Vec::new();
-        for seq in 1..=3 {
-            let start = begin(&mut old);
-            old.extend_from_slice(b"old");
-            seal(&mut old, start, seq, 5);
-        }
-        std::fs::write(&path, &old).unwrap();
+    fn frame(seq: u64, salt: u64, payload: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let start = begin(&mut out);
+        out.extend_from_slice(payload);
+        seal(&mut out, start, seq, salt);
+        out
+    }
+
+    fn start(paths: [&Path; 2], durable: u64, preallocate: u64) -> Journal {
         let policy = SyncPolicy {
             flush_interval: Duration::from_millis(10),
         };
-        let preallocate = 1 << 20;
-        let metrics = Arc::new(StorageMetrics::new());
         let (events, _) = watch::channel(0);
-        let mut journal = Journal::start(
+        Journal::start(
             &RealDisk,
-            &path,
-            3,
+            paths,
+            durable,
             preallocate,
             policy,
             Arc::default(),
-            metrics,
+            Arc::new(StorageMetrics::new()),
             events,
         )
-        .unwrap();
-        assert_eq!(std::fs::metadata(&path).unwrap().len(), preallocate);
-        // The next run (salt 7) overwrites from the start; the old run's frames behind it and
-        // the zeros behind those are never replayed.
-        let mut frame = Vec::new();
-        let start = begin(&mut frame);
-        frame.extend_from_slice(b"fresh");
-        seal(&mut frame, start, 4, 7);
-        journal.append(4, &frame, Vec::new(), 0);
-        journal.sync_all().unwrap();
-        journal.shutdown();
-        assert_eq!(std::fs::metadata(&path).unwrap().len(), preallocate);
+        .unwrap()
+    }
+
+    fn replayed(paths: [&Path; 2], applied: u64, salt: u64) -> (u64, Vec<Vec<u8>>) {
         let mut seen = Vec::new();
-        let last = replay(&RealDisk, &path, 3, 7, |_, payload| {
+        let last = replay_segments(&RealDisk, paths, applied, salt, |_, payload| {
             seen.push(payload.to_vec());
             Ok(())
         })
         .unwrap();
-        assert_eq!((last, seen), (4, vec![b"fresh".to_vec()]));
+        (last, seen)
+    }
+
+    #[test]
+    fn a_started_journal_is_preallocated_once_and_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("journal"), dir.path().join("journal.1"));
+        let paths = [a.as_path(), b.as_path()];
+        // An earlier run (salt 5) left frames 1..=3.
+        let old: Vec<u8> = (1..=3).flat_map(|seq| frame(seq, 5, b"old")).collect();
+        std::fs::write(&a, &old).unwrap();
+        let preallocate = 2 << 20;
+        let mut journal = start(paths, 3, preallocate);
+        for path in paths {
+            assert_eq!(std::fs::metadata(path).unwrap().len(), preallocate / 2);
+        }
+        // The next run (salt 7) overwrites from the start; the old run's frames behind it and
+        // the zeros behind those are never replayed.
+        journal.append(4, &frame(4, 7, b"fresh"), Vec::new(), 0);
+        journal.sync_all().unwrap();
+        journal.shutdown();
+        assert_eq!(std::fs::metadata(&a).unwrap().len(), preallocate / 2);
+        assert_eq!(replayed(paths, 3, 7), (4, vec![b"fresh".to_vec()]));
+    }
+
+    #[test]
+    fn a_checkpoint_moves_the_frames_after_it_to_the_other_segment() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("journal"), dir.path().join("journal.1"));
+        let paths = [a.as_path(), b.as_path()];
+        let mut journal = start(paths, 0, 0);
+        for seq in 1..=3 {
+            journal.append(seq, &frame(seq, 9, &[seq as u8]), Vec::new(), 0);
+        }
+        journal.switch();
+        for seq in 4..=5 {
+            journal.append(seq, &frame(seq, 9, &[seq as u8]), Vec::new(), 0);
+        }
+        journal.sync_all().unwrap();
+        // A crash now: from the checkpoint before (0), every frame, across both segments; from
+        // the one in flight (3), the frames after it.
+        assert_eq!(
+            replayed(paths, 0, 9),
+            (5, (1..=5).map(|s| vec![s]).collect())
+        );
+        assert_eq!(replayed(paths, 3, 9), (5, vec![vec![4], vec![5]]));
+        // The next checkpoint (of 4..=5) moves on to the first segment again, overwriting
+        // frames already in the file.
+        journal.switch();
+        journal.append(6, &frame(6, 9, &[6]), Vec::new(), 0);
+        journal.sync_all().unwrap();
+        assert_eq!(replayed(paths, 3, 9), (6, vec![vec![4], vec![5], vec![6]]));
+        assert_eq!(replayed(paths, 5, 9), (6, vec![vec![6]]));
+        // A clean stop after its last checkpoint blanks both: nothing to read.
+        journal.finished();
+        journal.shutdown();
+        assert_eq!(replayed(paths, 6, 9), (6, vec![]));
     }
 }

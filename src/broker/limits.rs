@@ -271,9 +271,21 @@ fn check_json_shape(field: &'static str, text: &str) -> Result<(), Invalid> {
     while i < bytes.len() {
         match bytes[i] {
             b'"' => {
+                // To the closing quote, jumping (memchr) to the next quote or backslash: strings
+                // are most of a payload's bytes.
                 i += 1;
-                while i < bytes.len() && bytes[i] != b'"' {
-                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                loop {
+                    match memchr::memchr2(b'"', b'\\', bytes.get(i..).unwrap_or_default()) {
+                        Some(at) if bytes[i + at] == b'"' => {
+                            i += at;
+                            break;
+                        }
+                        Some(at) => i += at + 2,
+                        None => {
+                            i = bytes.len();
+                            break;
+                        }
+                    }
                 }
             }
             b'[' | b'{' => {
@@ -562,6 +574,22 @@ mod tests {
             LIMITS.check_batch("jobs", 3).unwrap_err().kind,
             Limit::Batch
         );
+    }
+
+    #[test]
+    fn only_real_nesting_and_real_numbers_count_in_a_payload() {
+        let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        assert!(check_json_shape("payload", &deep(MAX_JSON_DEPTH)).is_ok());
+        assert!(check_json_shape("payload", &deep(MAX_JSON_DEPTH + 1)).is_err());
+        // Brackets, quotes and numbers inside strings are text.
+        let text = format!(
+            r#"{{"a": "{}\"{}", "b": "1e999", "c": "\\", "d": [1e308]}}"#,
+            "[".repeat(100),
+            "{".repeat(100)
+        );
+        assert!(check_json_shape("payload", &text).is_ok(), "{text}");
+        assert!(check_json_shape("payload", r#"["\\", 1e999]"#).is_err());
+        assert!(check_json_shape("payload", r#"{"x": -1e309}"#).is_err());
     }
 
     #[test]

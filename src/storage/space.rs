@@ -193,7 +193,12 @@ impl SpaceGuard {
     /// last one in place: the write itself will then report what is wrong.
     fn read(&self) {
         self.unchecked_bytes.store(0, Ordering::Relaxed);
-        *self.read_at.lock() = Instant::now();
+        // Held while the volume is measured and the figures stored: readings by several
+        // threads (admission, the writer, the checkpoint) then land in the order they were
+        // taken, and an older one never overwrites a newer (a volume grown a moment ago
+        // would otherwise still look full).
+        let mut read_at = self.read_at.lock();
+        *read_at = Instant::now();
         let space = match self.disk.space(&self.dir) {
             Ok(space) => space,
             Err(error) => {

@@ -15,7 +15,7 @@
 //! - [`mirror`]: relays that copy the broker's state to Postgres and Redis from the change log.
 //! - [`http`]: the v1 JSON API: parse, call one broker operation, render.
 //! - [`server`]: binds, recovers, serves, shuts down gracefully.
-//! - [`metrics`]: counters and histograms for `/metrics`.
+//! - [`metrics`]: the store's timings (`prometheus-client` histograms), shown at `/metrics`.
 //! - [`bench`]: the load generator behind `wharf bench`.
 //! - [`client`]: a minimal HTTP/1.1 client, shared by `wharf bench` and the tests.
 //!

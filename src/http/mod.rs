@@ -7,6 +7,7 @@
 //! - [`access`]: the scope of every route, and the middleware that checks keys against it.
 //! - [`jobs`], [`queues`], [`schedules`], [`events`], [`cursors`], [`outbox`], [`mirrors`],
 //!   [`keys`], [`audit`], [`health`]: the handlers, one file per resource.
+//! - [`metrics`]: `GET /metrics`, and the layers that count requests by route and status.
 //! - [`sqs`]: `POST /`, the SQS-compatible endpoint (the protocol is in [`crate::sqs`]).
 
 pub mod access;
@@ -19,6 +20,7 @@ mod events;
 mod health;
 mod jobs;
 mod keys;
+mod metrics;
 mod mirrors;
 mod names;
 mod outbox;
@@ -43,6 +45,7 @@ use tokio::sync::watch;
 use crate::auth::Keys;
 use crate::broker::Broker;
 use crate::mirror::MirrorStatus;
+use metrics::HttpMetrics;
 
 /// What every handler shares. The broker is set once recovery finishes; until then the API
 /// answers 503 `recovering` (and `/healthz` already answers 200).
@@ -56,6 +59,9 @@ pub struct AppState {
     /// `https` when serving TLS (set once at start; unset: `http`), for the URLs wharf hands
     /// out (SQS queue URLs).
     scheme: Arc<OnceLock<&'static str>>,
+    /// Requests by route and status, counted from the first request on (also while
+    /// recovering).
+    http_metrics: Arc<HttpMetrics>,
 }
 
 impl AppState {
@@ -100,6 +106,10 @@ impl AppState {
 
     fn broker(&self) -> Result<&Arc<Broker>, ApiError> {
         self.broker.get().ok_or_else(recovering)
+    }
+
+    fn http_metrics(&self) -> Arc<HttpMetrics> {
+        self.http_metrics.clone()
     }
 }
 
@@ -155,13 +165,14 @@ pub fn router_with(state: AppState, body: conn::BodyLimits) -> Router {
         .route("/", post(sqs::serve))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
-        .route("/metrics", get(health::metrics))
+        .route("/metrics", get(metrics::metrics))
         .route_layer(axum::middleware::from_fn(request_checks::check_request))
         // Outermost, so a caller without a key learns nothing of the request's other faults.
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             access::authorize,
         ))
+        .route_layer(axum::middleware::from_fn(metrics::tag_route))
         .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such route; see docs/api.md") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -171,6 +182,11 @@ pub fn router_with(state: AppState, body: conn::BodyLimits) -> Router {
         })
         .layer(DefaultBodyLimit::max(body.max_bytes))
         .layer(axum::middleware::from_fn_with_state(body, conn::read_body))
+        // Outermost: a request's time includes reading its body, and every reply is counted.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
         .with_state(state)
 }
 

@@ -1,6 +1,7 @@
 //! `GET /metrics` read as Prometheus reads it: both formats parse to the same series, values
 //! follow what the broker did, requests are counted by route template and status, a tenant's
-//! key sees its own tenant's series only, and `docs/api.md` lists every metric of a scrape.
+//! key sees its own tenant's series only, and every metric the Grafana dashboard in `docs/`
+//! queries is in a real scrape.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may unwrap
 mod common;
 use common::exposition::{Exposition, scrape};
@@ -299,6 +300,31 @@ async fn a_tenant_s_key_scrapes_its_own_tenant_s_series_only() {
     server.shutdown().await;
 }
 
+/// Every string in a JSON document.
+fn strings(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::String(s) => out.push(s.clone()),
+        Value::Array(items) => items.iter().for_each(|v| strings(v, out)),
+        Value::Object(map) => map.values().for_each(|v| strings(v, out)),
+        _ => {}
+    }
+}
+
+/// Every `wharf_*` metric name in `text`.
+fn metric_names(text: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("wharf_") {
+        let tail = &rest[at..];
+        let end = tail
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(tail.len());
+        names.push(tail[..end].to_owned());
+        rest = &tail[end..];
+    }
+    names
+}
+
 /// A scrape, by an operator, of a server with every kind of series: keys (so tenant series), a
 /// mirror (unreachable: its series are there all the same), requests of several statuses, a
 /// checkpoint.
@@ -334,6 +360,43 @@ async fn scrape_of_everything() -> Exposition {
     };
     server.shutdown().await;
     scraped
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_metric_the_grafana_dashboard_queries_is_in_a_scrape() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/grafana-dashboard.json");
+    let dashboard: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    // Importable: a Prometheus data source input that every panel and target uses.
+    assert_eq!(dashboard["__inputs"][0]["name"], "DS_PROMETHEUS");
+    assert_eq!(dashboard["__inputs"][0]["pluginId"], "prometheus");
+    let panels = dashboard["panels"].as_array().unwrap();
+    let mut ids: Vec<u64> = panels.iter().map(|p| p["id"].as_u64().unwrap()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), panels.len(), "panel ids repeat");
+    for panel in panels.iter().filter(|p| p["type"] != "row") {
+        assert_eq!(panel["datasource"]["uid"], "${DS_PROMETHEUS}", "{panel}");
+        let targets = panel["targets"].as_array().unwrap();
+        assert!(!targets.is_empty(), "{}", panel["title"]);
+        for target in targets {
+            let expr = target["expr"].as_str().unwrap();
+            assert!(expr.contains("wharf_"), "{expr}");
+        }
+    }
+    let mut texts = Vec::new();
+    strings(&dashboard, &mut texts);
+    let mut used: Vec<String> = texts.iter().flat_map(|t| metric_names(t)).collect();
+    used.sort();
+    used.dedup();
+    assert!(used.len() >= 15, "{used:?}");
+
+    let scraped = scrape_of_everything().await;
+    let have = scraped.names();
+    let missing: Vec<&String> = used.iter().filter(|n| !have.contains(n.as_str())).collect();
+    assert!(
+        missing.is_empty(),
+        "the dashboard queries {missing:?}, not in:\n{have:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

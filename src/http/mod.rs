@@ -7,7 +7,7 @@
 //! - [`access`]: the scope of every route, and the middleware that checks keys against it.
 //! - [`jobs`], [`queues`], [`schedules`], [`events`], [`cursors`], [`outbox`], [`mirrors`],
 //!   [`keys`], [`audit`], [`health`]: the handlers, one file per resource.
-//! - [`metrics`]: `GET /metrics`, and the layers that count requests by route and status.
+//! - [`metrics`]: `GET /metrics`, and the layer that counts requests by route and status.
 //! - [`sqs`]: `POST /`, the SQS-compatible endpoint (the protocol is in [`crate::sqs`]).
 
 pub mod access;
@@ -108,8 +108,8 @@ impl AppState {
         self.broker.get().ok_or_else(recovering)
     }
 
-    fn http_metrics(&self) -> Arc<HttpMetrics> {
-        self.http_metrics.clone()
+    fn http_metrics(&self) -> &Arc<HttpMetrics> {
+        &self.http_metrics
     }
 }
 
@@ -172,7 +172,6 @@ pub fn router_with(state: AppState, body: conn::BodyLimits) -> Router {
             state.clone(),
             access::authorize,
         ))
-        .route_layer(axum::middleware::from_fn(metrics::tag_route))
         .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such route; see docs/api.md") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -184,7 +183,7 @@ pub fn router_with(state: AppState, body: conn::BodyLimits) -> Router {
         .layer(axum::middleware::from_fn_with_state(body, conn::read_body))
         // Outermost: a request's time includes reading its body, and every reply is counted.
         .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
+            state.http_metrics().clone(),
             metrics::track,
         ))
         .with_state(state)

@@ -25,7 +25,7 @@ use prometheus_client::encoding::{prometheus_text, text};
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 
-pub use routes::{HttpMetrics, tag_route, track};
+pub use routes::{HttpMetrics, track};
 
 use super::AppState;
 use super::access::Caller;
@@ -54,7 +54,7 @@ pub async fn metrics(
         if !mirrors.is_empty() {
             registry.register_collector(Box::new(mirrors));
         }
-        registry.register_collector(Box::new(app.http_metrics()));
+        registry.register_collector(Box::new(app.http_metrics().clone()));
         registry.register(
             "wharf_build",
             "The version of wharf serving",

@@ -6,7 +6,7 @@
 //! answers with, and one for any other. A slot's counter and histogram are made by the first
 //! request that lands in it, so a scrape shows only the routes and statuses seen.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
@@ -20,7 +20,6 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Unit;
 
-use super::super::AppState;
 use super::super::access;
 
 /// Upper bounds (seconds) of request latency: from a poll answered from memory (~50 µs) to a
@@ -89,11 +88,6 @@ pub struct HttpMetrics {
     /// One row per route of [`access::ROUTES`], in its order, then the unmatched row.
     rows: Box<[Row]>,
 }
-
-/// The [`access::ROUTES`] row the router matched a request to, handed from [`tag_route`] to
-/// [`track`] in the response's extensions.
-#[derive(Debug, Clone, Copy)]
-struct RouteRow(usize);
 
 impl HttpMetrics {
     /// An empty table with a row per route of [`access::ROUTES`].
@@ -179,27 +173,20 @@ impl Collector for HttpMetrics {
 }
 
 /// The outermost layer: times every request, from its head's arrival (before its body is
-/// read) to its reply's head, and counts it under the route [`tag_route`] found.
-pub async fn track(State(app): State<AppState>, request: Request, next: Next) -> Response {
+/// read) to its reply's head, and counts it under its route. A `Router::layer` runs after
+/// routing, so the matched route is known here (none for the fallback).
+pub async fn track(
+    State(metrics): State<Arc<HttpMetrics>>,
+    request: Request,
+    next: Next,
+) -> Response {
     let started = Instant::now();
-    let response = next.run(request).await;
-    let row = response.extensions().get::<RouteRow>().map(|r| r.0);
-    app.http_metrics()
-        .record(row, response.status(), started.elapsed());
-    response
-}
-
-/// A route layer: tags the reply with the route table's row of the request's route, for
-/// [`track`] (which runs outside routing, where the matched route is not known).
-pub async fn tag_route(request: Request, next: Next) -> Response {
     let row = request
         .extensions()
         .get::<MatchedPath>()
         .and_then(|path| access::row(request.method(), path.as_str()));
-    let mut response = next.run(request).await;
-    if let Some(row) = row {
-        response.extensions_mut().insert(RouteRow(row));
-    }
+    let response = next.run(request).await;
+    metrics.record(row, response.status(), started.elapsed());
     response
 }
 

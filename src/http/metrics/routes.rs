@@ -1,5 +1,5 @@
 //! Requests and their latency by route and status: a fixed table, so that recording one takes
-//! no lock and no allocation, and the series stay bounded.
+//! no map lookup, no lock around the table and no allocation, and the series stay bounded.
 //!
 //! The table has a row per route of [`access::ROUTES`] (method and path template, never the
 //! raw path) and one for requests no route matched; each row has a slot per status wharf

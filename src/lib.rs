@@ -17,7 +17,7 @@
 //! - [`ui`]: the web dashboard at `/ui`, its files embedded at build time; it uses the API
 //!   with the key typed into it.
 //! - [`server`]: binds, recovers, serves, shuts down gracefully.
-//! - [`metrics`]: counters and histograms for `/metrics`.
+//! - [`metrics`]: the store's timings (`prometheus-client` histograms), shown at `/metrics`.
 //! - [`bench`]: the load generator behind `wharf bench`.
 //! - [`client`]: a minimal HTTP/1.1 client, shared by `wharf bench` and the tests.
 //!

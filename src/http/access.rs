@@ -174,9 +174,9 @@ pub const ROUTES: &[(Method, &str, Needs, Takes)] = &[
     (Method::GET, "/ui/{asset}", Open, NoQuery),
 ];
 
-/// The table's row of route `path` (as the router matched it) and `method`. `HEAD` is `GET`'s
-/// (the router answers it with the `GET` handler).
-fn route(method: &Method, path: &str) -> Option<(Needs, Takes)> {
+/// The index in [`ROUTES`] of route `path` (as the router matched it) and `method`. `HEAD` is
+/// `GET`'s (the router answers it with the `GET` handler).
+pub fn row(method: &Method, path: &str) -> Option<usize> {
     let method = if method == Method::HEAD {
         &Method::GET
     } else {
@@ -184,8 +184,12 @@ fn route(method: &Method, path: &str) -> Option<(Needs, Takes)> {
     };
     ROUTES
         .iter()
-        .find(|(m, p, ..)| m == method && *p == path)
-        .map(|(_, _, needs, takes)| (*needs, *takes))
+        .position(|(m, p, ..)| m == method && *p == path)
+}
+
+/// The table's row of route `path` and `method`.
+fn route(method: &Method, path: &str) -> Option<(Needs, Takes)> {
+    row(method, path).map(|i| (ROUTES[i].2, ROUTES[i].3))
 }
 
 /// What route `path` needs for `method`; `None`: not in the table.

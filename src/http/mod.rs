@@ -7,6 +7,7 @@
 //! - [`access`]: the scope of every route, and the middleware that checks keys against it.
 //! - [`jobs`], [`queues`], [`schedules`], [`events`], [`cursors`], [`outbox`], [`mirrors`],
 //!   [`keys`], [`audit`], [`health`]: the handlers, one file per resource.
+//! - [`metrics`]: `GET /metrics`, and the layer that counts requests by route and status.
 //! - [`sqs`]: `POST /`, the SQS-compatible endpoint (the protocol is in [`crate::sqs`]).
 //! - `GET /ui` and its files: the web dashboard, served from [`crate::ui`].
 
@@ -20,6 +21,7 @@ mod events;
 mod health;
 mod jobs;
 mod keys;
+mod metrics;
 mod mirrors;
 mod names;
 mod origin;
@@ -45,6 +47,7 @@ use tokio::sync::watch;
 use crate::auth::Keys;
 use crate::broker::Broker;
 use crate::mirror::MirrorStatus;
+use metrics::HttpMetrics;
 
 /// What every handler shares. The broker is set once recovery finishes; until then the API
 /// answers 503 `recovering` (and `/healthz` already answers 200).
@@ -61,6 +64,9 @@ pub struct AppState {
     /// Whether the server listens on a loopback address (set once at start; unset: yes, as a
     /// router without a listener is only reached in process).
     loopback: Arc<OnceLock<bool>>,
+    /// Requests by route and status, counted from the first request on (also while
+    /// recovering).
+    http_metrics: Arc<HttpMetrics>,
 }
 
 impl AppState {
@@ -115,6 +121,10 @@ impl AppState {
 
     fn broker(&self) -> Result<&Arc<Broker>, ApiError> {
         self.broker.get().ok_or_else(recovering)
+    }
+
+    fn http_metrics(&self) -> &Arc<HttpMetrics> {
+        &self.http_metrics
     }
 }
 
@@ -176,7 +186,7 @@ pub fn router_with(state: AppState, body: conn::BodyLimits) -> Router {
         .route("/ui/{asset}", get(crate::ui::asset))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
-        .route("/metrics", get(health::metrics))
+        .route("/metrics", get(metrics::metrics))
         .route_layer(axum::middleware::from_fn(request_checks::check_request))
         // Outer, so a caller without a key learns nothing of the request's other faults.
         .route_layer(axum::middleware::from_fn_with_state(
@@ -197,6 +207,11 @@ pub fn router_with(state: AppState, body: conn::BodyLimits) -> Router {
         })
         .layer(DefaultBodyLimit::max(body.max_bytes))
         .layer(axum::middleware::from_fn_with_state(body, conn::read_body))
+        // Outermost: a request's time includes reading its body, and every reply is counted.
+        .layer(axum::middleware::from_fn_with_state(
+            state.http_metrics().clone(),
+            metrics::track,
+        ))
         .with_state(state)
 }
 

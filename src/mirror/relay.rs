@@ -46,6 +46,14 @@ pub enum MirrorState {
 }
 
 impl MirrorState {
+    /// Every state, in the order above.
+    pub const ALL: [MirrorState; 4] = [
+        MirrorState::Connecting,
+        MirrorState::Snapshotting,
+        MirrorState::Following,
+        MirrorState::Down,
+    ];
+
     /// The name `GET /v1/mirrors` shows.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -2,6 +2,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)] // tests may unwrap; not every test uses every helper
 
 pub mod child;
+pub mod exposition;
 pub mod keys;
 pub mod mirroring;
 pub mod services;

@@ -407,7 +407,13 @@ impl Syncer {
     fn write_and_sync(&mut self, pending: &[u8], sync: bool) -> std::io::Result<()> {
         let file = &self.files[self.current];
         if !pending.is_empty() {
+            let started = Instant::now();
             file.write_at(self.offset, pending)?;
+            let metrics = &self.shared.metrics;
+            metrics
+                .journal_append_seconds
+                .observe(started.elapsed().as_secs_f64());
+            metrics.journal_appended_bytes.inc_by(pending.len() as u64);
             self.offset += pending.len() as u64;
             self.unsynced_since.get_or_insert_with(Instant::now);
         }

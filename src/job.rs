@@ -48,15 +48,20 @@ impl Priority {
     /// `"critical"`.
     pub const CRITICAL: Priority = Priority(255);
 
+    /// Every named level with its number.
+    pub const NAMES: [(&'static str, Priority); 4] = [
+        ("low", Self::LOW),
+        ("normal", Self::NORMAL),
+        ("high", Self::HIGH),
+        ("critical", Self::CRITICAL),
+    ];
+
     /// Maps a named level to its number.
     pub fn from_name(name: &str) -> Option<Priority> {
-        match name {
-            "low" => Some(Self::LOW),
-            "normal" => Some(Self::NORMAL),
-            "high" => Some(Self::HIGH),
-            "critical" => Some(Self::CRITICAL),
-            _ => None,
-        }
+        Self::NAMES
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, priority)| *priority)
     }
 }
 

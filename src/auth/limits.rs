@@ -17,14 +17,24 @@ use crate::storage::KeyLimits;
 
 /// Rate limits per second as the API and the config file spell them (`null` or absent:
 /// unlimited); stored as [`KeyLimits`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimits {
-    /// Enqueues and outbox messages.
+    /// Enqueues and outbox messages, per second (1-1000000; `null`: unlimited).
     pub enqueue_per_sec: Option<u32>,
-    /// Polls, acks, nacks, extends.
+    /// Polls, acks, nacks, extends, per second (1-1000000; `null`: unlimited).
     pub consume_per_sec: Option<u32>,
-    /// Every other route.
+    /// Every other route, per second (1-1000000; `null`: unlimited).
     pub admin_per_sec: Option<u32>,
 }
 

@@ -162,6 +162,8 @@ pub const ROUTES: &[(Method, &str, Needs, Takes)] = &[
     (Method::GET, "/v1/keys", S(KeysAdmin), NoQuery),
     (Method::DELETE, "/v1/keys/{id}", S(KeysAdmin), NoQuery),
     (Method::GET, "/v1/audit", S(KeysAdmin), Query),
+    // The OpenAPI document of these routes holds no data.
+    (Method::GET, "/v1/openapi.json", Open, NoQuery),
     (Method::GET, "/metrics", S(MetricsRead), NoQuery),
     (Method::POST, "/", Signed, NoQuery),
     (Method::GET, "/healthz", Open, NoQuery),
@@ -271,7 +273,7 @@ impl IntoResponse for Refusal {
                         limited.class.field()
                     ),
                 );
-                error.extra = Some(("retry_after_ms", wait_ms.into()));
+                error.extra = Some(super::error::Extra::RetryAfterMs(wait_ms));
                 let mut response = error.into_response();
                 rate_headers(&mut response, limited.limit, 0, seconds);
                 response

@@ -17,6 +17,7 @@ use axum::response::Response;
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
+use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
 use super::access::Caller;
@@ -192,22 +193,40 @@ fn truncated(text: &str) -> String {
 }
 
 /// The query of `GET /v1/audit`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct AuditParams {
+    /// List the records after this seq. Default: 0, from the oldest kept.
     after: Option<u64>,
+    /// Most records. Default: 100.
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
 }
 
 /// `{"entries": [...], "next_after"}`.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct AuditOut {
+    /// Oldest first.
+    #[schema(value_type = Vec<super::schema::AuditEntryOut>)]
     entries: Vec<Box<RawValue>>,
+    /// What to pass as `after` for the next page (equal to `after` when there is nothing
+    /// more).
     next_after: u64,
 }
 
 /// `GET /v1/audit?after=SEQ&limit=N`: the records after `after` (default: from the oldest
 /// kept), oldest first; a tenant's key sees its tenant's only.
+#[utoipa::path(
+    get,
+    path = "/v1/audit",
+    operation_id = "read_audit",
+    tag = "keys",
+    summary = "Read the audit trail",
+    description = "Every admin action and key change, whatever its outcome. See docs/api.md#get-v1audit-read-the-audit-trail.",
+    params(AuditParams),
+    responses((status = 200, description = "A page of records.", body = AuditOut)),
+)]
 pub async fn list(
     State(app): State<AppState>,
     Extension(by): Extension<Caller>,

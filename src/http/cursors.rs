@@ -7,12 +7,13 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use utoipa::ToSchema;
 
 use super::AppState;
 use super::access::Caller;
 use super::body::{body_bytes, parse_json};
 use super::error::{ApiError, ErrorCode};
+use super::wire::DeletedOut;
 use crate::broker::{BrokerError, CursorView};
 use crate::clock::rfc3339;
 
@@ -32,19 +33,25 @@ impl<S: Send + Sync> FromRequestParts<S> for CursorName {
     }
 }
 
-#[derive(Deserialize)]
+/// Where to put a cursor.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CursorBody {
+    /// An event's seq, not past the last one.
     seq: u64,
 }
 
 /// A cursor as rendered.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct CursorOut {
+    /// Its name within its tenant.
     name: String,
     tenant: String,
+    /// The last event it has handled.
     seq: u64,
+    /// How many events readers can see past it.
     lag: u64,
+    #[schema(format = DateTime)]
     updated_at: String,
 }
 
@@ -62,6 +69,26 @@ impl From<CursorView> for CursorOut {
 }
 
 /// `PUT /v1/cursors/{name}` `{"seq": N}`: create (201) or move (200).
+#[utoipa::path(
+    put,
+    path = "/v1/cursors/{name}",
+    operation_id = "put_cursor",
+    tag = "events",
+    summary = "Set a cursor",
+    description = "Keeps a reader's position in the change log, durably. See docs/api.md#cursors.",
+    params(CursorName),
+    request_body = CursorBody,
+    responses(
+        (status = 201, description = "Created.", body = CursorOut, links(
+            ("get_cursor" = (operation_id = "get_cursor", parameters(("name" = "$request.path.name")))),
+            ("delete_cursor" = (operation_id = "delete_cursor", parameters(("name" = "$request.path.name")))),
+        )),
+        (status = 200, description = "Moved.", body = CursorOut, links(
+            ("get_cursor" = (operation_id = "get_cursor", parameters(("name" = "$request.path.name")))),
+            ("delete_cursor" = (operation_id = "delete_cursor", parameters(("name" = "$request.path.name")))),
+        )),
+    ),
+)]
 pub async fn put(
     State(app): State<AppState>,
     CursorName(name): CursorName,
@@ -79,6 +106,16 @@ pub async fn put(
 }
 
 /// `GET /v1/cursors/{name}`.
+#[utoipa::path(
+    get,
+    path = "/v1/cursors/{name}",
+    operation_id = "get_cursor",
+    tag = "events",
+    summary = "Read a cursor",
+    description = "See docs/api.md#cursors.",
+    params(CursorName),
+    responses((status = 200, description = "The cursor.", body = CursorOut)),
+)]
 pub async fn get(
     State(app): State<AppState>,
     CursorName(name): CursorName,
@@ -86,12 +123,28 @@ pub async fn get(
     Ok(Json(app.broker()?.cursor(&name).await?.into()))
 }
 
+/// Every cursor of the caller's tenant.
+#[derive(Serialize, ToSchema)]
+pub struct CursorsOut {
+    /// By name.
+    cursors: Vec<CursorOut>,
+}
+
 /// `GET /v1/cursors`: the caller's tenant's.
+#[utoipa::path(
+    get,
+    path = "/v1/cursors",
+    operation_id = "list_cursors",
+    tag = "events",
+    summary = "List cursors",
+    description = "See docs/api.md#cursors.",
+    responses((status = 200, description = "The cursors.", body = CursorsOut)),
+)]
 pub async fn list(
     State(app): State<AppState>,
     Extension(by): Extension<Caller>,
-) -> Result<Json<Value>, ApiError> {
-    let cursors: Vec<CursorOut> = app
+) -> Result<Json<CursorsOut>, ApiError> {
+    let cursors = app
         .broker()?
         .cursors()
         .await?
@@ -99,17 +152,24 @@ pub async fn list(
         .filter(|c| by.owns(&c.name))
         .map(CursorOut::from)
         .collect();
-    Ok(Json(json!({ "cursors": cursors })))
+    Ok(Json(CursorsOut { cursors }))
 }
 
 /// `DELETE /v1/cursors/{name}`.
+#[utoipa::path(
+    delete,
+    path = "/v1/cursors/{name}",
+    operation_id = "delete_cursor",
+    tag = "events",
+    summary = "Delete a cursor",
+    description = "See docs/api.md#cursors.",
+    params(CursorName),
+    responses((status = 200, description = "Deleted.", body = DeletedOut)),
+)]
 pub async fn delete(
     State(app): State<AppState>,
     CursorName(name): CursorName,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DeletedOut>, ApiError> {
     app.broker()?.delete_cursor(&name).await?;
-    let (tenant, name) = super::names::shown(&name);
-    Ok(Json(
-        json!({"name": name, "tenant": tenant, "deleted": true}),
-    ))
+    Ok(Json(DeletedOut::new(&name)))
 }

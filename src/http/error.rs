@@ -2,12 +2,17 @@
 //! and its HTTP status, and the one mapping from broker errors to them.
 //!
 //! `docs/api.md` lists the same codes ("All machine codes"); a test checks that the two sets
-//! are equal.
+//! are equal. The OpenAPI document takes the error body's schema from the types here.
+
+use std::borrow::Cow;
 
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::{Serialize, Serializer};
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::{PartialSchema, ToSchema};
 
 use crate::broker::{BrokerError, Invalid, Limit};
 
@@ -132,6 +137,30 @@ error_codes! {
     InsufficientStorage = (INSUFFICIENT_STORAGE, "insufficient_storage"),
 }
 
+impl Serialize for ErrorCode {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl PartialSchema for ErrorCode {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(ErrorCode::ALL.iter().map(|c| c.as_str())))
+            .description(Some(
+                "The stable machine code; each is always sent with the same status (docs/api.md, \"All machine codes\").",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for ErrorCode {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("ErrorCode")
+    }
+}
+
 /// An error reply: `{"error": {"code": ..., "message": ...}}` with the code's status.
 #[derive(Debug)]
 pub struct ApiError {
@@ -139,8 +168,94 @@ pub struct ApiError {
     pub code: ErrorCode,
     /// Human text saying what to do.
     pub message: String,
-    /// One more field of the error object, for a program (`events_trimmed`: `oldest`).
-    pub extra: Option<(&'static str, serde_json::Value)>,
+    /// What the error object adds for a program, beside its code and message.
+    pub extra: Option<Extra>,
+}
+
+/// What some errors add to their error object, for a program.
+#[derive(Debug)]
+pub enum Extra {
+    /// `events_trimmed`: the oldest seq still kept.
+    Oldest(u64),
+    /// `queue_in_use`: the schedules that enqueue into the queue.
+    Schedules(Vec<String>),
+    /// `queue_full`: the queue's limit and depth.
+    Queue(QueueDepth),
+    /// `insufficient_storage`: the free space and its floor.
+    Disk(DiskFloor),
+    /// `rate_limited`: how long until a request of this class is let through.
+    RetryAfterMs(u64),
+}
+
+/// Every error reply's body.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong.
+    error: ErrorObject,
+}
+
+/// The error object: a code and a message, and for some codes one more field.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorObject {
+    code: ErrorCode,
+    /// For people: what went wrong and what to do. It may change between versions.
+    message: String,
+    /// `events_trimmed`: the oldest seq still kept; read on from there.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    oldest: Option<u64>,
+    /// `queue_in_use`: the schedules that enqueue into the queue.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    schedules: Option<Vec<String>>,
+    /// `queue_full`: the queue's `max_depth` and its depth now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    queue: Option<QueueDepth>,
+    /// `insufficient_storage`: the free space on the data volume and its floor.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    disk: Option<DiskFloor>,
+    /// `rate_limited`: milliseconds until a request of this class is let through.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retry_after_ms: Option<u64>,
+}
+
+/// A full queue's limit and depth.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+pub struct QueueDepth {
+    /// The queue's `max_depth`.
+    pub max_depth: u64,
+    /// Jobs ready, scheduled or leased, and enqueues being written.
+    pub depth: u64,
+}
+
+/// The data volume's free space and the floor below which writes that add data are refused.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+pub struct DiskFloor {
+    /// Free bytes on the data volume.
+    pub available_bytes: u64,
+    /// The floor, in bytes.
+    pub floor_bytes: u64,
+}
+
+impl From<ApiError> for ErrorObject {
+    fn from(error: ApiError) -> ErrorObject {
+        let mut object = ErrorObject {
+            code: error.code,
+            message: error.message,
+            oldest: None,
+            schedules: None,
+            queue: None,
+            disk: None,
+            retry_after_ms: None,
+        };
+        match error.extra {
+            None => {}
+            Some(Extra::Oldest(seq)) => object.oldest = Some(seq),
+            Some(Extra::Schedules(names)) => object.schedules = Some(names),
+            Some(Extra::Queue(depth)) => object.queue = Some(depth),
+            Some(Extra::Disk(disk)) => object.disk = Some(disk),
+            Some(Extra::RetryAfterMs(ms)) => object.retry_after_ms = Some(ms),
+        }
+        object
+    }
 }
 
 impl ApiError {
@@ -181,14 +296,14 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut error = json!({"code": self.code.as_str(), "message": self.message});
-        if let (Some((key, value)), Some(object)) = (self.extra, error.as_object_mut()) {
-            object.insert(key.to_owned(), value);
-        }
-        let mut response = (self.code.status(), Json(json!({ "error": error }))).into_response();
+        let code = self.code;
+        let body = ErrorBody {
+            error: ErrorObject::from(self),
+        };
+        let mut response = (code.status(), Json(body)).into_response();
         // For the audit trail, which records a refusal's code.
-        response.extensions_mut().insert(self.code);
-        if matches!(self.code, ErrorCode::QueueFull | ErrorCode::TooManyGroups) {
+        response.extensions_mut().insert(code);
+        if matches!(code, ErrorCode::QueueFull | ErrorCode::TooManyGroups) {
             // Nothing says when consumers will have drained it: a second is a polite first wait.
             response.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,
@@ -218,7 +333,7 @@ impl From<BrokerError> for ApiError {
             E::QueueNotFound => C::QueueNotFound,
             E::QueueInUse { schedules } => {
                 let mut api = ApiError::new(C::QueueInUse, error.to_string());
-                api.extra = Some(("schedules", json!(schedules)));
+                api.extra = Some(Extra::Schedules(schedules.clone()));
                 return api;
             }
             E::ScheduleNotFound => C::ScheduleNotFound,
@@ -235,23 +350,26 @@ impl From<BrokerError> for ApiError {
             E::InvalidCursorName => C::InvalidCursorName,
             E::EventsTrimmed { oldest } => {
                 let mut api = ApiError::new(C::EventsTrimmed, error.to_string());
-                api.extra = Some(("oldest", json!(oldest)));
+                api.extra = Some(Extra::Oldest(*oldest));
                 return api;
             }
             E::StorageFailed => C::StorageFailed,
             E::InsufficientStorage { available, floor } => {
                 let mut api = ApiError::new(C::InsufficientStorage, error.to_string());
-                api.extra = Some((
-                    "disk",
-                    json!({"available_bytes": available, "floor_bytes": floor}),
-                ));
+                api.extra = Some(Extra::Disk(DiskFloor {
+                    available_bytes: *available,
+                    floor_bytes: *floor,
+                }));
                 return api;
             }
             E::ShuttingDown => C::ShuttingDown,
             E::TooManyGroups => C::TooManyGroups,
             E::QueueFull { max_depth, depth } => {
                 let mut api = ApiError::new(C::QueueFull, error.to_string());
-                api.extra = Some(("queue", json!({"max_depth": max_depth, "depth": depth})));
+                api.extra = Some(Extra::Queue(QueueDepth {
+                    max_depth: *max_depth,
+                    depth: *depth,
+                }));
                 return api;
             }
             _ => {

@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use futures_util::stream::{self, Stream};
 use serde::Deserialize;
 use serde_json::value::RawValue;
+use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
 use super::access::Caller;
@@ -22,14 +23,24 @@ use crate::broker::{Broker, EventFilter, EventPage, EventQuery, Start};
 use axum::Extension;
 
 /// The query of both routes (`limit` and `wait_ms` only for the JSON one).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct EventsParams {
+    /// Events with a seq above this one. Default: from the oldest kept.
     after: Option<u64>,
+    /// Start after this cursor's seq instead (not together with `after`).
     cursor: Option<String>,
+    /// Most events. Default: 100.
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
+    /// When no matching event is there yet, wait up to this long for one. Default: 0.
+    #[param(maximum = 30000)]
     wait_ms: Option<u64>,
+    /// Comma-separated event types; a name ending in `*` is a prefix (`job.*,message`).
+    /// Default: every type.
     types: Option<String>,
+    /// Only the events of this queue. Default: every queue.
     queue: Option<String>,
     /// The caller's tenant, for a tenant's key (never from the query).
     #[serde(skip)]
@@ -98,16 +109,31 @@ fn params(
 }
 
 /// `{"events": [...], "next_after", "head", "oldest"}`.
-#[derive(serde::Serialize)]
+#[derive(serde::Serialize, ToSchema)]
 pub struct PageOut {
+    /// The matching events, in seq order.
+    #[schema(value_type = Vec<super::schema::EventOut>)]
     events: Vec<Box<RawValue>>,
+    /// Where the next read starts (`after=`): past every event this read looked at.
     next_after: u64,
+    /// The last event readers can see now.
     head: u64,
+    /// The oldest event still kept.
     oldest: u64,
 }
 
 /// `GET /v1/events?after=SEQ&limit=N&wait_ms=MS&types=job.*,message&queue=Q` (or
 /// `cursor=NAME` instead of `after`).
+#[utoipa::path(
+    get,
+    path = "/v1/events",
+    operation_id = "read_events",
+    tag = "events",
+    summary = "Read the change log (long-poll)",
+    description = "See docs/api.md#get-v1events-read-the-change-log.",
+    params(EventsParams),
+    responses((status = 200, description = "A page of events.", body = PageOut)),
+)]
 pub async fn list(
     State(app): State<AppState>,
     Extension(by): Extension<Caller>,
@@ -142,6 +168,22 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// `GET /v1/events/stream?after=SEQ&types=...&queue=...`: one SSE event per change, `id:` the
 /// seq, `event:` the type, `data:` the event JSON. A `Last-Event-ID` header (what a browser's
 /// `EventSource` sends when it reconnects) takes the place of `after`.
+#[utoipa::path(
+    get,
+    path = "/v1/events/stream",
+    operation_id = "stream_events",
+    tag = "events",
+    summary = "Follow the change log as server-sent events",
+    description = "One SSE event per change: `id:` its seq, `event:` its type, `data:` the event JSON (as in GET /v1/events). It never ends on its own; a reader that falls behind the trimmed start gets an `error` event and the stream ends. Takes the query of GET /v1/events but `limit` and `wait_ms`. See docs/api.md#get-v1eventsstream-server-sent-events.",
+    params(
+        ("after" = Option<u64>, Query, description = "Events with a seq above this one. Default: from the oldest kept."),
+        ("cursor" = Option<String>, Query, description = "Start after this cursor's seq instead (not together with `after`)."),
+        ("types" = Option<String>, Query, description = "Comma-separated event types; a name ending in `*` is a prefix."),
+        ("queue" = Option<String>, Query, description = "Only the events of this queue."),
+        ("Last-Event-ID" = Option<u64>, Header, description = "Resume after this seq (what a browser's EventSource sends when it reconnects); takes the place of `after`."),
+    ),
+    responses((status = 200, description = "The stream.", content_type = "text/event-stream", body = String)),
+)]
 pub async fn stream(
     State(app): State<AppState>,
     Extension(by): Extension<Caller>,

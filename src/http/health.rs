@@ -8,11 +8,29 @@ use super::AppState;
 use super::error::{ApiError, ErrorCode};
 
 /// `GET /healthz`: the process is up (also during recovery).
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    operation_id = "healthz",
+    tag = "health",
+    summary = "Liveness",
+    description = "200 while the process serves HTTP, also during start-up recovery. See docs/api.md#get-healthz.",
+    responses((status = 200, description = "Up.", body = super::schema::HealthOut)),
+)]
 pub async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
 /// `GET /readyz`: 200 once recovery is done and while storage accepts writes.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    operation_id = "readyz",
+    tag = "health",
+    summary = "Readiness",
+    description = "200 once recovery is done, while storage accepts writes and until shutdown begins; else 503 recovering, storage_failed or shutting_down. A volume below its floor does not make the broker unready. See docs/api.md#get-readyz.",
+    responses((status = 200, description = "Ready.", body = super::schema::ReadyOut)),
+)]
 pub async fn readyz(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
     let broker = app.broker()?;
     if !broker.is_healthy() {

@@ -1,34 +1,91 @@
-//! Job routes: enqueue, read, cancel, ack, nack, extend, batch ack.
+//! Job routes: enqueue, read, cancel (a consumer's routes are in `consume.rs`).
 
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode};
 use axum::{Extension, Json};
-use serde::Deserialize;
+use serde::Serialize;
 use serde_json::value::RawValue;
-use serde_json::{Value, json};
+use utoipa::ToSchema;
 
 use super::AppState;
-use super::access::Caller;
-use super::access::{check_ack, check_job, check_side_effects};
-use super::body::{JobIdParam, Obj, QueueName, UniqueMap, body_bytes, parse_json, parse_list};
+use super::access::{Caller, check_job, check_side_effects};
+use super::body::{JobIdParam, QueueName, UniqueMap, body_bytes, parse_json, parse_list};
 use super::error::ApiError;
-use super::wire::{EnqueuedOut, JobInput, JobOut, MessageInput, follow_ups, lease_token, messages};
-use crate::broker::{AckItem, Acked, BrokerError, NackRequest};
-use crate::clock::rfc3339;
-use crate::job::JobId;
+use super::wire::{EnqueuedOut, JobInput, JobOut, JobStateOut, MessageInput, messages};
+use crate::broker::BrokerError;
 
-type Reply = Result<(StatusCode, Json<Value>), ApiError>;
+/// An enqueue's body, as the OpenAPI document shows it: the handler reads it by hand, so that
+/// a batch's items are counted (and refused past `max_batch`) before they are built.
+#[derive(ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum EnqueueBody {
+    /// One job.
+    One(JobInput),
+    /// A batch: 1 to `max_batch` (1000) jobs, all or nothing.
+    Batch(BatchInput),
+}
+
+/// A batch enqueue's body.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct BatchInput {
+    jobs: Vec<JobInput>,
+    /// Messages written to the outbox in the same commit, if any job is created.
+    emit: Option<Vec<MessageInput>>,
+}
+
+/// An enqueue's reply: one job's, or a batch's in request order.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum EnqueueOut {
+    /// One job.
+    One(EnqueuedOut),
+    /// A batch.
+    Batch {
+        /// One item per job, in request order.
+        jobs: Vec<EnqueuedOut>,
+    },
+}
 
 /// `POST /v1/queues/{queue}/jobs`: one job object, or `{"jobs": [...]}`.
+#[utoipa::path(
+    post,
+    path = "/v1/queues/{queue}/jobs",
+    operation_id = "enqueue",
+    tag = "jobs",
+    summary = "Enqueue one job or a batch",
+    description = "Creates the queue if it is new. The reply comes once the jobs are durable. See docs/api.md#post-v1queuesqueuejobs-enqueue.",
+    params(
+        QueueName,
+        ("Idempotency-Key" = Option<String>, Header, description = "The idempotency key of a single-job body: 1-255 bytes of visible ASCII."),
+    ),
+    request_body = EnqueueBody,
+    responses(
+        (status = 201, description = "At least one job was created.", body = EnqueueOut, links(
+            ("get_job" = (operation_id = "get_job", parameters(("id" = "$response.body#/id")))),
+            ("cancel_job" = (operation_id = "cancel_job", parameters(("id" = "$response.body#/id")))),
+            ("poll" = (operation_id = "poll", parameters(("queue" = "$request.path.queue")))),
+            ("get_queue" = (operation_id = "get_queue", parameters(("queue" = "$request.path.queue")))),
+        )),
+        (status = 200, description = "Every job was a duplicate of an earlier one (nothing was created).", body = EnqueueOut, links(
+            ("get_job" = (operation_id = "get_job", parameters(("id" = "$response.body#/id")))),
+            ("cancel_job" = (operation_id = "cancel_job", parameters(("id" = "$response.body#/id")))),
+            ("poll" = (operation_id = "poll", parameters(("queue" = "$request.path.queue")))),
+            ("get_queue" = (operation_id = "get_queue", parameters(("queue" = "$request.path.queue")))),
+        )),
+    ),
+)]
 pub async fn enqueue(
     State(app): State<AppState>,
     Extension(by): Extension<Caller>,
     QueueName(queue): QueueName,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Reply {
+) -> Result<(StatusCode, Json<EnqueueOut>), ApiError> {
     let broker = app.broker()?;
     let bytes = body_bytes(body)?;
     let header_key = match headers.get("idempotency-key") {
@@ -106,15 +163,27 @@ pub async fn enqueue(
     } else {
         StatusCode::CREATED
     };
-    let mut out: Vec<EnqueuedOut> = enqueued.iter().map(EnqueuedOut::from).collect();
-    let body = match out.pop() {
-        Some(one) if !batch => json!(one),
-        last => json!({"jobs": out.into_iter().chain(last).collect::<Vec<_>>()}),
+    let mut jobs: Vec<EnqueuedOut> = enqueued.iter().map(EnqueuedOut::from).collect();
+    let body = match jobs.pop() {
+        Some(one) if !batch => EnqueueOut::One(one),
+        last => EnqueueOut::Batch {
+            jobs: jobs.into_iter().chain(last).collect(),
+        },
     };
     Ok((status, Json(body)))
 }
 
 /// `GET /v1/jobs/{id}`.
+#[utoipa::path(
+    get,
+    path = "/v1/jobs/{id}",
+    operation_id = "get_job",
+    tag = "jobs",
+    summary = "Read a job",
+    description = "A job in any state, until retention deletes it. See docs/api.md#get-v1jobsid-read-a-job.",
+    params(JobIdParam),
+    responses((status = 200, description = "The job.", body = JobOut)),
+)]
 pub async fn get(
     State(app): State<AppState>,
     Extension(by): Extension<Caller>,
@@ -128,212 +197,24 @@ pub async fn get(
 }
 
 /// `DELETE /v1/jobs/{id}`: cancel.
+#[utoipa::path(
+    delete,
+    path = "/v1/jobs/{id}",
+    operation_id = "cancel_job",
+    tag = "jobs",
+    summary = "Cancel a job",
+    description = "Cancels a job that is scheduled, ready or dead; cancelling a cancelled job answers the same. See docs/api.md#delete-v1jobsid-cancel-a-job.",
+    params(JobIdParam),
+    responses((status = 200, description = "The job is cancelled.", body = JobStateOut)),
+)]
 pub async fn cancel(
     State(app): State<AppState>,
     Extension(by): Extension<Caller>,
     JobIdParam(id): JobIdParam,
-) -> Reply {
+) -> Result<Json<JobStateOut>, ApiError> {
     check_job(&app, &by, id).await?;
     app.broker()?.cancel(id).await?;
-    Ok((
-        StatusCode::OK,
-        Json(json!({"id": id.to_string(), "state": "cancelled"})),
-    ))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AckBody {
-    lease: String,
-    result: Option<Box<RawValue>>,
-    emit: Option<Vec<Obj<MessageInput>>>,
-    enqueue: Option<Vec<Box<RawValue>>>,
-}
-
-/// The broker's ack of `id`: its result, messages and follow-up jobs (named `{label}...` in
-/// messages).
-fn ack_item(
-    id: JobId,
-    lease: &str,
-    result: Option<Box<RawValue>>,
-    emit: Option<Vec<Obj<MessageInput>>>,
-    enqueue: Option<Vec<Box<RawValue>>>,
-    label: &str,
-) -> Result<AckItem, ApiError> {
-    Ok(AckItem {
-        id,
-        lease: lease_token(lease),
-        result: result.map(|r| r.get().to_owned()),
-        emit: emit.map(messages).unwrap_or_default(),
-        enqueue: follow_ups(enqueue.unwrap_or_default(), &format!("{label}enqueue"))?,
-    })
-}
-
-/// What an ack reply adds for its follow-up jobs, when it had any.
-fn enqueued_json(acked: &Acked, asked: bool) -> Option<Value> {
-    asked.then(|| {
-        json!(
-            acked
-                .enqueued
-                .iter()
-                .map(EnqueuedOut::from)
-                .collect::<Vec<_>>()
-        )
-    })
-}
-
-/// `POST /v1/jobs/{id}/ack`.
-pub async fn ack(
-    State(app): State<AppState>,
-    Extension(by): Extension<Caller>,
-    JobIdParam(id): JobIdParam,
-    body: Result<Bytes, BytesRejection>,
-) -> Reply {
-    let broker = app.broker()?;
-    let body: AckBody = parse_json(&body_bytes(body)?)?;
-    let asked = body.enqueue.is_some();
-    let mut item = ack_item(id, &body.lease, body.result, body.emit, body.enqueue, "")?;
-    check_ack(&by, &mut item)?;
-    check_job(&app, &by, id).await?;
-    let acked = broker
-        .ack(item)
-        .await
-        .map_err(|e| ApiError::from_item(e, "acks", false))?;
-    let mut reply = json!({"id": id.to_string(), "state": "succeeded"});
-    if let (Some(enqueued), Some(object)) = (enqueued_json(&acked, asked), reply.as_object_mut()) {
-        object.insert("enqueued".into(), enqueued);
-    }
-    Ok((StatusCode::OK, Json(reply)))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NackBody {
-    lease: String,
-    error: Option<String>,
-    delay_ms: Option<u64>,
-    #[serde(default)]
-    dead: bool,
-    emit: Option<Vec<Obj<MessageInput>>>,
-}
-
-/// `POST /v1/jobs/{id}/nack`.
-pub async fn nack(
-    State(app): State<AppState>,
-    Extension(by): Extension<Caller>,
-    JobIdParam(id): JobIdParam,
-    body: Result<Bytes, BytesRejection>,
-) -> Reply {
-    let broker = app.broker()?;
-    let body: NackBody = parse_json(&body_bytes(body)?)?;
-    let mut emit = body.emit.map(messages).unwrap_or_default();
-    check_side_effects(&by, &mut emit, &mut [])?;
-    check_job(&app, &by, id).await?;
-    let request = NackRequest {
-        error: body.error,
-        delay_ms: body.delay_ms,
-        dead: body.dead,
-        emit,
-    };
-    let state = broker.nack(id, lease_token(&body.lease), request).await?;
-    Ok((
-        StatusCode::OK,
-        Json(json!({"id": id.to_string(), "state": state.as_str()})),
-    ))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ExtendBody {
-    lease: String,
-    lease_ms: u64,
-}
-
-/// `POST /v1/jobs/{id}/extend`.
-pub async fn extend(
-    State(app): State<AppState>,
-    Extension(by): Extension<Caller>,
-    JobIdParam(id): JobIdParam,
-    body: Result<Bytes, BytesRejection>,
-) -> Reply {
-    let broker = app.broker()?;
-    let body: ExtendBody = parse_json(&body_bytes(body)?)?;
-    check_job(&app, &by, id).await?;
-    let deadline = broker
-        .extend(id, lease_token(&body.lease), body.lease_ms)
-        .await?;
-    Ok((
-        StatusCode::OK,
-        Json(json!({"id": id.to_string(), "lease_expires_at": rfc3339(deadline)})),
-    ))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct BatchAckBody {
-    acks: Vec<Obj<BatchAckItem>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct BatchAckItem {
-    id: String,
-    lease: String,
-    result: Option<Box<RawValue>>,
-    emit: Option<Vec<Obj<MessageInput>>>,
-    enqueue: Option<Vec<Box<RawValue>>>,
-}
-
-/// `POST /v1/ack`: many acks in one durable write, with an outcome per item.
-pub async fn ack_batch(
-    State(app): State<AppState>,
-    Extension(by): Extension<Caller>,
-    body: Result<Bytes, BytesRejection>,
-) -> Reply {
-    let broker = app.broker()?;
-    let body: BatchAckBody = parse_json(&body_bytes(body)?)?;
-    let mut items = Vec::with_capacity(body.acks.len());
-    let mut ids = Vec::with_capacity(body.acks.len());
-    for (i, Obj(ack)) in body.acks.into_iter().enumerate() {
-        // An id that is not a number names no job, nor does one in a queue outside the key's
-        // patterns: either gets its own 404 outcome below.
-        let mut id = ack.id.parse().unwrap_or(JobId(u64::MAX));
-        if check_job(&app, &by, id).await.is_err() {
-            id = JobId(u64::MAX);
-        }
-        ids.push((ack.id, ack.enqueue.is_some()));
-        let label = format!("acks[{i}].");
-        items.push(ack_item(
-            id,
-            &ack.lease,
-            ack.result,
-            ack.emit,
-            ack.enqueue,
-            &label,
-        )?);
-        if let Some(item) = items.last_mut() {
-            check_ack(&by, item)?;
-        }
-    }
-    let outcomes = broker
-        .ack_many(items)
-        .await
-        .map_err(|e| ApiError::from_item(e, "acks", true))?;
-    let acks: Vec<Value> = ids
-        .into_iter()
-        .zip(outcomes)
-        .map(|((id, asked), outcome)| match outcome {
-            Ok(acked) => match enqueued_json(&acked, asked) {
-                Some(enqueued) => json!({"id": id, "ok": true, "enqueued": enqueued}),
-                None => json!({"id": id, "ok": true}),
-            },
-            Err(error) => {
-                let error = ApiError::from(error);
-                json!({"id": id, "ok": false, "status": error.status().as_u16(), "error": {"code": error.code.as_str(), "message": error.message}})
-            }
-        })
-        .collect();
-    Ok((StatusCode::OK, Json(json!({"acks": acks}))))
+    Ok(Json(JobStateOut::new(id, "cancelled")))
 }
 
 /// 413 `batch_too_large` for a list `field` found to hold more than `most` items.

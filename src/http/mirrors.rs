@@ -3,33 +3,52 @@
 use axum::Json;
 use axum::extract::State;
 use serde::Serialize;
-use serde_json::{Value, json};
+use utoipa::ToSchema;
 
 use super::AppState;
 use super::error::ApiError;
 use crate::mirror::MirrorStatus;
 
-/// A set-aside event as shown.
-#[derive(Serialize)]
+/// An event the mirror refused 3 times, set aside so that the relay goes on.
+#[derive(Serialize, ToSchema)]
 struct DeadOut {
     seq: u64,
     error: String,
 }
 
-/// A mirror as shown.
-#[derive(Serialize)]
+/// A mirror's relay as shown.
+#[derive(Serialize, ToSchema)]
 pub struct MirrorOut {
+    /// As configured.
     name: String,
+    /// `postgres` or `redis`.
     kind: &'static str,
+    /// `connecting`, `snapshotting`, `following`, or `down` (retrying with backoff).
     state: &'static str,
+    /// The last event the mirror holds, as far as the relay knows (0 before it first
+    /// connected).
     position: u64,
+    /// Durable events past `position`.
     lag_events: u64,
+    /// How long the oldest of them has waited; 0 when caught up.
     lag_ms: u64,
+    /// The last failure.
+    #[schema(required)]
     last_error: Option<String>,
+    /// Events applied since the broker started.
     applied_total: u64,
+    /// Failed tries since the broker started.
     errors_total: u64,
+    /// The last 100 events set aside.
     dead: Vec<DeadOut>,
+    /// Events set aside since the broker started.
     dead_total: u64,
+}
+
+/// Every configured mirror, in the order of the config.
+#[derive(Serialize, ToSchema)]
+pub struct MirrorsOut {
+    mirrors: Vec<MirrorOut>,
 }
 
 impl MirrorOut {
@@ -59,13 +78,22 @@ impl MirrorOut {
 }
 
 /// `GET /v1/mirrors`.
-pub async fn list(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(
+    get,
+    path = "/v1/mirrors",
+    operation_id = "list_mirrors",
+    tag = "mirrors",
+    summary = "The mirrors' relays and their lag",
+    description = "See docs/api.md#get-v1mirrors-the-mirrors-relays.",
+    responses((status = 200, description = "Every mirror, in the order of the config.", body = MirrorsOut)),
+)]
+pub async fn list(State(app): State<AppState>) -> Result<Json<MirrorsOut>, ApiError> {
     let broker = app.broker()?;
     let (head, now) = (broker.events_head(), broker.now());
-    let mirrors: Vec<MirrorOut> = app
+    let mirrors = app
         .mirrors()
         .into_iter()
         .map(|status| MirrorOut::new(status, head, now))
         .collect();
-    Ok(Json(json!({ "mirrors": mirrors })))
+    Ok(Json(MirrorsOut { mirrors }))
 }

@@ -5,8 +5,11 @@
 //! - [`error`]: the one list of error codes (machine code and status) and the mapping from
 //!   broker errors.
 //! - [`access`]: the scope of every route, and the middleware that checks keys against it.
-//! - [`jobs`], [`queues`], [`schedules`], [`events`], [`cursors`], [`outbox`], [`mirrors`],
-//!   [`keys`], [`audit`], [`health`]: the handlers, one file per resource.
+//! - [`jobs`], [`consume`], [`queues`], [`schedules`], [`events`], [`cursors`], [`outbox`],
+//!   [`mirrors`], [`keys`], [`audit`], [`health`]: the handlers, one file per resource (and
+//!   [`consume`] for what a consumer does: poll, ack, nack, extend).
+//! - [`openapi`]: the OpenAPI document of these routes, `GET /v1/openapi.json`, with
+//!   [`schema`] for the schemas no derive writes.
 //! - [`metrics`]: `GET /metrics`, and the layer that counts requests by route and status.
 //! - [`sqs`]: `POST /`, the SQS-compatible endpoint (the protocol is in [`crate::sqs`]).
 //! - `GET /ui` and its files: the web dashboard, served from [`crate::ui`].
@@ -15,6 +18,7 @@ pub mod access;
 pub mod audit;
 mod body;
 pub mod conn;
+mod consume;
 mod cursors;
 mod error;
 mod events;
@@ -24,12 +28,14 @@ mod keys;
 mod metrics;
 mod mirrors;
 mod names;
+pub mod openapi;
 mod origin;
 mod outbox;
 mod parse_errors;
 mod queues;
 mod request_checks;
 mod schedules;
+mod schema;
 mod sqs;
 pub mod tls;
 mod wire;
@@ -149,15 +155,15 @@ pub fn router_with(state: AppState, body: conn::BodyLimits) -> Router {
                 .get(queues::list_jobs)
                 .delete(queues::purge),
         )
-        .route("/v1/queues/{queue}/poll", post(queues::poll))
+        .route("/v1/queues/{queue}/poll", post(consume::poll))
         .route("/v1/queues/{queue}/pause", post(queues::pause))
         .route("/v1/queues/{queue}/resume", post(queues::resume))
         .route("/v1/queues/{queue}/replay", post(queues::replay))
         .route("/v1/jobs/{id}", get(jobs::get).delete(jobs::cancel))
-        .route("/v1/jobs/{id}/ack", post(jobs::ack))
-        .route("/v1/jobs/{id}/nack", post(jobs::nack))
-        .route("/v1/jobs/{id}/extend", post(jobs::extend))
-        .route("/v1/ack", post(jobs::ack_batch))
+        .route("/v1/jobs/{id}/ack", post(consume::ack))
+        .route("/v1/jobs/{id}/nack", post(consume::nack))
+        .route("/v1/jobs/{id}/extend", post(consume::extend))
+        .route("/v1/ack", post(consume::ack_batch))
         .route("/v1/schedules", get(schedules::list))
         .route(
             "/v1/schedules/{name}",
@@ -180,6 +186,7 @@ pub fn router_with(state: AppState, body: conn::BodyLimits) -> Router {
         .route("/v1/keys", post(keys::create).get(keys::list))
         .route("/v1/keys/{id}", axum::routing::delete(keys::revoke))
         .route("/v1/audit", get(audit::list))
+        .route("/v1/openapi.json", get(openapi::serve))
         .route("/", post(sqs::serve).get(crate::ui::home))
         .route("/ui", get(crate::ui::index))
         .route("/ui/", get(crate::ui::index))

@@ -10,13 +10,13 @@ use axum::http::request::Parts;
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use serde_json::{Value, json};
+use utoipa::ToSchema;
 
 use super::AppState;
 use super::access::Caller;
 use super::body::{Obj, body_bytes, parse_json};
 use super::error::{ApiError, ErrorCode};
-use super::wire::{EnqueuedOut, JobInput, raw};
+use super::wire::{DeletedOut, EnqueuedOut, JobInput, raw};
 use crate::broker::{BrokerError, ScheduleSpec, ScheduleView};
 use crate::clock::rfc3339;
 use crate::cron::CronSchedule;
@@ -47,51 +47,91 @@ impl FromRequestParts<AppState> for ScheduleName {
     }
 }
 
-#[derive(Deserialize)]
+/// What a schedule does at start-up about fires it missed while the broker was down: fire
+/// once for all of them, or skip them.
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 enum CatchUp {
     Once,
     None,
 }
 
-#[derive(Deserialize)]
+/// A schedule to create or replace (fields left out take their defaults).
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ScheduleBody {
+    /// A cron expression (5 fields, or 6 with seconds first) or an alias such as @daily; at
+    /// most 256 bytes.
+    #[schema(example = "*/15 * * * *")]
     cron: String,
+    /// An IANA time zone name; `null` or `""`: UTC.
+    #[schema(example = "Europe/Berlin")]
     timezone: Option<String>,
+    /// The queue each fire enqueues into (a queue name of the schedule's tenant).
+    #[schema(example = "reports")]
     queue: String,
+    /// The job each fire enqueues: a job object without `delay_ms`, `run_at`,
+    /// `idempotency_key` or `emit`.
+    #[schema(value_type = JobInput)]
     job: Obj<JobInput>,
+    /// Create or replace it paused. Default: false.
     #[serde(default)]
     paused: bool,
+    /// `null`: once.
     catch_up: Option<CatchUp>,
 }
 
-#[derive(Serialize)]
 /// The job a schedule enqueues, as rendered.
+#[derive(Serialize, ToSchema)]
 pub struct TemplateOut {
+    #[schema(value_type = Value)]
     payload: Box<RawValue>,
     priority: u8,
+    /// `null`: the queue's applies.
+    #[schema(required)]
     max_attempts: Option<u32>,
+    /// `null`: the queue's applies.
+    #[schema(required)]
     lease_ms: Option<u64>,
     headers: BTreeMap<String, String>,
 }
 
-#[derive(Serialize)]
 /// A schedule as the schedule routes render it.
+#[derive(Serialize, ToSchema)]
 pub struct ScheduleOut {
+    /// Its name within its tenant.
     name: String,
     tenant: String,
+    /// The expression exactly as given.
     cron: String,
+    /// The IANA name as the time zone database spells it.
     timezone: String,
+    /// The queue its jobs go to.
     queue: String,
     job: TemplateOut,
     paused: bool,
+    #[schema(schema_with = catch_up)]
     catch_up: &'static str,
+    /// The due time of the last fire; `null` before the first.
+    #[schema(required, format = DateTime)]
     last_fire_at: Option<String>,
+    /// The next due time; `null` while paused.
+    #[schema(required, format = DateTime)]
     next_fire_at: Option<String>,
+    /// The next 5 fire times; empty while paused.
     upcoming: Vec<String>,
+    #[schema(format = DateTime)]
     created_at: String,
+    /// The last put, pause or resume.
+    #[schema(format = DateTime)]
     updated_at: String,
+}
+
+/// `catch_up` as rendered.
+fn catch_up() -> utoipa::openapi::schema::ObjectBuilder {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(["once", "none"]))
 }
 
 impl From<ScheduleView> for ScheduleOut {
@@ -122,6 +162,32 @@ impl From<ScheduleView> for ScheduleOut {
 }
 
 /// `PUT /v1/schedules/{name}`: create (201) or replace (200).
+#[utoipa::path(
+    put,
+    path = "/v1/schedules/{name}",
+    operation_id = "put_schedule",
+    tag = "schedules",
+    summary = "Create or replace a cron schedule",
+    description = "A replace keeps created_at and last_fire_at and computes next_fire_at afresh from now. A refused put changes nothing. See docs/api.md#put-v1schedulesname-create-or-replace-a-schedule.",
+    params(ScheduleName),
+    request_body = ScheduleBody,
+    responses(
+        (status = 201, description = "Created.", body = ScheduleOut, links(
+            ("get_schedule" = (operation_id = "get_schedule", parameters(("name" = "$request.path.name")))),
+            ("pause_schedule" = (operation_id = "pause_schedule", parameters(("name" = "$request.path.name")))),
+            ("resume_schedule" = (operation_id = "resume_schedule", parameters(("name" = "$request.path.name")))),
+            ("trigger_schedule" = (operation_id = "trigger_schedule", parameters(("name" = "$request.path.name")))),
+            ("delete_schedule" = (operation_id = "delete_schedule", parameters(("name" = "$request.path.name")))),
+        )),
+        (status = 200, description = "Replaced.", body = ScheduleOut, links(
+            ("get_schedule" = (operation_id = "get_schedule", parameters(("name" = "$request.path.name")))),
+            ("pause_schedule" = (operation_id = "pause_schedule", parameters(("name" = "$request.path.name")))),
+            ("resume_schedule" = (operation_id = "resume_schedule", parameters(("name" = "$request.path.name")))),
+            ("trigger_schedule" = (operation_id = "trigger_schedule", parameters(("name" = "$request.path.name")))),
+            ("delete_schedule" = (operation_id = "delete_schedule", parameters(("name" = "$request.path.name")))),
+        )),
+    ),
+)]
 pub async fn put(
     State(app): State<AppState>,
     Extension(by): Extension<Caller>,
@@ -161,6 +227,16 @@ pub async fn put(
 }
 
 /// `GET /v1/schedules/{name}`.
+#[utoipa::path(
+    get,
+    path = "/v1/schedules/{name}",
+    operation_id = "get_schedule",
+    tag = "schedules",
+    summary = "Read a schedule",
+    description = "See docs/api.md#get-v1schedulesname-read-a-schedule.",
+    params(ScheduleName),
+    responses((status = 200, description = "The schedule.", body = ScheduleOut)),
+)]
 pub async fn get(
     State(app): State<AppState>,
     ScheduleName(name): ScheduleName,
@@ -169,6 +245,15 @@ pub async fn get(
 }
 
 /// `GET /v1/schedules`.
+#[utoipa::path(
+    get,
+    path = "/v1/schedules",
+    operation_id = "list_schedules",
+    tag = "schedules",
+    summary = "List schedules",
+    description = "Every schedule the caller may see, by name, without pagination. See docs/api.md#get-v1schedules-list-schedules.",
+    responses((status = 200, description = "The schedules.", body = SchedulesOut)),
+)]
 pub async fn list(
     State(app): State<AppState>,
     Extension(by): Extension<Caller>,
@@ -184,24 +269,42 @@ pub async fn list(
 }
 
 /// Every schedule. Typed, so stored job payloads are written out as they are.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct SchedulesOut {
+    /// By name.
     schedules: Vec<ScheduleOut>,
 }
 
 /// `DELETE /v1/schedules/{name}`.
+#[utoipa::path(
+    delete,
+    path = "/v1/schedules/{name}",
+    operation_id = "delete_schedule",
+    tag = "schedules",
+    summary = "Delete a schedule",
+    description = "It fires no more; jobs it already enqueued stay. Deleting one that does not exist is 404. See docs/api.md#delete-v1schedulesname-delete-a-schedule.",
+    params(ScheduleName),
+    responses((status = 200, description = "Deleted.", body = DeletedOut)),
+)]
 pub async fn delete(
     State(app): State<AppState>,
     ScheduleName(name): ScheduleName,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DeletedOut>, ApiError> {
     app.broker()?.delete_schedule(&name).await?;
-    let (tenant, name) = super::names::shown(&name);
-    Ok(Json(
-        json!({"name": name, "tenant": tenant, "deleted": true}),
-    ))
+    Ok(Json(DeletedOut::new(&name)))
 }
 
 /// `POST /v1/schedules/{name}/pause`.
+#[utoipa::path(
+    post,
+    path = "/v1/schedules/{name}/pause",
+    operation_id = "pause_schedule",
+    tag = "schedules",
+    summary = "Stop a schedule's fires",
+    description = "Ignores any body. See docs/api.md#post-v1schedulesnamepause-and-resume.",
+    params(ScheduleName),
+    responses((status = 200, description = "The schedule.", body = ScheduleOut)),
+)]
 pub async fn pause(
     State(app): State<AppState>,
     ScheduleName(name): ScheduleName,
@@ -212,6 +315,16 @@ pub async fn pause(
 }
 
 /// `POST /v1/schedules/{name}/resume`.
+#[utoipa::path(
+    post,
+    path = "/v1/schedules/{name}/resume",
+    operation_id = "resume_schedule",
+    tag = "schedules",
+    summary = "Restart a schedule's fires",
+    description = "From the first fire time after now: what fell due while paused is skipped. Ignores any body. See docs/api.md#post-v1schedulesnamepause-and-resume.",
+    params(ScheduleName),
+    responses((status = 200, description = "The schedule.", body = ScheduleOut)),
+)]
 pub async fn resume(
     State(app): State<AppState>,
     ScheduleName(name): ScheduleName,
@@ -225,6 +338,18 @@ pub async fn resume(
 }
 
 /// `POST /v1/schedules/{name}/trigger`: enqueue its job now.
+#[utoipa::path(
+    post,
+    path = "/v1/schedules/{name}/trigger",
+    operation_id = "trigger_schedule",
+    tag = "schedules",
+    summary = "Enqueue a schedule's job now",
+    description = "Does not move the schedule; works on a paused one too. Ignores any body. See docs/api.md#post-v1schedulesnametrigger-enqueue-its-job-now.",
+    params(ScheduleName),
+    responses((status = 201, description = "The job enqueued (durable).", body = EnqueuedOut, links(
+        ("get_job" = (operation_id = "get_job", parameters(("id" = "$response.body#/id")))),
+    ))),
+)]
 pub async fn trigger(
     State(app): State<AppState>,
     ScheduleName(name): ScheduleName,

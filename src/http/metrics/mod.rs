@@ -36,6 +36,17 @@ use collect::{BrokerSeries, MirrorSeries, QueueSeries, TenantSeries};
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// `GET /metrics` (see the module's doc).
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "metrics",
+    tag = "health",
+    summary = "Prometheus metrics",
+    description = "Prometheus text (text/plain; version=0.0.4), or OpenMetrics 1.0 when the Accept header asks for it. A tenant's key sees its own tenant's series only. See docs/api.md#get-metrics.",
+    responses(
+        (status = 200, description = "The metrics.", content_type = "text/plain", body = String),
+    ),
+)]
 pub async fn metrics(
     State(app): State<AppState>,
     Extension(by): Extension<Caller>,

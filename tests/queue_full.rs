@@ -171,3 +171,60 @@ async fn a_schedule_still_fires_into_a_full_queue() {
     assert_eq!(schedule["last_fire_at"], wharf::clock::rfc3339(T0 + 60_000));
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_retried_enqueue_gets_its_original_job_back_from_a_full_queue() {
+    let server = TestServer::start().await;
+    set_max_depth(&server, "q", json!(2)).await;
+    let first = server
+        .post_with(
+            "/v1/queues/q/jobs",
+            r#"{"payload":1}"#,
+            &[("idempotency-key", "k-1")],
+        )
+        .await;
+    assert_eq!(first.0, 201, "{}", first.1);
+    server.enqueue("q", r#"{"payload":2}"#).await;
+    // The queue is full; the retry of the first enqueue creates nothing and says so.
+    let retry = server
+        .post_with(
+            "/v1/queues/q/jobs",
+            r#"{"payload":1}"#,
+            &[("idempotency-key", "k-1")],
+        )
+        .await;
+    assert_eq!(retry.0, 200, "{}", retry.1);
+    assert_eq!(retry.1["id"], first.1["id"]);
+    assert_eq!(retry.1["duplicate"], true);
+    // A batch of known keys and repeats of one new key is held to the jobs it really adds.
+    let batch = json!({"jobs": [
+        {"payload": 1, "idempotency_key": "k-1"},
+        {"payload": 3, "idempotency_key": "k-2"},
+        {"payload": 3, "idempotency_key": "k-2"},
+    ]});
+    let reply = server.post("/v1/queues/q/jobs", &batch.to_string()).await;
+    assert_error(&reply, 429, "queue_full");
+    let (_, job) = server.get("/v1/queues/q").await;
+    assert_eq!(job["counts"]["ready"], 2, "{job}");
+    // With room for one, the same batch is taken: one job, two duplicates.
+    set_max_depth(&server, "q", json!(3)).await;
+    let reply = server.post("/v1/queues/q/jobs", &batch.to_string()).await;
+    assert_eq!(reply.0, 201, "{}", reply.1);
+    let dups: Vec<bool> = reply.1["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["duplicate"].as_bool().unwrap())
+        .collect();
+    assert_eq!(dups, [true, false, true]);
+    assert_eq!(counts(&server, "q").await["ready"], 3);
+    // A new key still counts: the queue is full again.
+    let reply = server
+        .post_with(
+            "/v1/queues/q/jobs",
+            r#"{"payload":4}"#,
+            &[("idempotency-key", "k-3")],
+        )
+        .await;
+    assert_error(&reply, 429, "queue_full");
+}

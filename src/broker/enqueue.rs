@@ -70,11 +70,12 @@ impl Broker {
     ) -> Result<Vec<Enqueued>, BrokerError> {
         let admission = self.store.admit_growth().await?;
         let now = self.now();
+        let duplicates = self.known_duplicates(queue, &jobs, now)?;
         let (submitted, slots) = {
             let mut state = self.state.lock();
             let mut prepared = Prepared::default();
-            let slots =
-                self.prepare_jobs(&mut state, queue, jobs, Depth::Limited, now, &mut prepared)?;
+            let depth = Depth::Limited { duplicates };
+            let slots = self.prepare_jobs(&mut state, queue, jobs, depth, now, &mut prepared)?;
             let ids = slots.first().zip(slots.last()).map(|(a, b)| (a.0, b.0));
             prepared.ops.extend(message_ops(emit, ids, now));
             (self.submit(admission, prepared), slots)
@@ -83,6 +84,40 @@ impl Broker {
             .finish()
             .await?;
         Ok(placed.pop().unwrap_or_default())
+    }
+
+    /// How many of `jobs` are already known to be duplicates (their idempotency key maps to a
+    /// job whose window is open, or an earlier job of the list has the same key): they will
+    /// create nothing, so they do not count against the queue's `max_depth`, and a retried
+    /// enqueue that succeeded before still gets its original job back from a full queue. Read
+    /// only for a queue with a `max_depth` (0 otherwise). A key written meanwhile by another
+    /// request only makes one more job a duplicate; one whose window ends meanwhile may let
+    /// the queue pass its depth by that job.
+    fn known_duplicates(
+        &self,
+        queue: &str,
+        jobs: &[NewJob],
+        now: Millis,
+    ) -> Result<u64, BrokerError> {
+        let limited = self
+            .state
+            .lock()
+            .queue(queue)
+            .is_some_and(|q| q.config.max_depth.is_some());
+        if !limited || jobs.iter().all(|j| j.idempotency_key.is_none()) {
+            return Ok(0);
+        }
+        let mut keys: Vec<String> = jobs
+            .iter()
+            .filter_map(|j| j.idempotency_key.as_ref())
+            .map(|key| format!("{queue}\0{key}"))
+            .collect();
+        let keyed = keys.len();
+        keys.sort_unstable();
+        keys.dedup();
+        let repeated = keyed - keys.len();
+        let live = super::blocking(|| self.store.live_keys(&keys, now))?;
+        Ok((repeated + live) as u64)
     }
 
     /// Adds the writes that store `jobs` in `queue` (creating the queue if new) to `prepared`,
@@ -99,11 +134,12 @@ impl Broker {
         now: Millis,
         prepared: &mut Prepared,
     ) -> Result<PreparedJobs, BrokerError> {
-        if let (Depth::Limited, Some(q)) = (depth, state.queue(queue))
+        if let (Depth::Limited { duplicates }, Some(q)) = (depth, state.queue(queue))
             && let Some(max_depth) = q.config.max_depth
         {
             let depth = q.depth();
-            if depth.saturating_add(jobs.len() as u64) > max_depth {
+            let new = (jobs.len() as u64).saturating_sub(duplicates);
+            if depth.saturating_add(new) > max_depth {
                 return Err(BrokerError::QueueFull { max_depth, depth });
             }
         }
@@ -203,7 +239,8 @@ fn join_groups(
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Depth {
     /// Refused past it: enqueues and the follow-up jobs of acks, which a client retries.
-    Limited,
+    /// `duplicates` of the jobs are known to create nothing (see `known_duplicates`).
+    Limited { duplicates: u64 },
     /// Not refused: a schedule's fires, which nobody would retry (a full queue must not turn
     /// into lost fires).
     Unlimited,

@@ -227,7 +227,7 @@ impl Broker {
                                 &mut state,
                                 &f.queue,
                                 vec![f.job],
-                                Depth::Limited,
+                                Depth::Limited { duplicates: 0 },
                                 now,
                                 &mut prepared,
                             )?;

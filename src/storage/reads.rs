@@ -113,10 +113,10 @@ impl Store {
         })
     }
 
-    /// Up to `limit` idempotency keys of `queue`: each key ("queue\\0key") and when its window
+    /// Up to `limit` idempotency keys of `queue`: each key ("queue\0key") and when its window
     /// ends.
     pub fn keys_of(&self, queue: &str, limit: usize) -> Result<Vec<(String, u64)>, StoreError> {
-        // Keys are "queue\\0key": the queue's run of them sorts between "queue\\0" and "queue\\x01".
+        // Keys are "queue\0key": the queue's run of them sorts between "queue\0" and "queue\x01".
         let (from, to) = (format!("{queue}\0"), format!("{queue}\u{1}"));
         self.view(|v| {
             v.idempotency
@@ -124,6 +124,21 @@ impl Store {
                 .into_iter()
                 .map(|(key, value)| Ok((key, decode::<IdempotencyRecord>(&value)?.expires_at)))
                 .collect()
+        })
+    }
+
+    /// How many of `keys` ("queue\0key") map to a job within their window at `now`.
+    pub fn live_keys(&self, keys: &[String], now: u64) -> Result<usize, StoreError> {
+        self.view(|v| {
+            let mut live = 0;
+            for key in keys {
+                if let Some(bytes) = v.idempotency.get(key)?
+                    && decode::<IdempotencyRecord>(&bytes)?.expires_at > now
+                {
+                    live += 1;
+                }
+            }
+            Ok(live)
         })
     }
 

@@ -187,7 +187,8 @@ fn checkpoint(cx: &Context, job: &Job) -> Result<(), StoreError> {
     cx.journal.sync_through(job.seq)?;
     write(&cx.db, &job.overlay, None)?;
     let base = Base::open(&cx.db)?;
-    cx.layers.write().checkpointed(base);
+    let released = cx.layers.write().checkpointed(base);
+    drop(released);
     cx.space
         .checkpointed(job.journal_bytes, || pages_in_use(&cx.db));
     Ok(())
@@ -255,7 +256,7 @@ impl Writer {
         let mut layers = self.layers.write();
         let replayed = std::mem::take(&mut layers.active);
         write(&self.db, &replayed, Some(self.journal_salt))?;
-        layers.checkpointed(Base::open(&self.db)?);
+        let _released = layers.checkpointed(Base::open(&self.db)?);
         Ok(last - checkpointed)
     }
 }

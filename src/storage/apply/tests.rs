@@ -48,7 +48,7 @@ fn run(db: &Db, ops: &[WriteOp]) -> (Vec<Applied>, Vec<EventRecord>) {
     txn.set_durability(Durability::None).unwrap();
     frozen.write_to(&txn).unwrap();
     txn.commit().unwrap();
-    layers.checkpointed(Base::open(&db.db).unwrap());
+    let _ = layers.checkpointed(Base::open(&db.db).unwrap());
     (applied, events)
 }
 

@@ -199,12 +199,16 @@ impl Layers {
     }
 
     /// The checkpoint of the frozen layer is in the data file: reads go to `base` (a read
-    /// transaction that sees it) instead.
-    pub fn checkpointed(&mut self, base: Base) {
-        if self.base.is_some() {
-            self.base = Some(base);
-        }
-        self.frozen = None;
+    /// transaction that sees it) instead. Returns the frozen layer and the old base, to be
+    /// dropped once the lock is released: freeing a layer's hundreds of thousands of entries
+    /// takes milliseconds that no write should wait for.
+    pub fn checkpointed(&mut self, base: Base) -> (Option<Arc<Overlay>>, Option<Base>) {
+        let old = if self.base.is_some() {
+            self.base.replace(base)
+        } else {
+            None
+        };
+        (self.frozen.take(), old)
     }
 }
 

@@ -51,7 +51,9 @@ pub struct Config {
     /// while polls, acks, cancels and retention go on; accepted again as soon as space is
     /// freed. Unset: 64, or an eighth of a volume smaller than 512 MiB.
     pub min_free_mb: Option<u64>,
-    /// Storage page cache. Default: 64 (MiB).
+    /// The data file's page cache. Writes wait in memory layers of their own and reach the
+    /// file in background checkpoints, so this serves reads of jobs checkpointed already
+    /// (the OS page cache backs it). Default: 16 (MiB).
     pub cache_mb: usize,
     /// Largest request body, at most 268435456 (256 MiB). Default: 8388608 (8 MiB).
     pub max_body_bytes: usize,
@@ -114,7 +116,7 @@ impl Default for Config {
             checkpoint_interval_ms: 5000,
             journal_preallocate_mb: 64,
             min_free_mb: None,
-            cache_mb: 64,
+            cache_mb: 16,
             max_body_bytes: 8 << 20,
             max_payload_bytes: 1 << 20,
             max_batch: 1000,

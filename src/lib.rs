@@ -7,13 +7,16 @@
 //! - [`random`]: the one random source (jitter, lease nonces, the journal's salt).
 //! - [`cron`]: cron expressions in IANA time zones (next fire times, daylight saving).
 //! - [`config`]: server configuration (file, env, flags) and its validation.
-//! - [`storage`]: the embedded store (redb): record format, group-commit writer, reads and
-//!   recovery scans. Nothing else knows the engine.
+//! - [`storage`]: the embedded store (redb): record format, group-commit writer, the memory
+//!   layers that hold changes until a background checkpoint, reads and recovery scans.
+//!   Nothing else knows the engine.
 //! - [`broker`]: every life-cycle rule: enqueue (with idempotency keys), poll and leases,
 //!   ack/nack/extend, retries with backoff, dead jobs and replay, cron schedules, retention,
 //!   the timer, recovery of in-memory indexes.
 //! - [`mirror`]: relays that copy the broker's state to Postgres and Redis from the change log.
 //! - [`http`]: the v1 JSON API: parse, call one broker operation, render.
+//! - [`sqs`]: the SQS-compatible endpoint (`POST /`, AWS JSON 1.0): SQS actions mapped onto
+//!   the broker's queues, SigV4 checked against the wharf key it names.
 //! - [`ui`]: the web dashboard at `/ui`, its files embedded at build time; it uses the API
 //!   with the key typed into it.
 //! - [`server`]: binds, recovers, serves, shuts down gracefully.

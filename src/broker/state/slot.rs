@@ -32,8 +32,8 @@ impl Phase {
     }
 }
 
-/// A queue's index in [`State`]: assigned on creation, stable for the life of the process
-/// (queues are never deleted), never stored.
+/// A queue's index in [`State`]: assigned on creation, stable while the queue exists (a deleted
+/// queue's id goes to the next queue created), never stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct QueueId(pub(super) u32);
 

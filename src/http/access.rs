@@ -8,10 +8,9 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{MatchedPath, Request};
 use axum::http::header::{AUTHORIZATION, RETRY_AFTER, WWW_AUTHENTICATE};
 use axum::http::{HeaderValue, Method};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
@@ -204,10 +203,15 @@ pub fn takes_query(method: &Method, path: &str) -> bool {
     route(method, path).is_some_and(|(_, takes)| takes == Query)
 }
 
-/// The middleware (a `route_layer`, so the matched route is known): authenticates the key,
-/// checks the route's scope, hands the [`Principal`] to the handler, and records an audited
-/// request's outcome (see [`super::audit`]) before its reply goes out.
-pub async fn authorize(State(app): State<AppState>, request: Request, next: Next) -> Response {
+/// Authenticates the key, checks the route's scope, hands the [`Principal`] to `inner` (the
+/// rest of the request's way), and records an audited request's outcome (see
+/// [`super::audit`]) before its reply goes out. Runs where the matched route is known (see
+/// `gate`).
+pub async fn authorize(
+    app: &AppState,
+    request: Request,
+    inner: impl AsyncFnOnce(Request) -> Response,
+) -> Response {
     // An `Arc<str>` inside: cloned without copying the path.
     let route = request.extensions().get::<MatchedPath>().cloned();
     let route = route.as_ref().map(MatchedPath::as_str);
@@ -215,24 +219,24 @@ pub async fn authorize(State(app): State<AppState>, request: Request, next: Next
         Some(route) => Audit::of(request, route).await,
         None => (request, None),
     };
-    match principal(&app, &request, route) {
-        Ok(None) => next.run(request).await,
+    match principal(app, &request, route) {
+        Ok(None) => inner(request).await,
         Ok(Some((principal, taken))) => {
             request.extensions_mut().insert(principal.clone());
-            let mut response = next.run(request).await;
+            let mut response = inner(request).await;
             if let Some(taken) = taken {
                 let reset = u64::from(taken.remaining < taken.limit);
                 rate_headers(&mut response, taken.limit, taken.remaining, reset);
             }
             if let Some(audit) = audit {
-                audit.record(&app, &principal, &response).await;
+                audit.record(app, &principal, &response).await;
             }
             response
         }
         Err((refusal, key)) => {
             let response = refusal.into_response();
             if let (Some(audit), Some(key)) = (audit, key) {
-                audit.record(&app, &key, &response).await;
+                audit.record(app, &key, &response).await;
             }
             response
         }

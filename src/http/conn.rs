@@ -16,9 +16,8 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes, HttpBody};
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, Request};
 use axum::http::header::CONNECTION;
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::{Frame, Incoming, SizeHint};
@@ -293,24 +292,24 @@ pub struct BodyLimits {
 /// Reads the whole body before the handler runs, within `limits`: a body that stalls (a
 /// chunked upload that stops halfway, a `Content-Length` never reached) is answered 408 rather
 /// than holding the connection and the handler.
-pub async fn read_body(State(limits): State<BodyLimits>, request: Request, next: Next) -> Response {
+pub async fn read_body(limits: BodyLimits, request: Request) -> Result<Request, Response> {
     let (parts, body) = request.into_parts();
     let reading = Limited::new(body, limits.max_bytes).collect();
     let bytes = match tokio::time::timeout(limits.read_timeout, reading).await {
         Ok(Ok(collected)) => collected.to_bytes(),
         Ok(Err(error)) if error.is::<LengthLimitError>() => {
-            return ApiError::new(
+            return Err(ApiError::new(
                 ErrorCode::BodyTooLarge,
                 "the request body is over the server's max_body_bytes",
             )
-            .into_response();
+            .into_response());
         }
         Ok(Err(error)) => {
-            return ApiError::new(
+            return Err(ApiError::new(
                 ErrorCode::BadBody,
                 format!("the request body could not be read: {error}"),
             )
-            .into_response();
+            .into_response());
         }
         Err(_) => {
             let error = ApiError::new(
@@ -321,9 +320,8 @@ pub async fn read_body(State(limits): State<BodyLimits>, request: Request, next:
                 ),
             );
             // The rest of the body may still come: the connection cannot carry another request.
-            return ([(CONNECTION, "close")], error).into_response();
+            return Err(([(CONNECTION, "close")], error).into_response());
         }
     };
-    next.run(Request::from_parts(parts, Body::from(bytes)))
-        .await
+    Ok(Request::from_parts(parts, Body::from(bytes)))
 }

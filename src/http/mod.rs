@@ -22,6 +22,7 @@ mod consume;
 mod cursors;
 mod error;
 mod events;
+mod gate;
 mod health;
 mod jobs;
 mod keys;
@@ -194,16 +195,9 @@ pub fn router_with(state: AppState, body: conn::BodyLimits) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::metrics))
-        .route_layer(axum::middleware::from_fn(request_checks::check_request))
-        // Outer, so a caller without a key learns nothing of the request's other faults.
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            access::authorize,
-        ))
-        // Outermost: a web page's request that may not reach the broker at all.
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            origin::check,
+            gate::gate,
         ))
         .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such route; see docs/api.md") })
         .method_not_allowed_fallback(|| async {
@@ -213,11 +207,12 @@ pub fn router_with(state: AppState, body: conn::BodyLimits) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(body.max_bytes))
-        .layer(axum::middleware::from_fn_with_state(body, conn::read_body))
-        // Outermost: a request's time includes reading its body, and every reply is counted.
         .layer(axum::middleware::from_fn_with_state(
-            state.http_metrics().clone(),
-            metrics::track,
+            gate::Edge {
+                metrics: state.http_metrics().clone(),
+                body,
+            },
+            gate::edge,
         ))
         .with_state(state)
 }

@@ -20,34 +20,30 @@
 //!
 //! The dashboard (`/ui`) is same-origin, so it passes both.
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::header::{HOST, ORIGIN};
 use axum::http::{HeaderMap, Method};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 
 use super::AppState;
 use super::error::{ApiError, ErrorCode};
 
-/// The middleware.
-pub async fn check(State(app): State<AppState>, request: Request, next: Next) -> Response {
+/// The check, before anything else looks at the request (see `gate`).
+pub fn check(app: &AppState, request: &Request) -> Result<(), ApiError> {
     let headers = request.headers();
     if !is_safe(request.method()) && !same_origin_or_none(headers) {
-        return ApiError::new(
+        return Err(ApiError::new(
             ErrorCode::CrossOrigin,
             "a web page of another origin may not change this broker (the request's Sec-Fetch-Site or Origin says it came from one); call it from the same origin, or from a program rather than a page",
-        )
-        .into_response();
+        ));
     }
     let open = app.keys().is_ok_and(|keys| !keys.enabled());
     if open && app.serves_loopback() && !local_host(headers) {
-        return ApiError::new(
+        return Err(ApiError::new(
             ErrorCode::CrossOrigin,
             "without API keys wharf answers on loopback only to requests for an IP address or localhost (the Host header names another host, as a DNS-rebinding page would); create a key to serve other names",
-        )
-        .into_response();
+        ));
     }
-    next.run(request).await
+    Ok(())
 }
 
 fn is_safe(method: &Method) -> bool {

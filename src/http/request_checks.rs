@@ -8,34 +8,34 @@
 use axum::extract::{MatchedPath, Request};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, HeaderValue};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 use hyper::body::Body as _;
 
 use super::access::takes_query;
 use super::error::{ApiError, ErrorCode};
 
-/// The middleware (a `route_layer`, so the matched route is known).
-pub async fn check_request(request: Request, next: Next) -> Response {
-    // A clone of the matched route is an `Arc` count, not a copy of the path.
-    let route = request.extensions().get::<MatchedPath>().cloned();
-    if let Some(route) = route.filter(|route| route.as_str().starts_with("/v1/")) {
-        let route = route.as_str();
-        let has_query = request.uri().query().is_some_and(|q| !q.is_empty());
-        if has_query && !takes_query(request.method(), route) {
-            return ApiError::invalid(format!(
-                "{} {route} takes no query parameters",
-                request.method()
-            ))
-            .into_response();
-        }
-        // The body was read in full by `conn::read_body`, so its size is exact.
-        let has_body = request.body().size_hint().exact() != Some(0);
-        if has_body && let Err(error) = check_media_type(request.headers()) {
-            return error.into_response();
-        }
+/// The checks, on a request whose route is matched and whose body was read (see `gate`).
+pub fn check(request: &Request) -> Result<(), ApiError> {
+    let Some(route) = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(MatchedPath::as_str)
+        .filter(|route| route.starts_with("/v1/"))
+    else {
+        return Ok(());
+    };
+    let has_query = request.uri().query().is_some_and(|q| !q.is_empty());
+    if has_query && !takes_query(request.method(), route) {
+        return Err(ApiError::invalid(format!(
+            "{} {route} takes no query parameters",
+            request.method()
+        )));
     }
-    next.run(request).await
+    // The body was read in full by `conn::read_body`, so its size is exact.
+    let has_body = request.body().size_hint().exact() != Some(0);
+    if has_body {
+        check_media_type(request.headers())?;
+    }
+    Ok(())
 }
 
 /// Accepts a body with no `Content-Type`, JSON (`application/json`, `…+json`), and the two types

@@ -25,7 +25,7 @@ use prometheus_client::encoding::{prometheus_text, text};
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 
-pub use routes::{HttpMetrics, track};
+pub use routes::HttpMetrics;
 
 use super::AppState;
 use super::access::Caller;

@@ -6,13 +6,10 @@
 //! answers with, and one for any other. A slot's counter and histogram are made by the first
 //! request that lands in it, so a scrape shows only the routes and statuses seen.
 
-use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::OnceLock;
+use std::time::Duration;
 
-use axum::extract::{MatchedPath, Request, State};
 use axum::http::StatusCode;
-use axum::middleware::Next;
-use axum::response::Response;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::MetricType;
@@ -107,7 +104,7 @@ impl HttpMetrics {
 
     /// Counts one request of route `row` (`None`: unmatched) that was answered with `status`
     /// after `elapsed`.
-    fn record(&self, row: Option<usize>, status: StatusCode, elapsed: Duration) {
+    pub fn record(&self, row: Option<usize>, status: StatusCode, elapsed: Duration) {
         let unmatched = self.rows.len() - 1;
         let Some(row) = self.rows.get(row.unwrap_or(unmatched)) else {
             return;
@@ -170,24 +167,6 @@ impl Collector for HttpMetrics {
         }
         Ok(())
     }
-}
-
-/// The outermost layer: times every request, from its head's arrival (before its body is
-/// read) to its reply's head, and counts it under its route. A `Router::layer` runs after
-/// routing, so the matched route is known here (none for the fallback).
-pub async fn track(
-    State(metrics): State<Arc<HttpMetrics>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let started = Instant::now();
-    let row = request
-        .extensions()
-        .get::<MatchedPath>()
-        .and_then(|path| access::row(request.method(), path.as_str()));
-    let response = next.run(request).await;
-    metrics.record(row, response.status(), started.elapsed());
-    response
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 
 mod report;
 
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -228,7 +229,9 @@ pub async fn run(args: BenchArgs) -> Result<Report, BenchError> {
         server.shutdown().await;
         let _ = std::fs::remove_dir_all(dir);
     }
-    println!("{}", report.table());
+    // A reader that has gone (`wharf bench | head`) wants no more of the table; the JSON
+    // report below is still written.
+    let _ = writeln!(std::io::stdout().lock(), "{}", report.table());
     if let Some(path) = &args.json {
         let text = serde_json::to_string_pretty(&report).unwrap_or_default();
         std::fs::write(path, text).map_err(|source| BenchError::Write {

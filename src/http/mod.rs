@@ -58,19 +58,25 @@ use metrics::HttpMetrics;
 
 /// What every handler shares. The broker is set once recovery finishes; until then the API
 /// answers 503 `recovering` (and `/healthz` already answers 200).
+///
+/// One `Arc`: axum clones the state for every layer and extractor of every request, so a
+/// clone is one atomic increment rather than one per field.
 #[derive(Clone, Default)]
-pub struct AppState {
-    broker: Arc<OnceLock<Arc<Broker>>>,
+pub struct AppState(Arc<Shared>);
+
+#[derive(Default)]
+struct Shared {
+    broker: OnceLock<Arc<Broker>>,
     /// The API keys, loaded with the broker.
-    keys: Arc<OnceLock<Arc<Keys>>>,
+    keys: OnceLock<Arc<Keys>>,
     /// The mirrors' statuses, once their relays run.
-    mirrors: Arc<OnceLock<Vec<watch::Receiver<MirrorStatus>>>>,
+    mirrors: OnceLock<Vec<watch::Receiver<MirrorStatus>>>,
     /// `https` when serving TLS (set once at start; unset: `http`), for the URLs wharf hands
     /// out (SQS queue URLs).
-    scheme: Arc<OnceLock<&'static str>>,
+    scheme: OnceLock<&'static str>,
     /// Whether the server listens on a loopback address (set once at start; unset: yes, as a
     /// router without a listener is only reached in process).
-    loopback: Arc<OnceLock<bool>>,
+    loopback: OnceLock<bool>,
     /// Requests by route and status, counted from the first request on (also while
     /// recovering).
     http_metrics: Arc<HttpMetrics>,
@@ -85,53 +91,54 @@ impl AppState {
     /// Makes the recovered broker, and the keys every request is checked against, available
     /// to handlers (until then they answer 503 `recovering`).
     pub fn set_broker(&self, broker: Arc<Broker>, keys: Arc<Keys>) {
-        let _ = self.keys.set(keys);
-        let _ = self.broker.set(broker);
+        let _ = self.0.keys.set(keys);
+        let _ = self.0.broker.set(broker);
     }
 
     fn keys(&self) -> Result<&Arc<Keys>, ApiError> {
-        self.keys.get().ok_or_else(recovering)
+        self.0.keys.get().ok_or_else(recovering)
     }
 
     /// Records that the API is served over TLS (`https`) or not.
     pub fn set_tls(&self, tls: bool) {
-        let _ = self.scheme.set(if tls { "https" } else { "http" });
+        let _ = self.0.scheme.set(if tls { "https" } else { "http" });
     }
 
     /// Records whether the server listens on a loopback address.
     pub fn set_loopback(&self, loopback: bool) {
-        let _ = self.loopback.set(loopback);
+        let _ = self.0.loopback.set(loopback);
     }
 
     /// Whether the server listens on a loopback address.
     fn serves_loopback(&self) -> bool {
-        self.loopback.get().copied().unwrap_or(true)
+        self.0.loopback.get().copied().unwrap_or(true)
     }
 
     /// `http` or `https`.
     fn scheme(&self) -> &'static str {
-        self.scheme.get().copied().unwrap_or("http")
+        self.0.scheme.get().copied().unwrap_or("http")
     }
 
     /// Makes the relays' statuses available to handlers.
     pub fn set_mirrors(&self, mirrors: Vec<watch::Receiver<MirrorStatus>>) {
-        let _ = self.mirrors.set(mirrors);
+        let _ = self.0.mirrors.set(mirrors);
     }
 
     /// Every mirror's status now (none before the relays start).
     fn mirrors(&self) -> Vec<MirrorStatus> {
-        self.mirrors
+        self.0
+            .mirrors
             .get()
             .map(|all| all.iter().map(|m| m.borrow().clone()).collect())
             .unwrap_or_default()
     }
 
     fn broker(&self) -> Result<&Arc<Broker>, ApiError> {
-        self.broker.get().ok_or_else(recovering)
+        self.0.broker.get().ok_or_else(recovering)
     }
 
     fn http_metrics(&self) -> &Arc<HttpMetrics> {
-        &self.http_metrics
+        &self.0.http_metrics
     }
 }
 

@@ -39,7 +39,7 @@ pub struct Config {
     /// writes (polls, expiries) in `sync` mode. Default: 50.
     pub fsync_interval_ms: u64,
     /// How long changes may wait in memory and in the write-ahead journal before a background
-    /// checkpoint folds them into the data file (also after 64 MiB of journal or 32 MiB of
+    /// checkpoint folds them into the data file (also after 16 MiB of journal or 8 MiB of
     /// changes). Longer: fewer checkpoints, a longer replay after a crash. Default: 5000.
     pub checkpoint_interval_ms: u64,
     /// Disk space given to the write-ahead journal up front, once (zeros, half in each of its

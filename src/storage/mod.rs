@@ -79,9 +79,11 @@ use writer::{Writer, WriterOptions};
 /// The database file inside the data directory.
 pub const DATA_FILE: &str = "wharf.redb";
 /// A checkpoint follows at the latest when this many journal bytes were written since the last.
-const CHECKPOINT_BYTES: usize = 64 << 20;
-/// ...or when the changes not yet checkpointed take this much memory (see `layers`).
-const LAYER_BYTES: usize = 32 << 20;
+const CHECKPOINT_BYTES: usize = 16 << 20;
+/// ...or when the changes not yet checkpointed take this much memory (see `layers`). Small, so
+/// that a checkpoint's write-back is a short burst: the journal's fsyncs, and every write
+/// request's reply, wait behind it (at 32 MiB they took up to 25 ms; docs/design.md).
+const LAYER_BYTES: usize = 8 << 20;
 
 /// A job as stored: record, body and, once acked with one, its result.
 #[derive(Debug, Clone, PartialEq, Eq)]

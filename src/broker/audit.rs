@@ -4,7 +4,9 @@
 
 use super::{Broker, BrokerError, Prepared, blocking};
 use crate::clock::Millis;
-use crate::storage::{AuditRecord, WriteOp};
+// The record is the broker's API as well as the stored shape: HTTP builds it, the broker keeps it.
+pub use crate::storage::AuditRecord;
+use crate::storage::WriteOp;
 
 /// Records one page of `GET /v1/audit` reads at most, matching or not, so that a caller who
 /// sees few of them (a tenant's key) gets a short page rather than a scan of the whole trail.

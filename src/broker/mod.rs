@@ -64,7 +64,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use tokio::sync::{Notify, watch};
 
-pub use audit::{AuditPage, MAX_AUDIT_PAGE};
+pub use audit::{AuditPage, AuditRecord, MAX_AUDIT_PAGE};
 pub use background::Parked;
 pub use config::{Backoff, QueueConfig};
 pub use error::BrokerError;

@@ -68,7 +68,7 @@ impl Snapshot {
         &self,
         after: u64,
         limit: usize,
-    ) -> Result<Vec<(u64, crate::storage::AuditRecord)>, BrokerError> {
+    ) -> Result<Vec<(u64, super::AuditRecord)>, BrokerError> {
         Ok(blocking(|| self.inner.audit(after, limit))?)
     }
 }

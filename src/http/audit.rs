@@ -23,8 +23,8 @@ use super::AppState;
 use super::access::Caller;
 use super::error::{ApiError, ErrorCode};
 use crate::auth::Principal;
+use crate::broker::AuditRecord;
 use crate::broker::{MAX_AUDIT_PAGE, audit_json};
-use crate::storage::AuditRecord;
 
 /// Every audited route, by method and path, with the action its records name. `docs/api.md`
 /// shows the same table; a test checks both against the router.

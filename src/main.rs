@@ -175,9 +175,8 @@ impl ServeArgs {
 /// Opts the process out of transparent huge pages, as Redis does (`disable-thp`). mimalloc asks
 /// for them (`MADV_HUGEPAGE`), so even where the system leaves them to `madvise`, a 2 MiB page
 /// backs memory the broker has touched a few KiB of: 1M queued jobs took 152 MB after a restart
-/// with them and 136 MB without, at the same throughput (docs/benchmarks.md); and the kernel's
-/// compaction to make huge pages stalls the process now and then.
-/// First thing in `main`, before most of the memory is mapped.
+/// with them and 140 MB without, at the same throughput (docs/benchmarks.md). Called first in
+/// `main`, before most of the memory is mapped; `tests/process.rs` checks it took effect.
 fn no_transparent_huge_pages() -> std::io::Result<()> {
     #[cfg(target_os = "linux")]
     rustix::thread::disable_transparent_huge_pages(true)?;

@@ -106,3 +106,28 @@ async fn bad_options_are_refused_before_anything_runs() {
         assert!(wharf::bench::run(cli.bench).await.is_err(), "{args:?}");
     }
 }
+
+/// `wharf bench | head -1`: the reader goes away before the table is printed. The run still
+/// ends well and writes its JSON report, with no panic about a broken pipe.
+#[test]
+fn a_closed_stdout_ends_the_run_cleanly_and_the_json_is_still_written() {
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("report.json");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wharf"))
+        .args(["bench", "--jobs", "200", "--quiet", "--json"])
+        .arg(&json)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Close the reading end before anything is printed.
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{:?}: {stderr}", output.status);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(report["completed"], 200);
+}

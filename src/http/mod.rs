@@ -202,6 +202,7 @@ pub fn router_with(state: AppState, body: conn::BodyLimits) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::metrics))
+        // Before a matched route's handler: origin, then key, then request shape (`gate.rs`).
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             gate::gate,
@@ -214,6 +215,8 @@ pub fn router_with(state: AppState, body: conn::BodyLimits) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(body.max_bytes))
+        // Outermost, fallbacks included: the clock starts before the body is read, and every
+        // reply is counted.
         .layer(axum::middleware::from_fn_with_state(
             gate::Edge {
                 metrics: state.http_metrics().clone(),
